@@ -1,0 +1,1 @@
+"""WAL to Kafka relay, consumer runtime, projectors."""

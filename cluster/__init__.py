@@ -1,0 +1,1 @@
+"""Local launcher for the whole stack, Kubernetes manifests and their validation."""

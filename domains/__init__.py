@@ -1,0 +1,1 @@
+"""Bounded contexts, one package each, each with its own database."""

@@ -1,0 +1,66 @@
+"""The ``eco2`` command line: one entry point that mounts each package's commands.
+
+The command modules are imported when the app is built, not at import time of this module, so
+``eco2 --help`` stays quick and a broken optional part names itself instead of breaking the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from eco2.settings import SettingsError, load_settings
+
+
+def _settings_command() -> None:
+    """Print the effective settings (secrets masked) as JSON."""
+    settings = load_settings()
+    typer.echo(json.dumps(settings.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+def build_cli() -> typer.Typer:
+    from cluster import cli as stack
+    from serve.model_sim.server import model_sim_command
+
+    app = typer.Typer(
+        name="eco2",
+        help="Eco² on Ray: waste-sorting AI pipeline service. Local stack, benchmarks, operations.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.command("up", help="Start the whole local stack (embedded infrastructure, Ray, services).")(
+        stack.up
+    )
+    app.command("down", help="Stop the local stack; leaves no process behind.")(stack.down)
+    app.command("status", help="Probe every component; non-zero exit if any is unhealthy.")(
+        stack.status
+    )
+    app.command("model-sim", help="Run the OpenAI-compatible model SIMULATOR (not a real model).")(
+        model_sim_command
+    )
+    app.command("settings", help="Print the effective settings as JSON (secrets masked).")(
+        _settings_command
+    )
+
+    bench = typer.Typer(help="Benchmarks: print JSON figures and the command that made them.")
+    bench.command("up", help="Cold and warm start time of the local stack, and its RSS.")(
+        stack.bench_up
+    )
+    app.add_typer(bench, name="bench")
+    return app
+
+
+def main() -> None:
+    try:
+        load_settings()
+    except SettingsError as exc:
+        typer.echo(f"eco2: {exc}", err=True)
+        sys.exit(2)
+    build_cli()()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""PostgreSQL connection helpers: one pool per domain database, sized per domain.
+
+Pools are created in a process's start-up (lifespan / ``__init__``) and closed there; nothing
+connects at import time. A slow domain cannot starve another because each has its own pool.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+from eco2.errors import Unavailable
+from eco2.migrations import database_dsn
+from eco2.settings import Settings
+
+
+def domain_dsn(settings: Settings, domain: str) -> str:
+    """The DSN of ``domain``'s own database on the configured server."""
+    if settings.db.url is None:
+        raise Unavailable(
+            "no database configured: run `eco2 up` (embedded PostgreSQL) or set ECO2_DB__URL"
+        )
+    return database_dsn(settings.db.url, settings.database_name(domain))
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(
+    settings: Settings, domain: str, *, min_size: int | None = None, max_size: int | None = None
+) -> asyncpg.Pool:
+    """A pool on ``domain``'s database; JSON columns decode to Python objects."""
+    try:
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            domain_dsn(settings, domain),
+            min_size=settings.db.pool_min if min_size is None else min_size,
+            max_size=settings.db.pool_max if max_size is None else max_size,
+            init=_init_connection,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise Unavailable(f"cannot connect to the {domain} database: {exc}") from exc
+    return pool
+
+
+def jsonb(value: Any) -> str:
+    """Serialise ``value`` for a ``$n::jsonb`` parameter, keeping Korean text readable."""
+    return json.dumps(value, ensure_ascii=False)

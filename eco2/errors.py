@@ -1,0 +1,62 @@
+"""One error taxonomy for the whole code base, translated to HTTP codes only at the edges.
+
+Adapters raise these ``from`` the driver's exception. ``retriable`` tells a caller whether trying
+the same operation again later can succeed; ``code`` is a stable machine-readable identifier and
+the message says what the caller should do next.
+"""
+
+from __future__ import annotations
+
+
+class Eco2Error(Exception):
+    """Base of every error the project raises on purpose."""
+
+    code: str = "internal_error"
+    retriable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(Eco2Error):
+    """The caller sent something we cannot accept; nothing was changed."""
+
+    code = "invalid_input"
+
+
+class NotFound(Eco2Error):
+    code = "not_found"
+
+
+class Conflict(Eco2Error):
+    """A concurrent writer got there first (optimistic concurrency); reload and retry."""
+
+    code = "conflict"
+    retriable = True
+
+
+class Overloaded(Eco2Error):
+    """Refused early to protect the service; retry after ``retry_after_s``."""
+
+    code = "overloaded"
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(Eco2Error):
+    """A dependency (database, broker, model endpoint) failed in a way that may pass."""
+
+    code = "unavailable"
+    retriable = True
+
+
+class PermanentFailure(Eco2Error):
+    """Work that will not succeed by retrying (bad model output after repair, bad data)."""
+
+    code = "permanent_failure"

@@ -1,0 +1,115 @@
+"""Database creation and SQL migrations, one database per domain.
+
+Migrations are plain ``NNN_name.sql`` files found by convention, in this order for each domain:
+
+1. ``eco2/sql/`` — kernel tables every domain database has (event store, inbox);
+2. ``domains/<domain>/migrations/`` or ``pipelines/<domain>/migrations/`` — the domain's own tables.
+
+Each file runs once per database, inside one transaction together with its row in
+``eco2_schema_migrations``, under an advisory lock so concurrent starters do not race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from eco2.settings import DOMAIN_DATABASES, Settings
+
+_KERNEL_SQL = Path(__file__).parent / "sql"
+_LOCK_KEY = 0x3EC02  # advisory lock id shared by every migrating process
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS eco2_schema_migrations (
+    name text PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+
+def database_dsn(server_dsn: str, database: str) -> str:
+    """The DSN of ``database`` on the server that ``server_dsn`` points at."""
+    parts = urlsplit(server_dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def _package_dir(dotted: str) -> Path | None:
+    spec = importlib.util.find_spec(dotted.split(".")[0])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))).joinpath(*dotted.split(".")[1:])
+    return candidate if candidate.is_dir() else None
+
+
+def migrations_for(domain: str) -> list[Migration]:
+    """The ordered migrations of one domain database (kernel first, then the domain's own)."""
+    folders = [_KERNEL_SQL]
+    for owner in (f"domains.{domain}.migrations", f"pipelines.{domain}.migrations"):
+        folder = _package_dir(owner)
+        if folder is not None:
+            folders.append(folder)
+    found: list[Migration] = []
+    for folder in folders:
+        prefix = "kernel" if folder == _KERNEL_SQL else domain
+        for path in sorted(folder.glob("*.sql")):
+            found.append(Migration(f"{prefix}/{path.name}", path.read_text(encoding="utf-8")))
+    return found
+
+
+async def _ensure_database(server_dsn: str, database: str) -> None:
+    conn = await asyncpg.connect(server_dsn)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+
+
+async def apply_migrations(dsn: str, migrations: list[Migration]) -> list[str]:
+    """Apply the not-yet-applied ``migrations`` to the database at ``dsn``; return their names."""
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await conn.execute(_LEDGER)
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM eco2_schema_migrations")}
+        for migration in migrations:
+            if migration.name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO eco2_schema_migrations(name) VALUES ($1)", migration.name
+                )
+            applied.append(migration.name)
+    finally:
+        await conn.close()
+    return applied
+
+
+async def migrate_all_async(server_dsn: str, settings: Settings) -> list[str]:
+    """Create every missing domain database and apply its migrations."""
+    applied: list[str] = []
+    for domain in DOMAIN_DATABASES:
+        database = settings.database_name(domain)
+        await _ensure_database(server_dsn, database)
+        names = await apply_migrations(database_dsn(server_dsn, database), migrations_for(domain))
+        applied.extend(f"{database}:{name}" for name in names)
+    return applied
+
+
+def migrate_all(server_dsn: str, settings: Settings) -> list[str]:
+    """Blocking wrapper of :func:`migrate_all_async` for the launcher and the CLI."""
+    return asyncio.run(migrate_all_async(server_dsn, settings))

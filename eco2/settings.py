@@ -1,0 +1,204 @@
+"""One typed settings object per process.
+
+Every value comes from the environment (prefix ``ECO2_``, nested delimiter ``__``) or from the
+defaults below; nothing else in the code base reads ``os.environ``. Each infrastructure part is
+reached through a URL: an unset URL means "use the embedded one the launcher started", and the
+launcher passes the embedded URLs to its children through the same variables
+(``ECO2_DB__URL``, ``ECO2_CACHE__URL``, ``ECO2_KAFKA__BOOTSTRAP``, ``ECO2_MODEL__BASE_URL`` ...).
+
+An invalid value fails at start-up with the field's name (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DOMAIN_DATABASES: tuple[str, ...] = (
+    "auth",
+    "character",
+    "my",
+    "scan",
+    "chat",
+    "location",
+    "image",
+    "notification",
+)
+"""One database per domain (architecture.md §5). The database name is ``<prefix><domain>``."""
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when a setting is invalid; the message names the field(s)."""
+
+
+class ModelSettings(BaseModel):
+    """The one model path: the ``openai`` SDK against ``base_url`` with ``api_key``.
+
+    Unset ``base_url`` means the local model simulator started by ``eco2 up``.
+    """
+
+    base_url: str | None = None
+    api_key: SecretStr = SecretStr("sim-local-key")
+    vision_model: str = "gpt-5.2"
+    answer_model: str = "gpt-5.2"
+    supported_models: tuple[str, ...] = ("gpt-5.2", "gpt-5.1", "gpt-4o", "gpt-4o-mini")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=2000, ge=1)
+    max_retries: int = Field(default=3, ge=0, le=10)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
+        return value
+
+
+class SimulatorSettings(BaseModel):
+    """The local OpenAI-compatible model simulator (a development and load-test tool)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 0
+    latency_preset: Literal["zero", "fast", "original"] = "fast"
+
+
+class DbSettings(BaseModel):
+    """PostgreSQL server DSN; each domain uses database ``<database_prefix><domain>`` on it."""
+
+    url: str | None = None
+    database_prefix: str = Field(default="eco2_", pattern=r"^[a-z_][a-z0-9_]*$")
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError(
+                "must be a postgresql:// DSN such as postgresql://user@host:5432/postgres"
+            )
+        return value
+
+
+class CacheSettings(BaseModel):
+    """Valkey/Redis URL (read models, SSE fan-out, rate limits)."""
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL such as redis://127.0.0.1:6379/0")
+        return value
+
+
+class KafkaSettings(BaseModel):
+    """Kafka bootstrap servers (``host:port[,host:port]``)."""
+
+    bootstrap: str | None = None
+    # The embedded broker joins a consumer group in a few seconds with these; real Kafka keeps
+    # its own broker-side defaults for the rebalance delay.
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=1000, ge=100)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_ports(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError("must be host:port[,host:port], e.g. 127.0.0.1:19092")
+        return value
+
+
+class RaySettings(BaseModel):
+    """Ray cluster address; unset means the local head started by ``eco2 up``."""
+
+    address: str | None = None
+    num_cpus: int = Field(default=2, ge=1)
+    ai_worker_slots: int = Field(default=1000, ge=1)
+    """Units of the ``ai_worker`` custom resource the local head advertises."""
+
+
+class ExporterKind(StrEnum):
+    NONE = "none"
+    CONSOLE = "console"
+    OTLP = "otlp"
+
+
+class TelemetrySettings(BaseModel):
+    traces: ExporterKind = ExporterKind.NONE
+    metrics: ExporterKind = ExporterKind.NONE
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+
+class ScanSettings(BaseModel):
+    """The scan pipeline's limits and policies."""
+
+    allowed_image_hosts: tuple[str, ...] = ("cdn.eco2.local",)
+    """Hosts accepted as ``image_url`` without a DNS look-up (the image domain's CDN)."""
+    max_user_input_chars: int = Field(default=500, ge=1)
+    max_inflight_jobs: int = Field(default=4000, ge=1)
+    """Admission limit per ingress replica: beyond it a submit gets 429 with Retry-After."""
+    reward_enabled: bool = True
+    lease_s: float = Field(default=30.0, gt=1)
+    reconcile_every_s: float = Field(default=5.0, gt=0)
+
+
+class ApiSettings(BaseModel):
+    """The public HTTP entry point (the gateway locally)."""
+
+    host: str = "127.0.0.1"
+    port: Port = 0
+
+
+class Settings(BaseSettings):
+    """Everything a process of the stack may be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ECO2_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    run_dir: Path = Path(".eco2")
+    model: ModelSettings = ModelSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    db: DbSettings = DbSettings()
+    cache: CacheSettings = CacheSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    ray: RaySettings = RaySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+    api: ApiSettings = ApiSettings()
+    scan: ScanSettings = ScanSettings()
+
+    def database_name(self, domain: str) -> str:
+        if domain not in DOMAIN_DATABASES:
+            raise ValueError(f"unknown domain database {domain!r}; known: {DOMAIN_DATABASES}")
+        return f"{self.db.database_prefix}{domain}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, raising :class:`SettingsError` naming bad fields."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ECO2_{'__'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from exc

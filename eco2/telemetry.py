@@ -1,0 +1,158 @@
+"""OpenTelemetry and structured logging for every process of the stack.
+
+Call :func:`configure` once at process start (entry points only). It installs
+
+* a tracer provider and a meter provider whose exporters come from the settings
+  (``none`` | ``console`` | ``otlp``), tagged with ``service.name``;
+* JSON logs (structlog over the standard ``logging`` module) where every record carries the
+  ``trace_id``/``span_id`` of the current span, so a log line can be joined with its trace.
+
+Later code only adds spans (``tracer(__name__).start_as_current_span(...)``) and metrics.
+Trace context crosses process boundaries as a W3C ``traceparent`` string: see :func:`inject`
+and :func:`extract`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from eco2.settings import ExporterKind, TelemetrySettings
+
+_propagator = TraceContextTextMapPropagator()
+_configured_service: str | None = None
+
+
+def _span_exporter(settings: TelemetrySettings) -> SpanExporter | None:
+    if settings.traces is ExporterKind.CONSOLE:
+        return ConsoleSpanExporter(out=sys.stderr)
+    if settings.traces is ExporterKind.OTLP:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter(endpoint=f"{settings.otlp_endpoint.rstrip('/')}/v1/traces")
+    return None
+
+
+def _metric_reader(settings: TelemetrySettings) -> MetricReader | None:
+    if settings.metrics is ExporterKind.CONSOLE:
+        return PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr))
+    if settings.metrics is ExporterKind.OTLP:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        endpoint = f"{settings.otlp_endpoint.rstrip('/')}/v1/metrics"
+        return PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
+    return None
+
+
+def _add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict.setdefault("trace_id", format(span_context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(span_context.span_id, "016x"))
+    return event_dict
+
+
+def _configure_logging(service: str, settings: TelemetrySettings) -> None:
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_ids,
+        lambda _l, _m, ev: {**ev, "service": service},
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def configure(service: str, settings: TelemetrySettings) -> None:
+    """Install tracing, metrics and JSON logging for this process (idempotent per process)."""
+    global _configured_service
+    if _configured_service is not None:
+        return
+    resource = Resource.create({"service.name": service, "service.namespace": "eco2"})
+    tracer_provider = TracerProvider(resource=resource)
+    exporter = _span_exporter(settings)
+    if exporter is not None:
+        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(tracer_provider)
+    reader = _metric_reader(settings)
+    metrics.set_meter_provider(
+        MeterProvider(resource=resource, metric_readers=[reader] if reader else [])
+    )
+    _configure_logging(service, settings)
+    _configured_service = service
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger
+
+
+def tracer(name: str) -> trace.Tracer:
+    return trace.get_tracer(name)
+
+
+def meter(name: str) -> metrics.Meter:
+    return metrics.get_meter(name)
+
+
+def inject() -> str | None:
+    """The W3C ``traceparent`` of the current span, or ``None`` outside any span."""
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def extract(traceparent: str | None) -> otel_context.Context:
+    """A context whose parent is ``traceparent`` (an empty context when it is missing or bad)."""
+    carrier: Mapping[str, str] = {"traceparent": traceparent} if traceparent else {}
+    return _propagator.extract(carrier)
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The 32-hex trace id inside a ``traceparent`` string."""
+    if not traceparent:
+        return None
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None

@@ -1,0 +1,1 @@
+"""The 18 disposal rule documents, one <rule_id>.json each."""

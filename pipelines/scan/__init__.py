@@ -1,0 +1,1 @@
+"""The scan pipeline: vision → rules → answer → reward, durable per stage."""

@@ -1,0 +1,218 @@
+"""HTTP handling of the scan API: validation, submit, result, SSE — no Ray here.
+
+Errors are translated at this edge only: :class:`~eco2.errors.InvalidInput` → 4xx with
+``{"error": {"code", "message"}}``; :class:`~eco2.errors.Overloaded` → 429 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from eco2 import telemetry
+from eco2.errors import Eco2Error, InvalidInput, NotFound, Overloaded
+from eco2.settings import Settings
+from pipelines.rules.rulebook import RuleBook
+from pipelines.scan import url_guard, views
+from pipelines.scan.contracts import JobStatus, Stage
+from pipelines.scan.progress import ProgressBus, ProgressEvent, make_event
+from pipelines.scan.store import Job, ScanStore
+
+KEEPALIVE_S = 15
+
+
+class ScanRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    image_url: str = Field(min_length=1, max_length=url_guard.MAX_URL_LENGTH)
+    user_input: str | None = None
+    model: str | None = None
+
+
+class Runner(Protocol):
+    @property
+    def inflight(self) -> int: ...
+    def start_job(self, job: Job) -> None: ...
+    async def run_inline(self, job: Job) -> Job: ...
+    async def reprocess(self, job_id: uuid.UUID | None) -> list[Job]: ...
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    status_of = {"not_found": 404, "overloaded": 429, "unauthenticated": 401}
+
+    async def eco2_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Eco2Error)
+        headers = {}
+        if isinstance(exc, Overloaded):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        status = status_of.get(exc.code, 503 if exc.retriable else 400)
+        return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
+
+    async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        message = f'invalid request ({problems}); send JSON like {{"image_url": "https://..."}}'
+        return JSONResponse(error_body("invalid_request", message), status_code=422)
+
+    app.add_exception_handler(Eco2Error, eco2_error)
+    app.add_exception_handler(RequestValidationError, bad_request)
+
+
+def require_user(user_id: str | None) -> str:
+    if not user_id or len(user_id) > 128:
+        raise Eco2Error("sign in first: X-User-ID is set by the gateway", code="unauthenticated")
+    return user_id
+
+
+class ScanService:
+    def __init__(
+        self,
+        settings: Settings,
+        store: ScanStore,
+        bus: ProgressBus,
+        rules: RuleBook,
+        runner: Runner,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._bus = bus
+        self._rules = rules
+        self._runner = runner
+
+    async def _validated(self, body: ScanRequest) -> str:
+        limits = self._settings.scan
+        if body.user_input and len(body.user_input) > limits.max_user_input_chars:
+            raise InvalidInput(
+                f"user_input is longer than {limits.max_user_input_chars} characters; shorten it",
+                code="user_input_too_long",
+            )
+        model = body.model or self._settings.model.vision_model
+        if model not in self._settings.model.supported_models:
+            supported = ", ".join(self._settings.model.supported_models)
+            raise InvalidInput(
+                f"unknown model {model!r}; use one of: {supported}", code="unknown_model"
+            )
+        await url_guard.check(body.image_url, limits.allowed_image_hosts)
+        return model
+
+    async def _accept(
+        self, user_id: str, body: ScanRequest, idempotency_key: str | None, traceparent: str | None
+    ) -> tuple[Job, bool]:
+        model = await self._validated(body)
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 128:
+            raise InvalidInput(
+                "X-Idempotency-Key must be 1-128 characters", code="bad_idempotency_key"
+            )
+        if self._runner.inflight >= self._settings.scan.max_inflight_jobs:
+            raise Overloaded("too many scans in progress; retry shortly", retry_after_s=2)
+        with telemetry.tracer(__name__).start_as_current_span(
+            "scan.submit", context=telemetry.extract(traceparent)
+        ):
+            return await self._store.submit(
+                user_id=user_id,
+                idempotency_key=idempotency_key,
+                image_url=body.image_url,
+                user_input=body.user_input,
+                model=model,
+                traceparent=telemetry.inject(),
+            )
+
+    async def submit(
+        self, user_id: str, body: ScanRequest, idempotency_key: str | None, traceparent: str | None
+    ) -> dict[str, Any]:
+        job, created = await self._accept(user_id, body, idempotency_key, traceparent)
+        if created:
+            await self._bus.publish(job, Stage.QUEUED, "completed")
+            self._runner.start_job(job)
+        return views.submitted(job)
+
+    async def classify_inline(
+        self, user_id: str, body: ScanRequest, traceparent: str | None
+    ) -> dict[str, Any]:
+        job, _ = await self._accept(user_id, body, None, traceparent)
+        job = await self._runner.run_inline(job)
+        return self._final_view(job)
+
+    async def owned_job(self, user_id: str, job_id: str) -> Job:
+        try:
+            key = uuid.UUID(job_id)
+        except ValueError:
+            raise NotFound(f"no scan job {job_id!r}", code="not_found") from None
+        job = await self._store.get(key)
+        if job is None or job.user_id != user_id:
+            raise NotFound(f"no scan job {job_id!r} for this user", code="not_found")
+        return job
+
+    def _final_view(self, job: Job) -> dict[str, Any]:
+        if job.status is JobStatus.COMPLETED:
+            return views.result(job, self._rules)
+        if job.status is JobStatus.FAILED:
+            return views.failed(job)
+        return views.processing(job)
+
+    async def result(self, user_id: str, job_id: str) -> tuple[int, dict[str, Any]]:
+        job = await self.owned_job(user_id, job_id)
+        status = {JobStatus.COMPLETED: 200, JobStatus.FAILED: 200}.get(job.status, 202)
+        return status, self._final_view(job)
+
+    async def events(self, job: Job, last_event_id: str | None) -> AsyncIterator[dict[str, str]]:
+        """The SSE stream: history (or a snapshot) first, then live events until done/error."""
+        key = str(job.job_id)
+        async with self._bus.subscription(key) as live:
+            seen = await self._bus.history(key, last_event_id)
+            if not seen and last_event_id is None:
+                seen = [self._snapshot(await self.owned_job(job.user_id, key))]
+            last = None
+            for event in seen:
+                yield _sse(event)
+                last = event
+                if event.terminal:
+                    return
+            while True:
+                try:
+                    event = await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)
+                except TimeoutError:
+                    yield {"comment": "keep-alive"}
+                    continue
+                if last is not None and event.key <= last.key:
+                    continue
+                yield _sse(event)
+                last = event
+                if event.terminal:
+                    return
+
+    def _snapshot(self, job: Job) -> ProgressEvent:
+        if job.status is JobStatus.COMPLETED:
+            return make_event(job, Stage.DONE, "completed", result=views.result(job, self._rules))
+        if job.status is JobStatus.FAILED:
+            return make_event(job, Stage(job.failed_stage or "vision"), "failed", error=job.error)
+        stage = {"queued": Stage.QUEUED, "vision": Stage.VISION, "answer": Stage.ANSWER}[job.stage]
+        return make_event(job, stage, "completed")
+
+    async def reprocess(self, job_id: str | None) -> dict[str, Any]:
+        key = uuid.UUID(job_id) if job_id else None
+        jobs = await self._runner.reprocess(key)
+        return {"reprocessing": [str(j.job_id) for j in jobs]}
+
+
+def _sse(event: ProgressEvent) -> dict[str, str]:
+    import json
+
+    return {
+        "event": event.event,
+        "id": event.id,
+        "data": json.dumps(event.data, ensure_ascii=False),
+    }

@@ -1,0 +1,133 @@
+"""Typed payloads of the scan pipeline: what each stage takes and returns, and the wire shapes.
+
+The model output shapes follow domain.md §7 and are [compat]: ``classification_result`` and
+``final_answer`` of the result endpoint are exactly these objects.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_QUESTION = "이 폐기물을 어떻게 분리배출해야 하나요?"
+NO_RULE_INSUFFICIENCY = "배출 규정 매칭 실패"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Classification(Frozen):
+    major_category: str
+    middle_category: str
+    minor_category: str | None = None
+
+
+class VisionMeta(Frozen):
+    user_input: str
+
+
+class VisionResult(Frozen):
+    """Vision stage output, ``classification_result`` in the result endpoint."""
+
+    classification: Classification
+    situation_tags: list[str] = Field(default_factory=list)
+    meta: VisionMeta
+
+
+class AnswerResult(Frozen):
+    """Answer stage output, ``final_answer`` in the result endpoint."""
+
+    disposal_steps: dict[str, str] = Field(default_factory=dict)
+    insufficiencies: list[str] = Field(default_factory=list)
+    user_answer: str
+
+
+class Reward(Frozen):
+    """The client-visible reward [compat] plus ``already_owned`` and the character code."""
+
+    name: str
+    dialog: str
+    match_reason: str
+    type: str
+    code: str
+    already_owned: bool = False
+
+
+class Stage(StrEnum):
+    """Client progress stages in order; ``seq`` = order × 10 (+1 when completed)."""
+
+    QUEUED = "queued"
+    VISION = "vision"
+    RULE = "rule"
+    ANSWER = "answer"
+    REWARD = "reward"
+    DONE = "done"
+
+    @property
+    def order(self) -> int:
+        return list(Stage).index(self)
+
+    @property
+    def progress_started(self) -> int:
+        return _PROGRESS[self][0]
+
+    @property
+    def progress_completed(self) -> int:
+        return _PROGRESS[self][1]
+
+
+_PROGRESS: dict[Stage, tuple[int, int]] = {
+    Stage.QUEUED: (0, 0),
+    Stage.VISION: (0, 25),
+    Stage.RULE: (25, 50),
+    Stage.ANSWER: (50, 75),
+    Stage.REWARD: (75, 100),
+    Stage.DONE: (100, 100),
+}
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"  # the dead-letter state: reason recorded, reprocessable
+
+
+class MalformedModelOutput(ValueError):
+    """The model's text is not the JSON we asked for; the caller may ask once more (repair)."""
+
+
+class ModelCallFailed(Exception):
+    """A model call failed after its retries.
+
+    ``retriable`` says whether a later attempt may pass.
+    """
+
+    def __init__(self, message: str, *, retriable: bool, kind: str) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+        self.kind = kind
+
+
+def json_schema_for(model: type[BaseModel]) -> dict[str, Any]:
+    """A strict JSON schema for ``response_format``/``text.format`` (all keys required)."""
+    schema = model.model_json_schema()
+    return _strict(schema, schema.get("$defs", {}))
+
+
+def _strict(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    if "$ref" in node:
+        return _strict(defs[node["$ref"].split("/")[-1]], defs)
+    out = {k: v for k, v in node.items() if k not in ("$defs", "title", "default")}
+    if out.get("type") == "object" and "properties" in out:
+        out["properties"] = {k: _strict(v, defs) for k, v in out["properties"].items()}
+        out["required"] = list(out["properties"])
+        out["additionalProperties"] = False
+    if "items" in out:
+        out["items"] = _strict(out["items"], defs)
+    if "anyOf" in out:
+        out["anyOf"] = [_strict(v, defs) for v in out["anyOf"]]
+    return out

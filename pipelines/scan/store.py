@@ -1,0 +1,230 @@
+"""Durable scan jobs: the ``scan_jobs`` aggregate and its events, in the scan database.
+
+Contract:
+
+* Every stage commit is ONE statement that advances the job row (checking the expected
+  ``version``) and inserts the stage's events into ``event_store``, so the result and its event
+  commit together or not at all. A stage whose result is committed is never re-run.
+* A commit against a stale ``version`` raises :class:`~eco2.errors.Conflict` and changes nothing
+  (another runner owns the job now).
+* Jobs are leased to a runner (``lease_owner``/``lease_expires_at``); leases of running jobs are
+  renewed in batches, and :meth:`ScanStore.claim_expired` hands jobs whose runner died to another.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from eco2.errors import Conflict
+from eco2.events import Event, EventMetadata
+from pipelines.scan.contracts import JobStatus
+from pipelines.scan.events import AGGREGATE_TYPE, ScanRequested
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: uuid.UUID
+    user_id: str
+    image_url: str
+    user_input: str | None
+    model: str
+    status: JobStatus
+    stage: str
+    version: int
+    attempt: int
+    vision_result: dict[str, Any] | None
+    rule_id: str | None
+    answer_result: dict[str, Any] | None
+    reward: dict[str, Any] | None
+    metadata: dict[str, Any]
+    traceparent: str | None
+    error: str | None
+    failed_stage: str | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Job:
+        fields = {name: row[name] for name in cls.__dataclass_fields__}
+        fields["status"] = JobStatus(row["status"])
+        return cls(**fields)
+
+
+_ADVANCE = """
+WITH u AS (
+    UPDATE scan_jobs SET {assignments}, version = version + cardinality($3::text[]),
+                         updated_at = now()
+    WHERE job_id = $1 AND version = $2
+    RETURNING *
+), e AS (
+    INSERT INTO event_store (event_id, aggregate_type, aggregate_id, aggregate_version,
+                             event_type, schema_version, payload, metadata)
+    SELECT gen_random_uuid(), '{aggregate}', u.job_id::text, $2 + ev.ord, ev.type, ev.sv,
+           ev.payload::jsonb, $6::text::jsonb
+    FROM u, unnest($3::text[], $4::int[], $5::text[]) WITH ORDINALITY AS ev(type, sv, payload, ord)
+    RETURNING 1
+)
+SELECT u.* FROM u
+"""
+
+_SUBMIT = """
+WITH j AS (
+    INSERT INTO scan_jobs (job_id, user_id, idempotency_key, image_url, user_input, model,
+                           status, stage, version, traceparent, lease_owner, lease_expires_at)
+    VALUES ($1, $2, $3, $4, $5, $6, 'queued', 'queued', 1, $7, $8,
+            now() + make_interval(secs => $9))
+    ON CONFLICT (user_id, idempotency_key) DO NOTHING
+    RETURNING *
+), e AS (
+    INSERT INTO event_store (event_id, aggregate_type, aggregate_id, aggregate_version,
+                             event_type, schema_version, payload, metadata)
+    SELECT gen_random_uuid(), '{aggregate}', j.job_id::text, 1, $10, $11,
+           $12::text::jsonb, $13::text::jsonb
+    FROM j RETURNING 1
+)
+SELECT * FROM j
+""".replace("{aggregate}", AGGREGATE_TYPE)
+
+
+def _payload(event: Event) -> str:
+    return json.dumps(event.model_dump(mode="json"), ensure_ascii=False)
+
+
+class ScanStore:
+    """Persistence of scan jobs for one runner (``owner``), on the scan database's pool."""
+
+    def __init__(self, pool: asyncpg.Pool, *, owner: str, lease_s: float = 30.0) -> None:
+        self._pool = pool
+        self.owner = owner
+        self.lease_s = lease_s
+
+    async def submit(
+        self,
+        *,
+        user_id: str,
+        idempotency_key: str | None,
+        image_url: str,
+        user_input: str | None,
+        model: str,
+        traceparent: str | None,
+    ) -> tuple[Job, bool]:
+        """Store a new job with ``ScanRequested``; returns ``(job, created)``.
+
+        The same ``idempotency_key`` from the same user returns the existing job, created=False.
+        """
+        job_id = uuid.uuid4()
+        event = ScanRequested(
+            scan_id=str(job_id),
+            user_id=user_id,
+            image_url=image_url,
+            user_input=user_input,
+            model=model,
+        )
+        meta = self._meta(traceparent, str(job_id), user_id)
+        row = await self._pool.fetchrow(
+            _SUBMIT,
+            job_id,
+            user_id,
+            idempotency_key,
+            image_url,
+            user_input,
+            model,
+            traceparent,
+            self.owner,
+            self.lease_s,
+            event.event_type,
+            event.schema_version,
+            _payload(event),
+            meta,
+        )
+        if row is not None:
+            return Job.from_row(row), True
+        existing = await self._pool.fetchrow(
+            "SELECT * FROM scan_jobs WHERE user_id = $1 AND idempotency_key = $2",
+            user_id,
+            idempotency_key,
+        )
+        assert existing is not None  # the conflicting row exists; jobs are never deleted
+        return Job.from_row(existing), False
+
+    async def get(self, job_id: uuid.UUID) -> Job | None:
+        row = await self._pool.fetchrow("SELECT * FROM scan_jobs WHERE job_id = $1", job_id)
+        return Job.from_row(row) if row else None
+
+    async def advance(self, job: Job, events: Sequence[Event], **columns: Any) -> Job:
+        """Set ``columns`` on the job and append ``events`` in one statement.
+
+        Raises :class:`Conflict` when the job moved on since ``job`` was read.
+        """
+        names = list(columns)
+        assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=7))
+        sql = _ADVANCE.format(assignments=assignments, aggregate=AGGREGATE_TYPE)
+        row = await self._pool.fetchrow(
+            sql,
+            job.job_id,
+            job.version,
+            [e.event_type for e in events],
+            [e.schema_version for e in events],
+            [_payload(e) for e in events],
+            self._meta(job.traceparent, str(job.job_id), job.user_id),
+            *columns.values(),
+        )
+        if row is None:
+            raise Conflict(f"scan job {job.job_id} moved past version {job.version}")
+        return Job.from_row(row)
+
+    async def renew_leases(self, job_ids: Sequence[uuid.UUID]) -> None:
+        if job_ids:
+            await self._pool.execute(
+                "UPDATE scan_jobs SET lease_expires_at = now() + make_interval(secs => $3) "
+                "WHERE job_id = ANY($1) AND lease_owner = $2 AND status IN ('queued', 'running')",
+                list(job_ids),
+                self.owner,
+                self.lease_s,
+            )
+
+    async def claim_expired(self, limit: int = 50) -> list[Job]:
+        """Take over unfinished jobs whose lease expired (their runner died)."""
+        rows = await self._pool.fetch(
+            """
+            UPDATE scan_jobs
+            SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
+            WHERE job_id IN (
+                SELECT job_id FROM scan_jobs
+                WHERE status IN ('queued', 'running') AND lease_expires_at < now()
+                ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+            RETURNING *
+            """,
+            self.owner,
+            self.lease_s,
+            limit,
+        )
+        return [Job.from_row(r) for r in rows]
+
+    async def reclaim_failed(self, job_id: uuid.UUID | None = None) -> list[Job]:
+        """Move failed jobs (one, or all) back to running under this runner for reprocessing."""
+        rows = await self._pool.fetch(
+            """
+            UPDATE scan_jobs SET status = 'running', attempt = attempt + 1, error = NULL,
+                   failed_stage = NULL, lease_owner = $1,
+                   lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
+            WHERE status = 'failed' AND ($3::uuid IS NULL OR job_id = $3)
+            RETURNING *
+            """,
+            self.owner,
+            self.lease_s,
+            job_id,
+        )
+        return [Job.from_row(r) for r in rows]
+
+    @staticmethod
+    def _meta(traceparent: str | None, correlation_id: str, user_id: str) -> str:
+        return EventMetadata(
+            traceparent=traceparent, correlation_id=correlation_id, user_id=user_id
+        ).model_dump_json(exclude_none=True)

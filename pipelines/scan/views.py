@@ -1,0 +1,90 @@
+"""Client-facing shapes of the scan API [compat with the original web client, domain.md §11.1]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipelines.rules.rulebook import RuleBook
+from pipelines.scan.contracts import JobStatus, Stage
+from pipelines.scan.store import Job
+
+CATEGORIES: list[dict[str, Any]] = [
+    {
+        "id": 1,
+        "name": "recyclable",
+        "display_name": "재활용폐기물",
+        "instructions": ["내용물을 비우고 헹궈요", "재질별로 나눠서 배출해요"],
+    },
+    {
+        "id": 2,
+        "name": "general",
+        "display_name": "일반폐기물",
+        "instructions": ["재활용이 안 되는 것만 종량제봉투에 담아요"],
+    },
+    {
+        "id": 3,
+        "name": "food",
+        "display_name": "음식물폐기물",
+        "instructions": ["물기를 빼고 이물질을 골라내요", "뼈·씨·껍데기는 일반쓰레기로 보내요"],
+    },
+    {
+        "id": 4,
+        "name": "bulky",
+        "display_name": "대형폐기물",
+        "instructions": ["배출 스티커를 사서 붙여요", "쓸 만하면 재활용센터에 먼저 물어봐요"],
+    },
+]
+
+_STAGE_OF_COMMIT = {"queued": Stage.VISION, "vision": Stage.ANSWER, "answer": Stage.REWARD}
+
+
+def submitted(job: Job) -> dict[str, Any]:
+    job_id = str(job.job_id)
+    return {
+        "job_id": job_id,
+        "stream_url": f"/api/v1/scan/{job_id}/events",
+        "result_url": f"/api/v1/scan/{job_id}/result",
+        "status": "queued",
+    }
+
+
+def result(job: Job, rules: RuleBook) -> dict[str, Any]:
+    """The 200 body of ``GET /result`` for a completed job."""
+    return {
+        "task_id": str(job.job_id),
+        "status": "completed",
+        "message": "스캔이 끝났어요.",
+        "pipeline_result": {
+            "classification_result": job.vision_result,
+            "disposal_rules": rules.get(job.rule_id).model_dump(mode="json")
+            if job.rule_id
+            else None,
+            "final_answer": job.answer_result,
+        },
+        "reward": job.reward,
+        "error": None,
+        "metadata": {**job.metadata, "attempt": job.attempt},
+    }
+
+
+def processing(job: Job) -> dict[str, Any]:
+    """The 202 body while the job runs."""
+    stage = _STAGE_OF_COMMIT.get(job.stage, Stage.DONE)
+    return {
+        "task_id": str(job.job_id),
+        "status": "processing",
+        "message": "아직 분석 중이에요. 잠시 후 다시 확인해 주세요.",
+        "current_stage": stage.value,
+        "progress": stage.progress_started,
+    }
+
+
+def failed(job: Job) -> dict[str, Any]:
+    return {
+        "task_id": str(job.job_id),
+        "status": JobStatus.FAILED.value,
+        "message": "스캔을 끝내지 못했어요. 다시 시도해 주세요.",
+        "pipeline_result": None,
+        "reward": None,
+        "error": {"stage": job.failed_stage, "reason": job.error},
+    }

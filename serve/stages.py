@@ -1,0 +1,106 @@
+"""Ray Serve deployments of the AI stages: thin shells around the Ray-free stage logic.
+
+Sizing (2-core machines, model calls are I/O-bound): each replica reserves a small CPU fraction
+and one unit of the ``ai_worker`` custom resource, so it lands on AI worker nodes; one replica
+holds thousands of concurrent model calls, so autoscaling targets many ongoing requests per
+replica. ``max_queued_requests`` bounds what callers may queue: beyond it Serve refuses at once
+instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from eco2 import telemetry
+from eco2.settings import Settings
+from pipelines.rules.rulebook import load_rulebook
+from pipelines.scan import answer, vision
+from pipelines.scan.contracts import VisionResult
+from serve.model_client import ModelClient
+
+STAGE_OPTIONS: dict[str, Any] = {
+    "ray_actor_options": {"num_cpus": 0.05, "resources": {"ai_worker": 1}},
+    "autoscaling_config": {
+        "min_replicas": 1,
+        "max_replicas": 4,
+        "target_ongoing_requests": 400,
+        "upscale_delay_s": 5,
+        "downscale_delay_s": 60,
+    },
+    "max_ongoing_requests": 2000,
+    "max_queued_requests": 4000,
+    "health_check_period_s": 10,
+    "health_check_timeout_s": 10,
+}
+
+
+class _ModelStage:
+    kind = "stage"
+
+    def __init__(self, settings: Settings) -> None:
+        telemetry.configure(f"scan-{self.kind}", settings.telemetry)
+        if settings.model.base_url is None:
+            raise RuntimeError("ECO2_MODEL__BASE_URL is unset: start the stack with `eco2 up`")
+        self._client = ModelClient(settings.model, settings.model.base_url)
+
+    async def check_health(self) -> None:
+        """Exercise the request path: the model endpoint answers and the stage logic loads."""
+        load_rulebook()
+        await self._client.ping()
+
+
+@serve.deployment(name="VisionStage", **STAGE_OPTIONS)
+class VisionStage(_ModelStage):
+    kind = "vision"
+
+    async def classify(
+        self,
+        *,
+        job_id: str,
+        image_url: str,
+        user_input: str | None,
+        model: str,
+        traceparent: str | None,
+    ) -> tuple[dict[str, Any], float]:
+        result, elapsed_ms = await self._client.complete_json(
+            kind="vision",
+            model=model,
+            messages=vision.build_messages(image_url, user_input),
+            response_format=vision.response_format(),
+            parse=lambda text: vision.parse(text, user_input),
+            call_key=f"{job_id}:vision",
+            traceparent=traceparent,
+        )
+        return result.model_dump(mode="json"), elapsed_ms
+
+
+@serve.deployment(name="AnswerStage", **STAGE_OPTIONS)
+class AnswerStage(_ModelStage):
+    kind = "answer"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._rules = load_rulebook()
+
+    async def write(
+        self,
+        *,
+        job_id: str,
+        vision_result: dict[str, Any],
+        rule_id: str,
+        model: str,
+        traceparent: str | None,
+    ) -> tuple[dict[str, Any], float]:
+        classified = VisionResult.model_validate(vision_result)
+        result, elapsed_ms = await self._client.complete_json(
+            kind="answer",
+            model=model,
+            messages=answer.build_messages(classified, self._rules.get(rule_id)),
+            response_format=answer.response_format(),
+            parse=answer.parse,
+            call_key=f"{job_id}:answer",
+            traceparent=traceparent,
+        )
+        return result.model_dump(mode="json"), elapsed_ms

@@ -1,0 +1,30 @@
+import json
+import logging
+
+import pytest
+
+from eco2 import telemetry
+from eco2.settings import TelemetrySettings
+
+
+def test_logs_are_json_and_carry_the_trace_id_of_the_current_span(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    telemetry.configure("unit-test", TelemetrySettings())
+    with telemetry.tracer("t").start_as_current_span("work") as span:
+        logging.getLogger("eco2.test").info("inside a span")
+        expected = format(span.get_span_context().trace_id, "032x")
+        traceparent = telemetry.inject()
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["event"] == "inside a span"
+    assert record["trace_id"] == expected
+    assert record["service"] == "unit-test"
+    assert telemetry.trace_id_of(traceparent) == expected
+
+
+def test_extract_continues_a_remote_trace() -> None:
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    with telemetry.tracer("t").start_as_current_span("child", context=telemetry.extract(parent)):
+        assert telemetry.trace_id_of(telemetry.inject()) == "ab" * 16
+    assert telemetry.trace_id_of("garbage") is None
