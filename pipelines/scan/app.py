@@ -4,9 +4,11 @@
 a ``serveConfigV2`` import path. The ingress accepts and stores jobs, runs each job's stages as a
 task of its own through the stage handles (:class:`~pipelines.scan.runner.ScanRunner`), renews
 the leases of the jobs it runs and resumes jobs whose runner died.
+
+No ``from __future__ import annotations`` here: Serve rebuilds the ingress routes in the replica
+and FastAPI must see real annotation objects there, not strings.
 """
 
-from __future__ import annotations
 
 import asyncio
 import contextlib
@@ -236,8 +238,7 @@ class ScanIngress:
     async def check_health(self) -> None:
         if self._maintenance.done():
             raise RuntimeError(f"scan maintenance stopped: {self._maintenance.exception()!r}")
-        if self.service is None:
-            raise RuntimeError("scan ingress still starting")
+        await asyncio.wait_for(self._ready.wait(), timeout=30)
         await self._store.get(uuid.UUID(int=0))
 
     async def __del__(self) -> None:
