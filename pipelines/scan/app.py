@@ -9,7 +9,6 @@ No ``from __future__ import annotations`` here: Serve rebuilds the ingress route
 and FastAPI must see real annotation objects there, not strings.
 """
 
-
 import asyncio
 import contextlib
 import functools

@@ -1,9 +1,10 @@
-"""The scan pipeline through HTTP and SSE on the embedded stack (Ray Serve + simulator + PostgreSQL)."""
+"""The scan pipeline through HTTP and SSE on the embedded stack (Serve, simulator, PostgreSQL)."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -11,10 +12,30 @@ import httpx
 import pytest
 
 from eco2.migrations import database_dsn
+from tests.integration.conftest import StackUrls
 
 pytestmark = pytest.mark.integration
 
 CDN = "https://cdn.eco2.local/scan"
+
+
+@pytest.fixture(scope="module")
+async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
+    assert stack.api_url, "the stack has no api_url"
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def simulator(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
+    base = stack.model_base_url.removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def scan_db_dsn(stack: StackUrls) -> str:
+    return database_dsn(stack.db_url, "eco2_scan")
 
 
 def _user() -> dict[str, str]:
@@ -110,7 +131,7 @@ async def test_injected_429s_are_retried_and_no_committed_stage_is_called_twice(
     assert (await simulator.put("/sim/config", json=config)).status_code == 200
     try:
         headers = _user()
-        job, events, result = await _scan(scan_api, "milk-carton.jpg", headers)
+        job, _, result = await _scan(scan_api, "milk-carton.jpg", headers)
         assert result.status_code == 200, result.text
         stats = (await simulator.get("/stats")).json()
         assert stats["calls_by_key"][f"{job['job_id']}:vision"] == 1

