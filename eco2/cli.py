@@ -22,6 +22,7 @@ def _settings_command() -> None:
 
 def build_cli() -> typer.Typer:
     from cluster import cli as stack
+    from cluster import scan_commands
     from serve.model_sim.server import model_sim_command
 
     app = typer.Typer(
@@ -49,7 +50,11 @@ def build_cli() -> typer.Typer:
     bench.command("up", help="Cold and warm start time of the local stack, and its RSS.")(
         stack.bench_up
     )
+    bench.command("scan", help="Closed-loop scan load against the local stack (simulated model).")(
+        scan_commands.bench_scan
+    )
     app.add_typer(bench, name="bench")
+    app.add_typer(scan_commands.scan_app, name="scan")
     return app
 
 

@@ -31,11 +31,13 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eco2.settings import ExporterKind, TelemetrySettings
 
 _propagator = TraceContextTextMapPropagator()
+_CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohttp.access")
 _configured_service: str | None = None
 
 
@@ -97,6 +99,10 @@ def _configure_logging(service: str, settings: TelemetrySettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    # HTTP clients log every request at INFO; on the scan hot path that was a visible share of a
+    # stage replica's CPU (py-spy). Their warnings still come through.
+    for chatty in _CHATTY_LOGGERS:
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -111,8 +117,11 @@ def configure(service: str, settings: TelemetrySettings) -> None:
     if _configured_service is not None:
         return
     resource = Resource.create({"service.name": service, "service.namespace": "eco2"})
-    tracer_provider = TracerProvider(resource=resource)
     exporter = _span_exporter(settings)
+    # Without an exporter nobody reads spans: don't record them, but keep generating and
+    # propagating trace ids so logs, events and SSE still carry them.
+    sampler = DEFAULT_ON if exporter is not None else ALWAYS_OFF
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(tracer_provider)

@@ -87,6 +87,8 @@ class ProgressBus:
         self._redis = client
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        self._flusher: asyncio.Task[None] | None = None
 
     async def publish(
         self,
@@ -97,17 +99,35 @@ class ProgressBus:
         result: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        event = make_event(job, stage, status, result=result, error=error)
-        body = json.dumps(event.data, ensure_ascii=False)
-        stream = _stream(event.data["job_id"])
+        """Queue the event; a single flusher sends everything queued in one round trip.
+
+        Events keep their order (one FIFO, one flusher). Publishing never blocks a stage.
+        """
+        self._outbox.put_nowait(make_event(job, stage, status, result=result, error=error))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_forever(), name="scan-progress-flush")
+
+    async def _flush_forever(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < 500:
+                batch.append(self._outbox.get_nowait())
+            await self._send(batch)
+
+    async def _send(self, batch: list[ProgressEvent]) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.xadd(stream, {"event": event.event, "data": body}, id=event.id, maxlen=64)
-                pipe.expire(stream, HISTORY_TTL_S)
-                pipe.publish(CHANNEL, json.dumps([event.id, event.event, body], ensure_ascii=False))
+                for event in batch:
+                    body = json.dumps(event.data, ensure_ascii=False)
+                    stream = _stream(event.data["job_id"])
+                    pipe.xadd(stream, {"event": event.event, "data": body}, id=event.id, maxlen=64)
+                    pipe.expire(stream, HISTORY_TTL_S)
+                    pipe.publish(CHANNEL, json.dumps([event.id, event.event, body]))
+                # An id at or below the stream's last one (a resumed runner repeating an event)
+                # fails alone; the rest of the batch goes through.
                 await pipe.execute(raise_on_error=False)
         except (aioredis.RedisError, OSError) as exc:  # best effort: the job row is the truth
-            _log.warning("progress publish failed", job_id=event.data["job_id"], error=str(exc))
+            _log.warning("progress publish failed", events=len(batch), error=str(exc))
 
     async def history(self, job_id: str, after: str | None) -> list[ProgressEvent]:
         start = f"({after}" if after else "-"
@@ -158,10 +178,11 @@ class ProgressBus:
                 queue.put_nowait(ProgressEvent(id=event_id, event=name, data=data))
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._flusher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _text(value: bytes | str) -> str:

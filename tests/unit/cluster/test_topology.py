@@ -32,8 +32,10 @@ def test_ordered_refuses_unknown_requirements_and_cycles() -> None:
 def test_default_topology_starts_ray_before_serve() -> None:
     names = [c.name for c in ordered(topology.default_components())]
 
-    assert names.index("ray") < names.index("serve")
-    assert set(names) == {"postgres", "valkey", "kafka", "ray", "serve", "model_sim"}
+    assert names.index("ray") < names.index("serve") < names.index("scan_app")
+    for dependency in ("postgres", "valkey", "model_sim"):
+        assert names.index(dependency) < names.index("scan_app")
+    assert set(names) == {"postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app"}
 
 
 def test_ray_head_gets_every_port_explicitly() -> None:

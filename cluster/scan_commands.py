@@ -1,0 +1,118 @@
+"""Scan operations against the running local stack: ``eco2 bench scan`` and ``eco2 scan reprocess``.
+
+Both find the stack through its ``stack.json`` (``ECO2_RUN_DIR``), never through guesses.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import httpx
+import psutil
+import typer
+
+from cluster import process
+from cluster.bench import machine
+from cluster.state import StackState, read_state
+from cluster.supervisor import run_dir_of, supervisor_alive
+from eco2.settings import load_settings
+from pipelines.scan import loadgen
+
+LATENCY_PRESETS: dict[str, tuple[float, float]] = {
+    "original": (4500.0, 6700.0),  # the original's measured vision / answer means (domain.md §12)
+    "zero": (0.0, 0.0),
+    "fast": (50.0, 80.0),
+}
+
+scan_app = typer.Typer(help="Scan operations: reprocess failed jobs.")
+
+
+def _running_stack() -> StackState:
+    state = read_state(run_dir_of(load_settings()))
+    if state is None or not supervisor_alive(state) or not state.api_url:
+        raise typer.BadParameter("no local stack is up here: run `eco2 up --detach` first")
+    return state
+
+
+def parse_latency(value: str) -> tuple[float, float]:
+    """``original`` | ``zero`` | ``fast`` | ``<vision_ms>,<answer_ms>``."""
+    if value in LATENCY_PRESETS:
+        return LATENCY_PRESETS[value]
+    try:
+        vision_ms, answer_ms = (float(part) for part in value.split(","))
+    except ValueError:
+        raise typer.BadParameter("use original, zero, fast or <vision_ms>,<answer_ms>") from None
+    if vision_ms < 0 or answer_ms < 0:
+        raise typer.BadParameter("latencies must be >= 0")
+    return vision_ms, answer_ms
+
+
+def _set_sim_latency(sim: str, vision_ms: float, answer_ms: float) -> dict[str, Any]:
+    original: dict[str, Any] = httpx.get(f"{sim}/sim/config").raise_for_status().json()
+    config = json.loads(json.dumps(original))
+    for kind, fixed in (("vision", vision_ms), ("answer", answer_ms)):
+        config["kinds"][kind].update(fixed_ms=fixed, jitter_ms=0.0)
+    httpx.put(f"{sim}/sim/config", json=config).raise_for_status()
+    httpx.post(f"{sim}/sim/reset").raise_for_status()
+    return original
+
+
+def _stack_rss_mb(state: StackState) -> float:
+    return round(process.rss_bytes(state.supervisor_pid) / 2**20, 1)
+
+
+def bench_scan(
+    users: Annotated[int, typer.Option(min=1, max=5000)] = 50,
+    model_latency: Annotated[str, typer.Option(help="original | zero | fast | <ms>,<ms>")] = "zero",
+    duration: Annotated[float, typer.Option(min=5, max=900, help="Measured seconds.")] = 60,
+    ramp: Annotated[float, typer.Option(min=0, max=300, help="Ramp-up seconds.")] = 10,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Closed-loop users against the real scan API on the local stack (simulated model)."""
+    vision_ms, answer_ms = parse_latency(model_latency)
+    state = _running_stack()
+    assert state.api_url is not None
+    sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
+    original = _set_sim_latency(sim, vision_ms, answer_ms)
+    try:
+        result = loadgen.run(state.api_url, users, duration, ramp, (vision_ms + answer_ms) / 1000)
+    finally:
+        httpx.put(f"{sim}/sim/config", json=original)
+    stats = httpx.get(f"{sim}/stats").json()
+    result = {
+        "command": (
+            f"eco2 bench scan --users {users} --model-latency {model_latency} "
+            f"--duration {duration:g} --ramp {ramp:g} --json"
+        ),
+        "users": users,
+        "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},
+        **result,
+        "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
+        "rss_mb": _stack_rss_mb(state),
+        "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
+        "machine": machine(),
+        "load_average": [round(x, 2) for x in psutil.getloadavg()],
+    }
+    typer.echo(loadgen.to_json(result) if json_output else _table(result))
+
+
+def _table(result: dict[str, Any]) -> str:
+    keys = ("users", "completed", "failed", "completed_per_min", "e2e_p50_s", "e2e_p95_s")
+    keys += ("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb")
+    return "\n".join(f"{k:>20}: {result[k]}" for k in keys)
+
+
+@scan_app.command("reprocess")
+def reprocess(
+    job_id: Annotated[str | None, typer.Argument(help="A failed job's id.")] = None,
+    all_failed: Annotated[bool, typer.Option("--all-failed")] = False,
+) -> None:
+    """Re-run failed scans from their last committed stage (through the admin endpoint)."""
+    if (job_id is None) == (not all_failed):
+        raise typer.BadParameter("give a JOB_ID or --all-failed (not both)")
+    state = _running_stack()
+    params = {"job_id": job_id} if job_id else {}
+    response = httpx.post(f"{state.api_url}/api/v1/admin/scan/reprocess", params=params, timeout=30)
+    response.raise_for_status()
+    typer.echo(json.dumps(response.json(), indent=2))
