@@ -62,6 +62,33 @@ def _stack_rss_mb(state: StackState) -> float:
     return round(process.rss_bytes(state.supervisor_pid) / 2**20, 1)
 
 
+def _cpu_by_process(state: StackState) -> dict[str, float]:
+    """CPU seconds so far of each process of the stack, keyed by a readable name."""
+    seconds: dict[str, float] = {}
+    for proc in process.tree(state.supervisor_pid):
+        try:
+            name = " ".join(proc.cmdline()[:1])
+            if name.startswith("ray::"):
+                name = name.split(".")[0]
+            else:
+                name = proc.name()
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        seconds[name] = seconds.get(name, 0.0) + times.user + times.system
+    return seconds
+
+
+def _cpu_ms_per_scan(
+    before: dict[str, float], after: dict[str, float], scans: int
+) -> dict[str, float]:
+    if scans == 0:
+        return {}
+    deltas = {k: (v - before.get(k, 0.0)) * 1000 / scans for k, v in after.items()}
+    top = {k: round(v, 2) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1]) if v >= 0.1}
+    return {**top, "total": round(sum(deltas.values()), 2)}
+
+
 def bench_scan(
     users: Annotated[int, typer.Option(min=1, max=5000)] = 50,
     model_latency: Annotated[str, typer.Option(help="original | zero | fast | <ms>,<ms>")] = "zero",
@@ -75,8 +102,10 @@ def bench_scan(
     assert state.api_url is not None
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     original = _set_sim_latency(sim, vision_ms, answer_ms)
+    cpu_before = _cpu_by_process(state)
     try:
         result = loadgen.run(state.api_url, users, duration, ramp, (vision_ms + answer_ms) / 1000)
+        cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
     finally:
         httpx.put(f"{sim}/sim/config", json=original)
     stats = httpx.get(f"{sim}/stats").json()
@@ -90,6 +119,7 @@ def bench_scan(
         **result,
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "rss_mb": _stack_rss_mb(state),
+        "stack_cpu_ms_per_scan": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": machine(),
         "load_average": [round(x, 2) for x in psutil.getloadavg()],

@@ -153,7 +153,8 @@ class ScanSettings(BaseModel):
     max_inflight_jobs: int = Field(default=4000, ge=1)
     """Admission limit per ingress replica: beyond it a submit gets 429 with Retry-After."""
     reward_enabled: bool = True
-    lease_s: float = Field(default=30.0, gt=1)
+    lease_s: float = Field(default=15.0, gt=1)
+    """A job whose runner stopped renewing for this long is resumed by another replica."""
     reconcile_every_s: float = Field(default=5.0, gt=0)
 
 

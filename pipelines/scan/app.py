@@ -52,6 +52,8 @@ class ScanAppArgs(BaseModel):
     """Arguments of :func:`build_app` (``serve run ... key=value`` or serveConfigV2 ``args``)."""
 
     ingress_max_ongoing_requests: int = 3000
+    ingress_replicas: int = 2
+    """One asyncio loop tops out below a core; two ingress replicas use the second core."""
 
 
 @serve.deployment(
@@ -140,9 +142,13 @@ class ScanIngress:
             try:
                 result: tuple[dict[str, Any], float] = await method.remote(**kwargs)
                 return result
-            except ModelCallFailed:
-                raise
-            except Exception as exc:  # replica died or was unreachable: nothing was committed
+            except Exception as exc:
+                # A stage's own verdict arrives wrapped in Ray's task error: pass it on as is,
+                # so a non-retriable failure is never retried here.
+                verdict = exc if isinstance(exc, ModelCallFailed) else getattr(exc, "cause", None)
+                if isinstance(verdict, ModelCallFailed):
+                    raise verdict from exc
+                # Otherwise the replica died or was unreachable: nothing was committed, try again.
                 if attempt == _HANDLE_ATTEMPTS:
                     raise ModelCallFailed(
                         f"stage unreachable: {exc}", retriable=True, kind="handle"
@@ -253,6 +259,7 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     ingress: Any = ScanIngress
     stages: tuple[Any, Any] = (VisionStage, AnswerStage)
     app: serve.Application = ingress.options(
-        max_ongoing_requests=options.ingress_max_ongoing_requests
+        max_ongoing_requests=options.ingress_max_ongoing_requests,
+        num_replicas=options.ingress_replicas,
     ).bind(stages[0].bind(settings), stages[1].bind(settings), settings)
     return app

@@ -111,6 +111,14 @@ class ModelCallFailed(Exception):
         self.retriable = retriable
         self.kind = kind
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses process boundaries (Ray handle calls): keep the keyword-only fields.
+        return (_model_call_failed, (str(self), self.retriable, self.kind))
+
+
+def _model_call_failed(message: str, retriable: bool, kind: str) -> ModelCallFailed:
+    return ModelCallFailed(message, retriable=retriable, kind=kind)
+
 
 def json_schema_for(model: type[BaseModel]) -> dict[str, Any]:
     """A strict JSON schema for ``response_format``/``text.format`` (all keys required)."""

@@ -12,13 +12,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cluster.state import StackState, read_state
+from eco2.migrations import database_dsn
 
 REPO = Path(__file__).resolve().parents[2]
 UP_TIMEOUT_S = 300
@@ -103,3 +105,22 @@ def stack() -> Iterator[StackUrls]:
     finally:
         cluster_cli(run_dir, "down")
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
+    assert stack.api_url, "the stack has no api_url"
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def simulator(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
+    base = stack.model_base_url.removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def scan_db_dsn(stack: StackUrls) -> str:
+    return database_dsn(stack.db_url, "eco2_scan")

@@ -4,38 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from eco2.migrations import database_dsn
-from tests.integration.conftest import StackUrls
-
 pytestmark = pytest.mark.integration
 
 CDN = "https://cdn.eco2.local/scan"
-
-
-@pytest.fixture(scope="module")
-async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    assert stack.api_url, "the stack has no api_url"
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def simulator(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    base = stack.model_base_url.removesuffix("/v1")
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def scan_db_dsn(stack: StackUrls) -> str:
-    return database_dsn(stack.db_url, "eco2_scan")
 
 
 def _user() -> dict[str, str]:

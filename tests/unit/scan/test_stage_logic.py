@@ -113,3 +113,12 @@ def test_fault_tags_the_model_missed_become_insufficiencies() -> None:
         answer.with_tag_faults(clean, _vision("재활용폐기물", "무색페트병", ["내용물_없음"]))
         == clean
     )
+
+
+def test_a_model_failure_keeps_its_verdict_across_processes() -> None:
+    import pickle
+
+    from pipelines.scan.contracts import ModelCallFailed
+
+    copy = pickle.loads(pickle.dumps(ModelCallFailed("bad", retriable=False, kind="answer")))
+    assert (str(copy), copy.retriable, copy.kind) == ("bad", False, "answer")
