@@ -68,10 +68,7 @@ def _cpu_by_process(state: StackState) -> dict[str, float]:
     for proc in process.tree(state.supervisor_pid):
         try:
             name = " ".join(proc.cmdline()[:1])
-            if name.startswith("ray::"):
-                name = name.split(".")[0]
-            else:
-                name = proc.name()
+            name = name.split(".")[0] if name.startswith("ray::") else proc.name()
             times = proc.cpu_times()
         except psutil.Error:
             continue
@@ -128,8 +125,10 @@ def bench_scan(
 
 
 def _table(result: dict[str, Any]) -> str:
-    keys = ("users", "completed", "failed", "completed_per_min", "e2e_p50_s", "e2e_p95_s")
-    keys += ("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb")
+    keys = (
+        *("users", "completed", "failed", "completed_per_min", "e2e_p50_s", "e2e_p95_s"),
+        *("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb"),
+    )
     return "\n".join(f"{k:>20}: {result[k]}" for k in keys)
 
 

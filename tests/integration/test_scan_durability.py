@@ -1,4 +1,4 @@
-"""Nothing accepted is lost: dead replicas, dead-lettered jobs, and the trace that follows a scan."""
+"""Nothing accepted is lost: dead replicas, dead-lettered jobs, the trace that follows a scan."""
 
 from __future__ import annotations
 
