@@ -7,7 +7,6 @@ offers the same commands without it.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from cluster import supervisor
 from cluster.state import StackState, read_state
+from eco2 import telemetry
 from eco2.settings import Settings, load_settings
 
 console = Console()
@@ -24,12 +24,7 @@ err_console = Console(stderr=True)
 
 def cli_settings() -> Settings:
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.telemetry.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    telemetry.configure("eco2-launcher", settings.telemetry)
     return settings
 
 

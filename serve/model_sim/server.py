@@ -8,6 +8,8 @@ import sys
 
 from aiohttp import web
 
+from eco2 import telemetry
+from eco2.settings import load_settings
 from serve.model_sim.app import create_app
 from serve.model_sim.config import SimConfig
 from serve.model_sim.config import preset as preset_config
@@ -52,6 +54,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def run(host: str, port: int, config: SimConfig) -> None:
     """Serve until interrupted (blocking). Port 0 lets the OS choose; the banner shows it."""
+    telemetry.configure("model-simulator", load_settings().telemetry)
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         try:
             runner.run(serve_forever(host, port, config))
