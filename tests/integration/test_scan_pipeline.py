@@ -177,3 +177,20 @@ async def test_categories_are_static(scan_api: httpx.AsyncClient) -> None:
     response = await scan_api.get("/api/v1/scan/categories")
     assert response.status_code == 200
     assert [c["id"] for c in response.json()] == [1, 2, 3, 4]
+
+
+async def test_the_synchronous_endpoint_returns_the_whole_result_inline(
+    scan_api: httpx.AsyncClient,
+) -> None:
+    response = await scan_api.post(
+        "/v1/scan:classify",
+        json={"image_url": f"{CDN}/milk-carton.jpg", "user_input": "어떻게 버려?"},
+        headers=_user(),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed"
+    classification = body["pipeline_result"]["classification_result"]
+    assert classification["classification"]["middle_category"] == "종이팩"
+    assert classification["meta"]["user_input"] == "어떻게 버려?"
+    assert body["reward"]["name"] == "팩토리"
