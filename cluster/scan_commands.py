@@ -91,9 +91,14 @@ def bench_scan(
     model_latency: Annotated[str, typer.Option(help="original | zero | fast | <ms>,<ms>")] = "zero",
     duration: Annotated[float, typer.Option(min=5, max=900, help="Measured seconds.")] = 60,
     ramp: Annotated[float, typer.Option(min=0, max=300, help="Ramp-up seconds.")] = 10,
+    protocol: Annotated[
+        str, typer.Option(help="sse: submit + SSE + result (the client's way); sync: one call")
+    ] = "sse",
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Closed-loop users against the real scan API on the local stack (simulated model)."""
+    if protocol not in loadgen.PROTOCOLS:
+        raise typer.BadParameter(f"--protocol must be one of {sorted(loadgen.PROTOCOLS)}")
     vision_ms, answer_ms = parse_latency(model_latency)
     state = _running_stack()
     assert state.api_url is not None
@@ -101,7 +106,8 @@ def bench_scan(
     original = _set_sim_latency(sim, vision_ms, answer_ms)
     cpu_before = _cpu_by_process(state)
     try:
-        result = loadgen.run(state.api_url, users, duration, ramp, (vision_ms + answer_ms) / 1000)
+        model_time_s = (vision_ms + answer_ms) / 1000
+        result = loadgen.run(state.api_url, users, duration, ramp, model_time_s, protocol)
         cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
     finally:
         httpx.put(f"{sim}/sim/config", json=original)
@@ -109,9 +115,10 @@ def bench_scan(
     result = {
         "command": (
             f"eco2 bench scan --users {users} --model-latency {model_latency} "
-            f"--duration {duration:g} --ramp {ramp:g} --json"
+            f"--duration {duration:g} --ramp {ramp:g} --protocol {protocol} --json"
         ),
         "users": users,
+        "protocol": protocol,
         "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},
         **result,
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),

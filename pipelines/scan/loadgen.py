@@ -78,15 +78,34 @@ async def _one_scan(session: aiohttp.ClientSession, api: str, user: str, image: 
     return None
 
 
+async def _one_sync_scan(
+    session: aiohttp.ClientSession, api: str, user: str, image: str
+) -> str | None:
+    """One scan through the synchronous endpoint (no SSE, no result fetch)."""
+    body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
+    headers = {"X-User-ID": user}
+    async with session.post(f"{api}/v1/scan:classify", json=body, headers=headers) as response:
+        await response.read()
+        return None if response.status == 200 else f"classify_{response.status}"
+
+
+PROTOCOLS = {"sse": _one_scan, "sync": _one_sync_scan}
+
+
 async def _user_loop(
-    session: aiohttp.ClientSession, api: str, index: int, deadline: float, tally: Tally
+    session: aiohttp.ClientSession,
+    api: str,
+    index: int,
+    deadline: float,
+    tally: Tally,
+    protocol: str,
 ) -> None:
     user = f"bench-{uuid.uuid4().hex[:6]}-{index}"
     n = index
     while time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            reason = await _one_scan(session, api, user, IMAGES[n % len(IMAGES)])
+            reason = await PROTOCOLS[protocol](session, api, user, IMAGES[n % len(IMAGES)])
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
         n += 1
@@ -98,7 +117,9 @@ async def _user_loop(
             await asyncio.sleep(0.5)
 
 
-async def drive(api: str, users: int, duration_s: float, ramp_s: float) -> dict[str, Any]:
+async def drive(
+    api: str, users: int, duration_s: float, ramp_s: float, protocol: str = "sse"
+) -> dict[str, Any]:
     """Run ``users`` closed-loop users for ``duration_s`` (after ramping up over ``ramp_s``)."""
     if urlsplit(api).hostname not in ("127.0.0.1", "localhost"):
         raise ValueError("the load generator only targets 127.0.0.1")
@@ -110,7 +131,9 @@ async def drive(api: str, users: int, duration_s: float, ramp_s: float) -> dict[
         deadline = time.monotonic() + ramp_s + duration_s
         tasks = []
         for i in range(users):
-            tasks.append(asyncio.create_task(_user_loop(session, api, i, deadline, tally)))
+            tasks.append(
+                asyncio.create_task(_user_loop(session, api, i, deadline, tally, protocol))
+            )
             if ramp_s:
                 await asyncio.sleep(ramp_s / users)
         # Measure the steady part only: from the end of the ramp to the deadline.
@@ -156,7 +179,12 @@ def summarise(raw: dict[str, Any], model_time_s: float) -> dict[str, Any]:
 
 
 def run(
-    api: str, users: int, duration_s: float, ramp_s: float, model_time_s: float
+    api: str,
+    users: int,
+    duration_s: float,
+    ramp_s: float,
+    model_time_s: float,
+    protocol: str = "sse",
 ) -> dict[str, Any]:
     try:
         import uvloop
@@ -164,7 +192,7 @@ def run(
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
-    raw = asyncio.run(drive(api, users, duration_s, ramp_s))
+    raw = asyncio.run(drive(api, users, duration_s, ramp_s, protocol))
     return summarise(raw, model_time_s)
 
 
