@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
@@ -82,10 +82,15 @@ class RuleBook:
         self.rules: Mapping[str, Rule] = MappingProxyType(dict(rules))
         self._taxonomy = taxonomy
         self._resolver = Resolver(taxonomy, _alias_map(self.rules))
+        self._documents = {rule_id: rule.model_dump(mode="json") for rule_id, rule in rules.items()}
 
     def get(self, rule_id: str) -> Rule:
         """The rule with this id; raises ``KeyError`` if there is none."""
         return self.rules[rule_id]
+
+    def document(self, rule_id: str) -> dict[str, Any]:
+        """The rule as a JSON-ready dict, built once at load (callers must not mutate it)."""
+        return self._documents[rule_id]
 
     def find(
         self, major: str | None, middle: str | None, tags: Sequence[str] = ()

@@ -26,6 +26,7 @@ from pipelines.scan.progress import ProgressBus, ProgressEvent, make_event
 from pipelines.scan.store import Job, ScanStore
 
 KEEPALIVE_S = 15
+FIRST_EVENT_WAIT_S = 1.0
 
 
 class ScanRequest(BaseModel):
@@ -168,31 +169,45 @@ class ScanService:
         status = {JobStatus.COMPLETED: 200, JobStatus.FAILED: 200}.get(job.status, 202)
         return status, self._final_view(job)
 
-    async def events(self, job: Job, last_event_id: str | None) -> AsyncIterator[dict[str, str]]:
-        """The SSE stream: history (or a snapshot) first, then live events until done/error."""
+    async def events(self, job: Job, last_event_id: str | None) -> AsyncIterator[bytes]:
+        """The SSE stream: history (or a snapshot) first, then live events until done/error.
+
+        Events that are ready together go out in one write.
+        """
         key = str(job.job_id)
         async with self._bus.subscription(key) as live:
-            seen = await self._bus.history(key, last_event_id)
-            if not seen and last_event_id is None:
-                seen = [self._snapshot(await self.owned_job(job.user_id, key))]
-            last = None
-            for event in seen:
-                yield _sse(event)
-                last = event
-                if event.terminal:
-                    return
+            pending = await self._bus.history(key, last_event_id)
+            if not pending and last_event_id is None:
+                pending = [await self._first_event(job, live)]
+            last: ProgressEvent | None = None
             while True:
-                try:
-                    event = await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)
-                except TimeoutError:
-                    yield {"comment": "keep-alive"}
-                    continue
-                if last is not None and event.key <= last.key:
-                    continue
-                yield _sse(event)
-                last = event
-                if event.terminal:
+                fresh = [e for e in pending if last is None or e.key > last.key]
+                done = next((i for i, e in enumerate(fresh) if e.terminal), None)
+                if done is not None:
+                    fresh = fresh[: done + 1]
+                if fresh:
+                    yield "".join(e.encode() for e in fresh).encode()
+                    last = fresh[-1]
+                if done is not None:
                     return
+                try:
+                    pending = [await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)]
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    pending = []
+                while not live.empty():
+                    pending.append(live.get_nowait())
+
+    async def _first_event(self, job: Job, live: asyncio.Queue[ProgressEvent]) -> ProgressEvent:
+        """The first live event, or a snapshot from the job row when none comes soon.
+
+        Progress is published a moment after the commit, so a fresh job usually has its
+        ``queued`` event in flight; the row is read only when history expired or was lost.
+        """
+        try:
+            return await asyncio.wait_for(live.get(), timeout=FIRST_EVENT_WAIT_S)
+        except TimeoutError:
+            return self._snapshot(await self.owned_job(job.user_id, str(job.job_id)))
 
     def _snapshot(self, job: Job) -> ProgressEvent:
         if job.status is JobStatus.COMPLETED:

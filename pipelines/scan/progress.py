@@ -34,9 +34,20 @@ _log = telemetry.get_logger(__name__)
 
 @dataclass(frozen=True)
 class ProgressEvent:
+    """One SSE event; ``body`` is its ``data`` as one line of JSON, encoded once at the source."""
+
     id: str
     event: str
-    data: dict[str, Any]
+    body: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.body)
+        return data
+
+    def encode(self) -> str:
+        """The event in the SSE wire format."""
+        return f"id: {self.id}\nevent: {self.event}\ndata: {self.body}\n\n"
 
     @property
     def key(self) -> tuple[int, int]:
@@ -73,7 +84,8 @@ def make_event(
     if error is not None:
         data["error"] = error
     event = "error" if status == "failed" else stage.value
-    return ProgressEvent(id=f"{job.attempt}-{seq + 1}", event=event, data=data)
+    body = json.dumps(data, ensure_ascii=False)
+    return ProgressEvent(id=f"{job.attempt}-{seq + 1}", event=event, body=body)
 
 
 def _stream(job_id: str) -> str:
@@ -87,7 +99,7 @@ class ProgressBus:
         self._redis = client
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
-        self._outbox: asyncio.Queue[ProgressEvent] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, ProgressEvent]] = asyncio.Queue()
         self._flusher: asyncio.Task[None] | None = None
 
     async def publish(
@@ -103,7 +115,8 @@ class ProgressBus:
 
         Events keep their order (one FIFO, one flusher). Publishing never blocks a stage.
         """
-        self._outbox.put_nowait(make_event(job, stage, status, result=result, error=error))
+        event = make_event(job, stage, status, result=result, error=error)
+        self._outbox.put_nowait((str(job.job_id), event))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="scan-progress-flush")
 
@@ -114,15 +127,15 @@ class ProgressBus:
                 batch.append(self._outbox.get_nowait())
             await self._send(batch)
 
-    async def _send(self, batch: list[ProgressEvent]) -> None:
+    async def _send(self, batch: list[tuple[str, ProgressEvent]]) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
-                for event in batch:
-                    body = json.dumps(event.data, ensure_ascii=False)
-                    stream = _stream(event.data["job_id"])
-                    pipe.xadd(stream, {"event": event.event, "data": body}, id=event.id, maxlen=64)
+                for job_id, event in batch:
+                    stream = _stream(job_id)
+                    fields = {"event": event.event, "data": event.body}
+                    pipe.xadd(stream, fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
                     pipe.expire(stream, HISTORY_TTL_S)
-                    pipe.publish(CHANNEL, json.dumps([event.id, event.event, body]))
+                    pipe.publish(CHANNEL, f"{job_id}\n{event.id}\n{event.event}\n{event.body}")
                 # An id at or below the stream's last one (a resumed runner repeating an event)
                 # fails alone; the rest of the batch goes through.
                 await pipe.execute(raise_on_error=False)
@@ -136,7 +149,7 @@ class ProgressBus:
             await self._redis.xrange(_stream(job_id), min=start, max="+"),
         )
         return [
-            ProgressEvent(id=_text(entry_id), event=_text(f[b"event"]), data=json.loads(f[b"data"]))
+            ProgressEvent(id=_text(entry_id), event=_text(f[b"event"]), body=_text(f[b"data"]))
             for entry_id, f in entries
         ]
 
@@ -171,11 +184,10 @@ class ProgressBus:
                 await asyncio.sleep(0.5)
 
     def _dispatch(self, raw: bytes | str) -> None:
-        event_id, name, body = json.loads(raw)
-        data = json.loads(body)
-        for queue in self._subscribers.get(data["job_id"], ()):
+        job_id, event_id, name, body = _text(raw).split("\n", 3)
+        for queue in self._subscribers.get(job_id, ()):
             with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(ProgressEvent(id=event_id, event=name, data=data))
+                queue.put_nowait(ProgressEvent(id=event_id, event=name, body=body))
 
     async def close(self) -> None:
         for task in (self._listener, self._flusher):

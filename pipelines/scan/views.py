@@ -56,9 +56,7 @@ def result(job: Job, rules: RuleBook) -> dict[str, Any]:
         "message": "스캔이 끝났어요.",
         "pipeline_result": {
             "classification_result": job.vision_result,
-            "disposal_rules": rules.get(job.rule_id).model_dump(mode="json")
-            if job.rule_id
-            else None,
+            "disposal_rules": rules.document(job.rule_id) if job.rule_id else None,
             "final_answer": job.answer_result,
         },
         "reward": job.reward,
