@@ -52,7 +52,7 @@ def test_status_reports_every_component_healthy(launched: StackUrls) -> None:
 
     report = json.loads(result.stdout)
     assert result.returncode == 0, result.stdout
-    assert set(report["components"]) == {"postgres", "valkey", "kafka", "ray", "serve", "model_sim"}
+    assert set(report["components"]) == {c.name for c in topology.default_components()}
     for name, component in report["components"].items():
         assert component["healthy"] is True, (name, component)
         assert isinstance(component["url"], str), name
