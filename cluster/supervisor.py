@@ -218,7 +218,8 @@ def _probe_one(
     if component is None:
         return "not a component of this version of the stack"
     alive = process.same_process(recorded.pid, recorded.create_time) is not None
-    if not recorded.external and not component.oneshot and not alive:
+    runs_a_process = component.launch is not None and not component.oneshot
+    if not recorded.external and runs_a_process and not alive:
         return "process is not running"
     ctx = Context(
         settings,

@@ -299,18 +299,25 @@ def _serve_url(ctx: Context) -> str:
     return f"http://{HOST}:{ctx.port}"
 
 
+SERVE_APPS = ("pipelines.scan.deploy:deploy",)
+"""Applications deployed by the same short-lived driver that starts Serve."""
+
 SERVE = Component(
     name="serve",
-    requires=("ray",),
+    requires=("ray", "model_sim", "postgres", "valkey"),
     oneshot=True,  # serve.start() in a short-lived driver; the proxy lives on as a Ray actor
     launch=lambda ctx: Launch(
-        [sys.executable, "-m", "cluster.serve_start", ctx.env["ECO2_RAY__ADDRESS"], str(ctx.port)]
+        [
+            *(sys.executable, "-m", "cluster.serve_start"),
+            *(ctx.env["ECO2_RAY__ADDRESS"], str(ctx.port)),
+            *SERVE_APPS,
+        ]
     ),
     url=_serve_url,
     health=lambda ctx: probes.serve_proxy_ok(_serve_url(ctx)),
     links=lambda ctx: {"api_url": _serve_url(ctx)},
     exports=lambda ctx: {"ECO2_SERVE__URL": _serve_url(ctx)},
-    start_deadline_s=60.0,
+    start_deadline_s=120.0,
 )
 
 
@@ -358,12 +365,10 @@ def _scan_health(ctx: Context) -> str | None:
 
 SCAN_APP = Component(
     name="scan_app",
-    requires=("ray", "serve", "model_sim", "postgres", "valkey"),
-    oneshot=True,  # deploys through a short-lived driver; Serve keeps the replicas running
-    launch=lambda ctx: Launch([sys.executable, "-m", "pipelines.scan.deploy"]),
+    requires=("serve",),  # deployed by the serve component's driver (SERVE_APPS)
     url=lambda ctx: f"{ctx.env['ECO2_SERVE__URL']}/api/v1/scan",
     health=_scan_health,
-    start_deadline_s=120.0,
+    start_deadline_s=60.0,
 )
 
 

@@ -52,8 +52,8 @@ class ScanAppArgs(BaseModel):
     """Arguments of :func:`build_app` (``serve run ... key=value`` or serveConfigV2 ``args``)."""
 
     ingress_max_ongoing_requests: int = 3000
-    ingress_replicas: int = 2
-    """One asyncio loop tops out below a core; two ingress replicas use the second core."""
+    ingress_replicas: int = 1
+    """One replica costs the least CPU per scan on 2 cores; more spread load over nodes."""
 
 
 @serve.deployment(
