@@ -1,0 +1,261 @@
+"""The idempotent consumer runtime: Kafka outbox topics → a handler inside a database transaction.
+
+Delivery guarantees:
+
+* **effects exactly once** — ``handler(envelope, conn)`` runs inside an asyncpg transaction on
+  the consumer's own database together with the inbox row ``(consumer, event_id)``; an event the
+  inbox already holds is skipped, so redelivery (after a crash, a rebalance, a relay duplicate or a
+  DLQ replay of an event that did get applied) changes nothing;
+* **offsets after the database** — a batch's offsets are committed (synchronously) only after its
+  transaction committed and its dead letters were acknowledged; a crash in between redelivers;
+* **order per partition** — messages are applied in partition order, one batch at a time;
+* **failures** — infrastructure errors (database/network) are retried without limit; handler
+  errors are retried with exponential backoff up to ``RetryPolicy.max_attempts`` (permanent ones,
+  e.g. ``retriable=False``, at once) and then published to ``<topic>.dlq`` with the error in
+  headers; processing continues with the next message. A dead-lettered event gets no inbox row,
+  so ``eco2 cdc dlq replay`` can deliver it again after the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import asyncpg
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from cdc.apply import Failure, Handler, apply_batch, classify
+from cdc.inbox import PostgresStore, Store
+from cdc.outbox import (
+    OutboxRecord,
+    dead_letter,
+    envelope_from_message,
+    header_map,
+    normalize_headers,
+)
+from eco2.events import EventEnvelope
+from eco2.kafka import consumer_config, producer_config
+from eco2.migrations import database_dsn
+from eco2.settings import DOMAIN_DATABASES, Settings
+from eco2.telemetry import get_logger
+
+log = get_logger(__name__)
+
+POLL_S = 0.5
+DLQ_ACK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff_s, self.backoff_s * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer: its group/inbox name, input topics, own database and handler.
+
+    ``reset`` clears the consumer's read model before a rebuild; ``sources`` are the databases
+    (domain or database names) whose event stores a rebuild reads.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    database: str
+    handler: Handler
+    reset: Callable[[Any], Awaitable[None]] | None = None
+    sources: tuple[str, ...] = DOMAIN_DATABASES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def database_of(settings: Settings, name: str) -> str:
+    return settings.database_name(name) if name in DOMAIN_DATABASES else name
+
+
+class _Stopping(Exception):
+    """Raised out of an endless infrastructure retry when the runtime is asked to stop."""
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    messages: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+
+
+class ConsumerRuntime:
+    """Consumes ``spec.topics`` as group ``spec.name`` and applies them through ``store``."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        settings: Settings,
+        store: Store,
+        *,
+        batch_size: int = 500,
+        kafka: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec, self.store, self.batch_size = spec, store, batch_size
+        self.consumer = Consumer(consumer_config(settings, spec.name, **(kafka or {})))
+        self.producer = Producer(producer_config(settings))
+        self.stats = ConsumerStats()
+        self._stop = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; the batch in progress finishes first."""
+        self._stop = stop or self._stop
+        self.consumer.subscribe(list(self.spec.topics))
+        try:
+            while not self._stop.is_set():
+                messages = await asyncio.to_thread(self.consumer.consume, self.batch_size, POLL_S)
+                if messages:
+                    await self.process(messages)
+        except _Stopping:
+            pass
+        finally:
+            await asyncio.to_thread(self.consumer.close)
+            self.producer.flush(5)
+
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Apply one consumed batch, dead-letter what fails, then commit its offsets."""
+        items: list[tuple[Message, EventEnvelope | None, Exception | None]] = []
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka consume error", error=str(err))
+                continue
+            try:
+                envelope = envelope_from_message(message.key(), message.value(), message.headers())
+            except ValueError as exc:
+                items.append((message, None, exc))
+            else:
+                items.append((message, envelope, None))
+        if not items:
+            return
+        self.stats.messages += len(items)
+        self.stats.batches += 1
+        envelopes = [env for _m, env, _e in items if env is not None]
+        done = False
+        if len(envelopes) == len(items):
+            try:
+                self.stats.applied += await apply_batch(
+                    self.store, self.spec.name, envelopes, self.spec.handler
+                )
+                done = True
+            except Exception as exc:  # fall back to one message per transaction
+                log.info(
+                    "batch failed; applying one by one", consumer=self.spec.name, error=str(exc)
+                )
+        if not done:
+            for message, maybe, error in items:
+                if maybe is None:
+                    self._dead_letter(message, "undecodable", error or ValueError("?"), 1)
+                else:
+                    await self._apply_one(message, maybe)
+            self._await_dead_letters()
+        await self._commit(messages)
+
+    async def _apply_one(self, message: Message, envelope: EventEnvelope) -> None:
+        attempt, infra_attempt = 0, 0
+        while True:
+            try:
+                self.stats.applied += await apply_batch(
+                    self.store, self.spec.name, [envelope], self.spec.handler
+                )
+                return
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is Failure.INFRASTRUCTURE:
+                    infra_attempt += 1
+                    if self._stop.is_set():
+                        raise _Stopping from exc
+                    await asyncio.sleep(self.spec.retry.delay(infra_attempt))
+                    continue
+                attempt += 1
+                if kind is Failure.PERMANENT or attempt >= self.spec.retry.max_attempts:
+                    self._dead_letter(message, f"handler_{kind.value}", exc, attempt)
+                    return
+                await asyncio.sleep(self.spec.retry.delay(attempt))
+
+    def _dead_letter(
+        self, message: Message, reason: str, exc: BaseException, attempts: int
+    ) -> None:
+        headers = normalize_headers(message.headers())
+        record = OutboxRecord(
+            cast(str, message.topic()),
+            message.key() or b"",
+            message.value() or b"",
+            headers,
+            header_map(headers).get("id", ""),
+        )
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        letter = dead_letter(
+            record, reason=reason, error=error, source=self.spec.name, attempts=attempts
+        )
+        self.producer.produce(
+            letter.topic, letter.value, letter.key, headers=cast(Any, letter.headers)
+        )
+        self.stats.dead_lettered += 1
+        log.warning(
+            "event dead-lettered",
+            consumer=self.spec.name,
+            topic=letter.topic,
+            event_id=letter.event_id,
+            reason=reason,
+            attempts=attempts,
+        )
+
+    def _await_dead_letters(self) -> None:
+        if self.producer.flush(DLQ_ACK_TIMEOUT_S):
+            raise RuntimeError("dead letters not acknowledged by Kafka; not committing offsets")
+
+    async def _commit(self, messages: Sequence[Message]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is None:
+                key = (cast(str, message.topic()), cast(int, message.partition()))
+                last[key] = max(last.get(key, -1), cast(int, message.offset()))
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            await asyncio.to_thread(self._commit_sync, offsets)
+        except Exception as exc:  # e.g. a rebalance: redelivery is harmless (inbox)
+            log.warning("offset commit failed", consumer=self.spec.name, error=str(exc))
+
+    def _commit_sync(self, offsets: list[TopicPartition]) -> None:
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+
+
+async def run_consumer_async(
+    spec: ConsumerSpec, settings: Settings, stop: asyncio.Event | None = None
+) -> None:
+    if settings.db.url is None:
+        raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
+    dsn = database_dsn(settings.db.url, database_of(settings, spec.database))
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        await ConsumerRuntime(spec, settings, PostgresStore(pool)).run(stop)
+    finally:
+        await pool.close()
+
+
+def run_consumer(spec: ConsumerSpec, settings: Settings) -> None:
+    """Run ``spec`` until SIGTERM/SIGINT (blocking)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_consumer_async(spec, settings, stop)
+
+    asyncio.run(main())

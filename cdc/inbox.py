@@ -1,0 +1,101 @@
+"""The inbox: which events a consumer has already applied, written in the transaction of the effect.
+
+:class:`Store` is the port the consumer runtime and the rebuild use. A unit of work yields the
+connection the handler writes its effect on and ``claim``, which records event ids for a consumer
+and returns those it had not recorded before. Both commit together or not at all, so an effect is
+applied exactly once however often its event is delivered.
+
+Adapters: :class:`PostgresStore` (asyncpg, the kernel's ``inbox`` table) and :class:`MemoryStore`
+(unit tests). Both pass the same contract test (``tests/unit/cdc/inbox_contract.py``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+import asyncpg
+
+_CLAIM = """
+INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+
+class UnitOfWork(Protocol):
+    conn: Any
+    """What the handler writes its effect on (an ``asyncpg.Connection`` in production)."""
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record ``event_ids`` as applied by ``consumer``; return the ones not recorded before."""
+        ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> Any:
+        """An async context manager yielding a :class:`UnitOfWork`; commits on a clean exit."""
+        ...
+
+    async def forget(self, consumer: str) -> None:
+        """Delete ``consumer``'s inbox (before a rebuild)."""
+        ...
+
+
+class _PgUnit:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.conn.fetch(_CLAIM, consumer, list(event_ids))
+        return {row["event_id"] for row in rows}
+
+
+class PostgresStore:
+    """Units of work on a pool of the consumer's own database."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[_PgUnit]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield _PgUnit(conn)
+
+    async def forget(self, consumer: str) -> None:
+        await self.pool.execute("DELETE FROM inbox WHERE consumer = $1", consumer)
+
+
+class _MemoryUnit:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.conn: dict[str, Any] = dict(store.effects)
+        self.claimed: set[tuple[str, uuid.UUID]] = set()
+
+    async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        fresh: set[uuid.UUID] = set()
+        for event_id in event_ids:
+            key = (consumer, event_id)
+            if key not in self.store.rows and key not in self.claimed:
+                self.claimed.add(key)
+                fresh.add(event_id)
+        return fresh
+
+
+class MemoryStore:
+    """In-memory store: ``effects`` is a dict the handler may write; both roll back on error."""
+
+    def __init__(self) -> None:
+        self.rows: set[tuple[str, uuid.UUID]] = set()
+        self.effects: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[_MemoryUnit]:
+        unit = _MemoryUnit(self)
+        yield unit
+        self.rows |= unit.claimed
+        self.effects = unit.conn
+
+    async def forget(self, consumer: str) -> None:
+        self.rows = {row for row in self.rows if row[0] != consumer}

@@ -1,0 +1,326 @@
+"""The consumer runtime against real PostgreSQL and Kafka: kills mid-batch, duplicates, poison
+events through the DLQ and back, the inbox contract on PostgreSQL, and rebuilds from event stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+import psycopg2
+import pytest
+from confluent_kafka import Producer
+
+from cdc.consumer import ConsumerRuntime, ConsumerSpec, RetryPolicy
+from cdc.dlq import list_dlq, replay_dlq
+from cdc.inbox import PostgresStore, Store
+from cdc.outbox import EVENT_COLUMNS, RowLayout, record_from_values
+from cdc.rebuild import rebuild
+from eco2.events import EventEnvelope
+from eco2.migrations import database_dsn
+from tests.integration.conftest import REPO, StackUrls
+from tests.integration.test_cdc_relay import (
+    create_database,
+    drop_database,
+    insert_event,
+    new_id,
+    settings_for,
+)
+from tests.unit.cdc.inbox_contract import InboxContract
+
+pytestmark = pytest.mark.integration
+
+EFFECTS_SQL = """
+CREATE TABLE IF NOT EXISTS cdc_effects (
+    seq bigserial PRIMARY KEY, event_id uuid NOT NULL, aggregate_id text NOT NULL, version int
+);
+CREATE TABLE IF NOT EXISTS cdc_fixes (fixed boolean)
+"""
+
+
+@pytest.fixture
+def database(stack: StackUrls) -> Iterator[str]:
+    name = f"cdct_{new_id()}_c"
+    dsn = create_database(stack.db_url, name)
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(EFFECTS_SQL)
+    conn.close()
+    yield name
+    drop_database(stack.db_url, name)
+
+
+async def record_effect(envelope: EventEnvelope, conn: Any) -> None:
+    """The test handler: one effect row per application; poison fails until fixed."""
+    if envelope.payload.get("poison") and not await conn.fetchval("SELECT count(*) FROM cdc_fixes"):
+        raise RuntimeError("poisoned payload")
+    if envelope.payload.get("slow"):
+        await asyncio.sleep(0.002)
+    await conn.execute(
+        "INSERT INTO cdc_effects (event_id, aggregate_id, version) VALUES ($1, $2, $3)",
+        envelope.event_id,
+        envelope.aggregate_id,
+        envelope.aggregate_version,
+    )
+
+
+def env_spec() -> ConsumerSpec:
+    """The spec a consumer subprocess runs (``python -m cdc.cli consume <this>``)."""
+    return ConsumerSpec(
+        name=os.environ["CDC_TEST_GROUP"],
+        topics=(os.environ["CDC_TEST_TOPIC"],),
+        database=os.environ["CDC_TEST_DB"],
+        handler=record_effect,
+    )
+
+
+def publish(
+    bootstrap: str, topic: str, events: list[EventEnvelope], *, twice: bool = False
+) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    layout = RowLayout(EVENT_COLUMNS)
+    for e in events:
+        values = [
+            str(e.event_id),
+            e.aggregate_type,
+            e.aggregate_id,
+            str(e.aggregate_version),
+            e.event_type,
+            str(e.schema_version),
+            json.dumps(e.payload),
+            "{}",
+            e.occurred_at.isoformat(),
+        ]
+        record = record_from_values(layout, [v.encode() for v in values], {})
+        for _ in range(2 if twice else 1):
+            producer.produce(topic, record.value, record.key, headers=cast(Any, record.headers))
+    assert producer.flush(30) == 0
+
+
+def events(
+    aggregate_type: str, count: int, aggregates: int = 20, **payload: Any
+) -> list[EventEnvelope]:
+    versions: dict[str, int] = {}
+    out = []
+    for n in range(count):
+        aggregate = f"a{n % aggregates}"
+        versions[aggregate] = versions.get(aggregate, 0) + 1
+        out.append(
+            EventEnvelope(
+                event_type="Tested",
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate,
+                aggregate_version=versions[aggregate],
+                payload={"n": n, **payload},
+            )
+        )
+    return out
+
+
+async def effects(dsn: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch("SELECT * FROM cdc_effects ORDER BY seq"))
+    finally:
+        await conn.close()
+
+
+def assert_exactly_once_in_order(rows: list[asyncpg.Record], sent: list[EventEnvelope]) -> None:
+    ids = [r["event_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == len(sent)
+    by_aggregate: dict[str, list[int]] = {}
+    for r in rows:
+        by_aggregate.setdefault(r["aggregate_id"], []).append(r["version"])
+    assert all(v == sorted(v) for v in by_aggregate.values())
+
+
+async def wait_for(predicate: Any, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("condition not reached in time")
+
+
+def test_consumer_killed_mid_batch_applies_each_effect_once(
+    stack: StackUrls, database: str, tmp_path: Path
+) -> None:
+    topic, group = f"cdct.kill.{new_id()}", f"cdct-kill-{new_id()}"
+    sent = events("kill", 2000, slow=True)
+    publish(stack.kafka_bootstrap, topic, sent)
+    env = {
+        **os.environ,
+        **stack.env,
+        "ECO2_RUN_DIR": str(tmp_path),
+        "CDC_TEST_TOPIC": topic,
+        "CDC_TEST_GROUP": group,
+        "CDC_TEST_DB": database,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "cdc.cli",
+        "consume",
+        "tests.integration.test_cdc_consumer:env_spec",
+    ]
+    dsn = database_dsn(stack.db_url, database)
+    rng = random.Random(11)
+    log = open(tmp_path / "consumer.log", "ab")  # noqa: SIM115
+    for _ in range(3):
+        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=log)
+        before = len(asyncio.run(effects(dsn)))
+        deadline = time.monotonic() + 60
+        while len(asyncio.run(effects(dsn))) == before and time.monotonic() < deadline:
+            time.sleep(0.1)  # killed while applying, not while joining the group
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+
+        async def all_applied() -> bool:
+            return len(await effects(dsn)) >= len(sent)
+
+        asyncio.run(wait_for(all_applied, 120))
+        time.sleep(1.0)  # anything applied twice would show up now
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    assert_exactly_once_in_order(asyncio.run(effects(dsn)), sent)
+
+
+@pytest.fixture
+async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]:
+    dsn = database_dsn(stack.db_url, database)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+    tasks: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    def start(topic: str, group: str) -> None:
+        spec = ConsumerSpec(
+            name=group,
+            topics=(topic,),
+            database=database,
+            handler=record_effect,
+            retry=RetryPolicy(max_attempts=3, backoff_s=0.01),
+        )
+        halt = asyncio.Event()
+        runtime = ConsumerRuntime(spec, settings, PostgresStore(pool))
+        tasks.append((halt, asyncio.create_task(runtime.run(halt))))
+
+    yield start
+    for halt, task in tasks:
+        halt.set()
+        await task
+    await pool.close()
+
+
+async def test_duplicate_delivery_reaches_the_same_end_state(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    topic, dsn = f"cdct.dup.{new_id()}", database_dsn(stack.db_url, database)
+    sent = events("dup", 50)
+    publish(stack.kafka_bootstrap, topic, sent, twice=True)
+    runtime_factory(topic, f"cdct-dup-{new_id()}")
+
+    async def settled() -> bool:
+        return len(await effects(dsn)) >= len(sent)
+
+    await wait_for(settled)
+    first = [(r["event_id"], r["version"]) for r in await effects(dsn)]
+    publish(stack.kafka_bootstrap, topic, sent)  # the whole stream once more
+    await asyncio.sleep(3)
+    assert [(r["event_id"], r["version"]) for r in await effects(dsn)] == first
+    assert_exactly_once_in_order(await effects(dsn), sent)
+
+
+async def test_poison_event_goes_to_dlq_and_replay_delivers_it_after_the_fix(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    topic, dsn = f"cdct.poison.{new_id()}", database_dsn(stack.db_url, database)
+    settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+    before, after = events("p", 3), events("p", 1, poison=True)
+    poison = after[0].model_copy(update={"aggregate_id": "poisoned"})
+    later = events("q", 3)
+    publish(stack.kafka_bootstrap, topic, [*before, poison, *later])
+    runtime_factory(topic, f"cdct-poison-{new_id()}")
+
+    async def others_applied() -> bool:
+        return len(await effects(dsn)) >= 6
+
+    await wait_for(others_applied)  # processing went on past the poison event
+    letters = await asyncio.to_thread(list_dlq, settings, topic)
+    assert [(e.event_id, e.reason, e.attempts) for e in letters] == [
+        (str(poison.event_id), "handler_retriable", 3)
+    ]
+    assert "poisoned payload" in letters[0].error
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("INSERT INTO cdc_fixes VALUES (true)")  # the fix
+    await conn.close()
+    assert await asyncio.to_thread(replay_dlq, settings, topic) == 1
+
+    async def poison_applied() -> bool:
+        return any(r["event_id"] == poison.event_id for r in await effects(dsn))
+
+    await wait_for(poison_applied)
+    assert await asyncio.to_thread(replay_dlq, settings, topic) == 0  # nothing left to replay
+
+
+class TestPostgresInbox(InboxContract):
+    @pytest.fixture
+    async def store(self, stack: StackUrls, database: str) -> AsyncIterator[Store]:
+        pool = await asyncpg.create_pool(
+            database_dsn(stack.db_url, database), min_size=1, max_size=2
+        )
+        yield PostgresStore(pool)
+        await pool.close()
+
+
+async def test_rebuild_replays_event_stores_without_kafka(stack: StackUrls, database: str) -> None:
+    source = f"cdct_{new_id()}_src"
+    create_database(stack.db_url, source)
+    try:
+        conn = psycopg2.connect(database_dsn(stack.db_url, source))
+        with conn.cursor() as cur:
+            for n in range(120):
+                insert_event(cur, "rb", f"r{n % 7}", n // 7 + 1)
+                insert_event(cur, "other", f"o{n}", 1)
+        conn.commit()
+        conn.close()
+
+        async def reset(c: Any) -> None:
+            await c.execute("TRUNCATE cdc_effects")
+
+        spec = ConsumerSpec(
+            name="rebuilder",
+            topics=("outbox.event.rb",),
+            database=database,
+            handler=record_effect,
+            reset=reset,
+            sources=(source,),
+        )
+        settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+        dsn = database_dsn(stack.db_url, database)
+        assert await rebuild(spec, settings) == 120
+        assert await rebuild(spec, settings) == 120  # reset + inbox cleared: same end state
+        rows = await effects(dsn)
+        assert len(rows) == 120
+        assert {r["aggregate_id"] for r in rows} == {f"r{n}" for n in range(7)}
+        by_aggregate: dict[str, list[int]] = {}
+        for r in rows:
+            by_aggregate.setdefault(r["aggregate_id"], []).append(r["version"])
+        assert all(v == sorted(v) for v in by_aggregate.values())
+    finally:
+        drop_database(stack.db_url, source)
