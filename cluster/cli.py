@@ -28,6 +28,22 @@ def cli_settings() -> Settings:
     return settings
 
 
+def _relay_lag(settings: Settings, state: StackState) -> list[dict[str, Any]] | str:
+    """Per replication slot: bytes and seconds the CDC relay is behind (or why unknown)."""
+    from cdc.metrics import relay_status
+    from eco2.errors import Unavailable
+
+    if "cdc_relay" not in state.components or "ECO2_DB__URL" not in state.env:
+        return "no CDC relay in this stack"
+    stack_settings = settings.model_copy(
+        update={"db": settings.db.model_copy(update={"url": state.env["ECO2_DB__URL"]})}
+    )
+    try:
+        return relay_status(stack_settings)
+    except Unavailable as exc:
+        return str(exc)
+
+
 def _print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"eco2 stack in {report['run_dir']}")
     for column in ("component", "healthy", "url", "pid", "detail"):
@@ -39,6 +55,13 @@ def _print_report(report: dict[str, Any]) -> None:
             detail += f" (log: {c['log_path']})"
         table.add_row(name, mark, c["url"] or "", str(c["pid"] or ""), detail)
     console.print(table)
+    lag = report.get("cdc")
+    if isinstance(lag, list) and lag:
+        worst = max(lag, key=lambda row: row.get("lag_bytes") or 0)
+        console.print(
+            f"cdc relay:     {len(lag)} slots, worst lag {worst.get('lag_bytes')} bytes "
+            f"({worst.get('database')})"
+        )
     console.print(f"api_url:       {report['api_url']}")
     console.print(f"dashboard_url: {report['dashboard_url']}")
 
@@ -106,6 +129,7 @@ def status(
         report |= {"components": {}, "api_url": None, "dashboard_url": None}
     else:
         report = supervisor.probe(settings, state)
+        report["cdc"] = _relay_lag(settings, state)
     healthy = report["up"] and all(c["healthy"] for c in report["components"].values())
     if json_output:
         typer.echo(json.dumps(report, indent=2))

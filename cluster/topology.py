@@ -18,6 +18,7 @@ from cluster import probes
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import HOST
 from cluster.process import Launch
+from eco2.settings import DOMAIN_DATABASES
 
 PG_SYSTEM_USER = "embedded_postgres"
 """PostgreSQL refuses to run as root; as root we run it as this system user."""
@@ -372,9 +373,33 @@ SCAN_APP = Component(
 )
 
 
+# --- CDC relay (event stores → Kafka) ----------------------------------------------------------
+
+
+def _relay_health(ctx: Context) -> str | None:
+    from cdc.slots import slot_lag
+
+    try:
+        rows = slot_lag(ctx.env["ECO2_DB__URL"])
+    except Exception as exc:  # the probe reports; it never raises
+        return f"cannot read replication slots: {exc}"
+    active = sum(1 for row in rows if row.get("active"))
+    return None if active >= len(DOMAIN_DATABASES) else f"{active} slots active, waiting"
+
+
+CDC_RELAY = Component(
+    name="cdc_relay",
+    requires=("postgres", "kafka"),
+    launch=lambda ctx: Launch([sys.executable, "-m", "cdc.relay"]),
+    url=lambda ctx: f"kafka://{ctx.env['ECO2_KAFKA__BOOTSTRAP']}/outbox.event.*",
+    health=_relay_health,
+    start_deadline_s=60.0,
+)
+
+
 def default_components() -> list[Component]:
     """Every part of the local stack, dependencies before dependants."""
-    return [POSTGRES, VALKEY, KAFKA, RAY, SERVE, MODEL_SIM, SCAN_APP]
+    return [POSTGRES, VALKEY, KAFKA, RAY, SERVE, MODEL_SIM, SCAN_APP, CDC_RELAY]
 
 
 def all_data_paths(paths: RunPaths, components: list[Component]) -> list[Path]:

@@ -21,6 +21,8 @@ def _settings_command() -> None:
 
 
 def build_cli() -> typer.Typer:
+    from cdc.bench import bench_cdc
+    from cdc.cli import cdc_app
     from cluster import cli as stack
     from cluster import scan_commands
     from serve.model_sim.server import model_sim_command
@@ -53,7 +55,9 @@ def build_cli() -> typer.Typer:
     bench.command("scan", help="Closed-loop scan load against the local stack (simulated model).")(
         scan_commands.bench_scan
     )
+    bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
     app.add_typer(bench, name="bench")
+    app.add_typer(cdc_app, name="cdc")
     app.add_typer(scan_commands.scan_app, name="scan")
     return app
 

@@ -28,7 +28,7 @@ from cdc.outbox import EVENT_COLUMNS, RowLayout, record_from_values
 from cdc.rebuild import rebuild
 from eco2.events import EventEnvelope
 from eco2.migrations import database_dsn
-from tests.integration.conftest import REPO, StackUrls
+from tests.conftest import REPO, StackUrls
 from tests.integration.test_cdc_relay import (
     create_database,
     drop_database,

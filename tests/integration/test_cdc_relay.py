@@ -35,7 +35,7 @@ from cdc.slots import slot_name
 from eco2.events import Event, EventRegistry
 from eco2.migrations import database_dsn, migrations_for
 from eco2.settings import DbSettings, KafkaSettings, Settings
-from tests.integration.conftest import REPO, StackUrls
+from tests.conftest import REPO, StackUrls
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,7 @@ from cluster.stack import Stack, StackStartError
 from cluster.state import read_state
 from eco2.migrations import database_dsn
 from eco2.settings import DOMAIN_DATABASES, Settings, load_settings
-from tests.integration.conftest import StackUrls, cluster_cli, short_run_dir, start_stack
+from tests.conftest import StackUrls, cluster_cli, short_run_dir, start_stack
 
 pytestmark = pytest.mark.integration
 

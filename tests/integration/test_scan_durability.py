@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.integration.conftest import StackUrls
+from tests.conftest import StackUrls
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,11 @@ def test_default_topology_starts_ray_before_serve() -> None:
     assert names.index("ray") < names.index("serve") < names.index("scan_app")
     for dependency in ("postgres", "valkey", "model_sim"):
         assert names.index(dependency) < names.index("scan_app")
-    assert set(names) == {"postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app"}
+    assert names.index("postgres") < names.index("cdc_relay")
+    assert names.index("kafka") < names.index("cdc_relay")
+    assert set(names) == {
+        *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay")
+    }
 
 
 def test_ray_head_gets_every_port_explicitly() -> None:

@@ -1,4 +1,5 @@
-"""The embedded stack, started once per test session (``python -m cluster up --detach``).
+"""Shared fixtures: the embedded stack, started once per test session for the integration and
+e2e tiers (``python -m cluster up --detach``).
 
 Set ``ECO2_TEST_STACK_RUN_DIR`` to the run dir of a stack you already started
 (``ECO2_RUN_DIR=... eco2 up --detach``) to reuse it across test runs: then the fixture neither
