@@ -52,8 +52,9 @@ class ScanAppArgs(BaseModel):
     """Arguments of :func:`build_app` (``serve run ... key=value`` or serveConfigV2 ``args``)."""
 
     ingress_max_ongoing_requests: int = 3000
-    ingress_replicas: int = 1
-    """One replica costs the least CPU per scan on 2 cores; more spread load over nodes."""
+    ingress_replicas: int = 2
+    """At 900 users one replica's event loop is the bottleneck (2,151 vs 2,845 scans/min measured
+    back to back, docs/benchmarks.md); at light load one replica would cost a little less CPU."""
 
 
 @serve.deployment(
