@@ -23,7 +23,7 @@ import pytest
 from cluster.state import StackState, read_state
 from eco2.migrations import database_dsn
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 UP_TIMEOUT_S = 300
 
 

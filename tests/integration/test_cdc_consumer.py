@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ import psycopg2
 import pytest
 from confluent_kafka import Producer
 
+from cdc.apply import Handler, batch_handler
 from cdc.consumer import ConsumerRuntime, ConsumerSpec, RetryPolicy
 from cdc.dlq import list_dlq, replay_dlq
 from cdc.inbox import PostgresStore, Store
@@ -73,6 +74,30 @@ async def record_effect(envelope: EventEnvelope, conn: Any) -> None:
         envelope.aggregate_id,
         envelope.aggregate_version,
     )
+
+
+@batch_handler
+async def record_effects(conn: Any, envelopes: Sequence[EventEnvelope]) -> None:
+    """``record_effect`` as a batch projector: all effect rows of a batch in one statement."""
+    poisoned = any(e.payload.get("poison") for e in envelopes)
+    if poisoned and not await conn.fetchval("SELECT count(*) FROM cdc_fixes"):
+        raise RuntimeError("poisoned payload")
+    await conn.execute(
+        """
+        INSERT INTO cdc_effects (event_id, aggregate_id, version)
+        SELECT e, a, v
+        FROM unnest($1::uuid[], $2::text[], $3::int[]) WITH ORDINALITY AS t(e, a, v, o)
+        ORDER BY o
+        """,
+        [e.event_id for e in envelopes],
+        [e.aggregate_id for e in envelopes],
+        [e.aggregate_version for e in envelopes],
+    )
+
+
+HANDLERS = pytest.mark.parametrize(
+    "handler", [record_effect, record_effects], ids=["per_event", "batch"]
+)
 
 
 def env_spec() -> ConsumerSpec:
@@ -208,12 +233,12 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
     settings = settings_for(stack.db_url, stack.kafka_bootstrap)
     tasks: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-    def start(topic: str, group: str) -> None:
+    def start(topic: str, group: str, handler: Handler = record_effect) -> None:
         spec = ConsumerSpec(
             name=group,
             topics=(topic,),
             database=database,
-            handler=record_effect,
+            handler=handler,
             retry=RetryPolicy(max_attempts=3, backoff_s=0.01),
         )
         halt = asyncio.Event()
@@ -227,13 +252,14 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
     await pool.close()
 
 
+@HANDLERS
 async def test_duplicate_delivery_reaches_the_same_end_state(
-    stack: StackUrls, database: str, runtime_factory: Any
+    stack: StackUrls, database: str, runtime_factory: Any, handler: Handler
 ) -> None:
     topic, dsn = f"cdct.dup.{new_id()}", database_dsn(stack.db_url, database)
     sent = events("dup", 50)
     publish(stack.kafka_bootstrap, topic, sent, twice=True)
-    runtime_factory(topic, f"cdct-dup-{new_id()}")
+    runtime_factory(topic, f"cdct-dup-{new_id()}", handler)
 
     async def settled() -> bool:
         return len(await effects(dsn)) >= len(sent)
@@ -246,16 +272,18 @@ async def test_duplicate_delivery_reaches_the_same_end_state(
     assert_exactly_once_in_order(await effects(dsn), sent)
 
 
+@HANDLERS
 async def test_poison_event_goes_to_dlq_and_replay_delivers_it_after_the_fix(
-    stack: StackUrls, database: str, runtime_factory: Any
+    stack: StackUrls, database: str, runtime_factory: Any, handler: Handler
 ) -> None:
+    """A poison event fails its batch; applied one by one, it alone is dead-lettered."""
     topic, dsn = f"cdct.poison.{new_id()}", database_dsn(stack.db_url, database)
     settings = settings_for(stack.db_url, stack.kafka_bootstrap)
     before, after = events("p", 3), events("p", 1, poison=True)
     poison = after[0].model_copy(update={"aggregate_id": "poisoned"})
     later = events("q", 3)
     publish(stack.kafka_bootstrap, topic, [*before, poison, *later])
-    runtime_factory(topic, f"cdct-poison-{new_id()}")
+    runtime_factory(topic, f"cdct-poison-{new_id()}", handler)
 
     async def others_applied() -> bool:
         return len(await effects(dsn)) >= 6

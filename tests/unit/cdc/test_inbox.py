@@ -1,13 +1,15 @@
-"""The in-memory inbox passes the store contract; batch application dedupes and rolls back."""
+"""The in-memory inbox passes the store contract; batch application dedupes and rolls back, for
+per-event handlers and for batch handlers (``apply_batch(conn, envelopes)``)."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from cdc.apply import Failure, apply_batch, classify
+from cdc.apply import BatchHandler, Failure, apply_batch, batch_handler, classify
 from cdc.inbox import MemoryStore, Store
 from eco2.errors import PermanentFailure, Unavailable
 from eco2.events import EventEnvelope
@@ -58,6 +60,65 @@ async def test_failed_batch_leaves_no_effect_and_no_inbox_row() -> None:
     assert store.effects == {}
     assert store.rows == set()
     assert await apply_batch(store, "c", [good], count) == 1
+
+
+def counting_batches() -> tuple[BatchHandler, list[list[int]]]:
+    """A batch handler recording each call's versions, and applying them like ``count``."""
+    calls: list[list[int]] = []
+
+    @batch_handler
+    async def project(effects: dict[str, Any], envelopes: Sequence[EventEnvelope]) -> None:
+        calls.append([e.aggregate_version for e in envelopes])
+        for env in envelopes:
+            await count(env, effects)
+            if env.payload.get("poison"):
+                raise RuntimeError("poisoned")
+
+    return project, calls
+
+
+async def test_batch_handler_gets_the_new_events_once_in_order_in_one_call() -> None:
+    store = MemoryStore()
+    handler, calls = counting_batches()
+    events = [envelope(version=v) for v in (1, 2, 3, 4)]
+    assert await apply_batch(store, "c", events[:2], handler) == 2
+    assert await apply_batch(store, "c", [*events, events[2], events[0]], handler) == 2
+    assert calls == [[1, 2], [3, 4]]  # applied events skipped, repeats within a batch too
+    assert await apply_batch(store, "c", events, handler) == 0
+    assert calls == [[1, 2], [3, 4]]  # nothing new: not called at all
+    assert all(store.effects[str(e.event_id)] == 1 for e in events)
+    assert store.effects["order"] == [1, 2, 3, 4]
+
+
+async def test_failed_batch_handler_rolls_back_and_a_batch_of_one_isolates_the_poison() -> None:
+    store = MemoryStore()
+    handler, calls = counting_batches()
+    good, bad = (
+        envelope(version=1),
+        envelope(version=2).model_copy(update={"payload": {"poison": 1}}),
+    )
+    later = envelope(version=3)
+    with pytest.raises(RuntimeError):
+        await apply_batch(store, "c", [good, bad, later], handler)
+    assert store.effects == {}
+    assert store.rows == set()
+    # what the consumer runtime does next: one event per transaction
+    assert await apply_batch(store, "c", [good], handler) == 1
+    with pytest.raises(RuntimeError):
+        await apply_batch(store, "c", [bad], handler)
+    assert await apply_batch(store, "c", [later], handler) == 1
+    assert store.effects["order"] == [1, 3]
+    assert str(bad.event_id) not in store.effects
+    assert calls == [[1, 2, 3], [1], [2], [3]]
+
+
+async def test_batch_handler_called_with_one_event_applies_a_batch_of_one() -> None:
+    handler, calls = counting_batches()
+    effects: dict[str, Any] = {}
+    event = envelope(version=7)
+    await handler(event, effects)
+    assert calls == [[7]]
+    assert effects[str(event.event_id)] == 1
 
 
 def test_failures_are_classified() -> None:
