@@ -7,8 +7,8 @@ Measures, in one run against the embedded stack (started here unless ``ECO2_DB__
    ``tx_size`` events), for the WAL relay and then the polling relay on the same rows;
 2. commit→Kafka-ack latency p50/p99 at a steady ``rate`` events/s (one event per transaction,
    spread over the 3 databases), each relay in its own process (clock: ``time.time()``);
-3. consumer throughput — events/s applied with the inbox (one effect row per event), and with a
-   no-op handler (inbox only).
+3. consumer throughput — events/s applied with the inbox (one effect row per event, written by a
+   batch projector in one statement per batch), and with a no-op handler (inbox only).
 """
 
 from __future__ import annotations

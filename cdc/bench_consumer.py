@@ -1,17 +1,25 @@
-"""Consumer throughput for ``eco2 bench cdc``: events/s applied through the inbox runtime."""
+"""Consumer throughput for ``eco2 bench cdc``: events/s applied through the inbox runtime.
+
+The effect handler is a batch projector (one ``INSERT ... SELECT FROM unnest(...)`` per batch,
+one effect row per event); the no-op handler measures the runtime and the inbox alone.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
+from cdc.apply import batch_handler
 from eco2.events import EventEnvelope
 from eco2.migrations import database_dsn
 from eco2.settings import Settings
+
+_PROJECT = "INSERT INTO bench_effects (event_id, n) SELECT * FROM unnest($1::uuid[], $2::int[])"
 
 
 async def consumer_throughput(settings: Settings, db: str, count: int, noop: bool) -> float:
@@ -47,13 +55,23 @@ async def consumer_throughput(settings: Settings, db: str, count: int, noop: boo
     producer.flush(60)
     pool = await asyncpg.create_pool(database_dsn(settings.db.url, db), min_size=1, max_size=2)
     await pool.execute("CREATE TABLE IF NOT EXISTS bench_effects (event_id uuid, n int)")
+    await pool.execute("TRUNCATE bench_effects")
 
-    async def effect(envelope: EventEnvelope, conn: Any) -> None:
-        if not noop:
-            await conn.execute("INSERT INTO bench_effects VALUES ($1, $2)", envelope.event_id, 1)
+    @batch_handler
+    async def project(conn: Any, envelopes: Sequence[EventEnvelope]) -> None:
+        """What a real projector does: one effect row per event, one statement per batch."""
+        await conn.execute(
+            _PROJECT, [e.event_id for e in envelopes], [e.payload["n"] for e in envelopes]
+        )
+
+    async def nothing(envelope: EventEnvelope, conn: Any) -> None:
+        pass
 
     spec = ConsumerSpec(
-        name=f"bench-{uuid.uuid4().hex[:8]}", topics=(topic,), database=db, handler=effect
+        name=f"bench-{uuid.uuid4().hex[:8]}",
+        topics=(topic,),
+        database=db,
+        handler=nothing if noop else project,
     )
     runtime = ConsumerRuntime(spec, settings, PostgresStore(pool), batch_size=1000)
     stop = asyncio.Event()
@@ -68,5 +86,8 @@ async def consumer_throughput(settings: Settings, db: str, count: int, noop: boo
     elapsed = time.perf_counter() - started
     stop.set()
     await task
+    written = await pool.fetchval("SELECT count(*) FROM bench_effects")
     await pool.close()
+    if written != (0 if noop else runtime.stats.applied):
+        raise RuntimeError(f"{runtime.stats.applied} events applied but {written} effect rows")
     return (runtime.stats.applied - first) / elapsed

@@ -5,15 +5,19 @@ Delivery guarantees:
 * **effects exactly once** — ``handler(envelope, conn)`` runs inside an asyncpg transaction on
   the consumer's own database together with the inbox row ``(consumer, event_id)``; an event the
   inbox already holds is skipped, so redelivery (after a crash, a rebalance, a relay duplicate or a
-  DLQ replay of an event that did get applied) changes nothing;
+  DLQ replay of an event that did get applied) changes nothing. The inbox rows of a batch are
+  one statement; a handler with ``apply_batch(conn, envelopes)`` (:func:`cdc.apply.batch_handler`)
+  gets the batch's new events in one call, so it can write their effects in one statement too;
 * **offsets after the database** — a batch's offsets are committed (synchronously) only after its
   transaction committed and its dead letters were acknowledged; a crash in between redelivers;
 * **order per partition** — messages are applied in partition order, one batch at a time;
 * **failures** — infrastructure errors (database/network) are retried without limit; handler
   errors are retried with exponential backoff up to ``RetryPolicy.max_attempts`` (permanent ones,
   e.g. ``retriable=False``, at once) and then published to ``<topic>.dlq`` with the error in
-  headers; processing continues with the next message. A dead-lettered event gets no inbox row,
-  so ``eco2 cdc dlq replay`` can deliver it again after the fix.
+  headers; processing continues with the next message. When a batch fails, its events are
+  applied again one per transaction (a batch handler gets a batch of one), so a poison event is
+  dead-lettered alone. A dead-lettered event gets no inbox row, so ``eco2 cdc dlq replay`` can
+  deliver it again after the fix.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ Adapters: :class:`PostgresStore` (asyncpg, the kernel's ``inbox`` table) and :cl
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -70,7 +71,7 @@ class PostgresStore:
 class _MemoryUnit:
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
-        self.conn: dict[str, Any] = dict(store.effects)
+        self.conn: dict[str, Any] = copy.deepcopy(store.effects)
         self.claimed: set[tuple[str, uuid.UUID]] = set()
 
     async def claim(self, consumer: str, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
