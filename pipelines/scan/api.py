@@ -166,7 +166,9 @@ class ScanService:
 
     async def result(self, user_id: str, job_id: str) -> tuple[int, dict[str, Any]]:
         job = await self.owned_job(user_id, job_id)
-        status = {JobStatus.COMPLETED: 200, JobStatus.FAILED: 200}.get(job.status, 202)
+        # A failed (dead-lettered) job is not a result: the web client treats anything but 200 as
+        # an error, which is what it should show; the body says why and that it can be re-run.
+        status = {JobStatus.COMPLETED: 200, JobStatus.FAILED: 422}.get(job.status, 202)
         return status, self._final_view(job)
 
     async def events(self, job: Job, last_event_id: str | None) -> AsyncIterator[bytes]:

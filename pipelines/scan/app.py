@@ -81,7 +81,7 @@ class ScanIngress:
         self.service: ScanService | None = None
 
     async def _start(self) -> None:
-        pool = await create_pool(self._settings, "scan", min_size=2, max_size=20)
+        self._pool = pool = await create_pool(self._settings, "scan", min_size=2, max_size=20)
         assert self._settings.cache.url is not None, "ECO2_CACHE__URL is unset"
         redis_client = aioredis.Redis.from_url(self._settings.cache.url, max_connections=64)
         self._store = ScanStore(pool, owner=self._owner, lease_s=self._settings.scan.lease_s)
@@ -248,9 +248,13 @@ class ScanIngress:
         await self._store.get(uuid.UUID(int=0))
 
     async def __del__(self) -> None:
+        """Replica shutdown: stop maintenance, flush nothing more, close the pool and Valkey."""
         self._maintenance.cancel()
         with contextlib.suppress(BaseException):
             await self._maintenance
+        if self._ready.is_set():
+            await self._bus.close()
+            await self._pool.close()
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

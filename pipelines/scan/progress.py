@@ -93,7 +93,10 @@ def _stream(job_id: str) -> str:
 
 
 class ProgressBus:
-    """Publishes progress events and serves per-job subscriptions in this process."""
+    """Publishes progress events and serves per-job subscriptions in this process.
+
+    The bus owns its Valkey client and closes it in :meth:`close`.
+    """
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._redis = client
@@ -190,11 +193,13 @@ class ProgressBus:
                 queue.put_nowait(ProgressEvent(id=event_id, event=name, body=body))
 
     async def close(self) -> None:
+        """Stop the listener and the flusher and close the client (the bus owns it)."""
         for task in (self._listener, self._flusher):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._redis.aclose()
 
 
 def _text(value: bytes | str) -> str:

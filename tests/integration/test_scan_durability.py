@@ -77,14 +77,14 @@ async def submit(client: httpx.AsyncClient, user: str, image: str, **headers: st
 async def result_within(
     client: httpx.AsyncClient, user: str, job_id: str, deadline_s: float
 ) -> httpx.Response:
-    """Poll the result until it is final (200) or the deadline passes; returns the last answer."""
+    """Poll the result until it is final (200 done, 422 failed) or the deadline passes."""
     until = time.monotonic() + deadline_s
     while True:
         try:
             response = await client.get(
                 f"/api/v1/scan/{job_id}/result", headers={"X-User-ID": user}
             )
-            if response.status_code == 200 or time.monotonic() > until:
+            if response.status_code in (200, 422) or time.monotonic() > until:
                 return response
         except httpx.TransportError:
             if time.monotonic() > until:
@@ -136,6 +136,7 @@ async def test_a_failed_scan_is_dead_lettered_and_reprocessed_from_its_last_comm
         job_id = await submit(scan_api, user, "cardboard-box.jpg")
         failed = await result_within(scan_api, user, job_id, deadline_s=30)
     body = failed.json()
+    assert failed.status_code == 422
     assert body["status"] == "failed"
     assert body["error"]["stage"] == "answer"
     assert "malformed" in body["error"]["reason"]
