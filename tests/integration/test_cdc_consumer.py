@@ -289,6 +289,11 @@ async def test_poison_event_goes_to_dlq_and_replay_delivers_it_after_the_fix(
         return len(await effects(dsn)) >= 6
 
     await wait_for(others_applied)  # processing went on past the poison event
+
+    async def dead_lettered() -> bool:  # its dead letter is acknowledged asynchronously
+        return bool(await asyncio.to_thread(list_dlq, settings, topic))
+
+    await wait_for(dead_lettered)
     letters = await asyncio.to_thread(list_dlq, settings, topic)
     assert [(e.event_id, e.reason, e.attempts) for e in letters] == [
         (str(poison.event_id), "handler_retriable", 3)
