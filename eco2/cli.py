@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from eco2 import telemetry
 from eco2.settings import SettingsError, load_settings
 
 
@@ -64,10 +65,12 @@ def build_cli() -> typer.Typer:
 
 def main() -> None:
     try:
-        load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         typer.echo(f"eco2: {exc}", err=True)
         sys.exit(2)
+    # Logs go to stderr as JSON, so a command's stdout (tables, --json figures) stays clean.
+    telemetry.configure("eco2-cli", settings.telemetry)
     build_cli()()
 
 
