@@ -478,3 +478,39 @@ def test_postgres_restart_mid_stream(stack: StackUrls, tmp_path: Path) -> None:
             stop(relay, signal.SIGKILL)
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_broker_outage_loses_nothing(
+    stack: StackUrls, databases: list[str], tmp_path: Path
+) -> None:
+    """The broker stops answering (SIGSTOP) while events are committed, then comes back."""
+    from cluster.state import read_state
+
+    state = read_state(stack.run_dir)
+    assert state is not None
+    broker = state.components["kafka"].pid
+    assert broker is not None
+    aggregate_type = f"outage{new_id()}"
+    expected: dict[str, list[str]] = {}
+    relay = relay_process(stack, tmp_path, databases[:1])
+    conn = psycopg2.connect(database_dsn(stack.db_url, databases[0]))
+    try:
+        with conn.cursor() as cur:
+            for version in range(1, 51):  # before, during and after the outage
+                if version == 11:
+                    os.kill(broker, signal.SIGSTOP)
+                if version == 41:
+                    time.sleep(3)  # the relay has been waiting on an unresponsive broker
+                    os.kill(broker, signal.SIGCONT)
+                aggregate = f"agg-{version % 5}"
+                event_id = insert_event(cur, aggregate_type, aggregate, version)
+                expected.setdefault(aggregate, []).append(event_id)
+                conn.commit()
+                time.sleep(0.05)
+    finally:
+        os.kill(broker, signal.SIGCONT)
+        conn.close()
+    wanted = {e for ids in expected.values() for e in ids}
+    messages = read_topic(stack.kafka_bootstrap, topic_for(aggregate_type), wanted, timeout=90)
+    assert stop(relay) == 0, (tmp_path / "relay.log").read_text()[-3000:]
+    assert_complete_and_ordered(messages, expected)
