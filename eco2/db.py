@@ -7,7 +7,6 @@ connects at import time. A slow domain cannot starve another because each has it
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import asyncpg
 
@@ -57,8 +56,3 @@ async def create_pool(
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable(f"cannot connect to the {domain} database: {exc}") from exc
     return pool
-
-
-def jsonb(value: Any) -> str:
-    """Serialise ``value`` for a ``$n::jsonb`` parameter, keeping Korean text readable."""
-    return json.dumps(value, ensure_ascii=False)

@@ -169,12 +169,13 @@ class ScanRunner:
         vision = VisionResult.model_validate(job.vision_result)
         answer = AnswerResult.model_validate(job.answer_result)
         c = vision.classification
-        # Judge the reward on the normalised labels the rule was found with, not the raw ones.
-        match = self._rules.find(c.major_category, c.middle_category, vision.situation_tags)
+        # Judge the reward on the normalised labels of the rule the answer stage committed (a
+        # rule's major/middle are exactly what rule retrieval normalised to), not the raw ones.
+        rule = self._rules.get(job.rule_id) if job.rule_id else None
         decision = decide_reward(
             enabled=self._config.reward_enabled,
-            major=match.major_category if match else c.major_category,
-            middle=match.middle_category if match else c.middle_category,
+            major=rule.major_category if rule else c.major_category,
+            middle=rule.middle_category if rule else c.middle_category,
             minor=c.minor_category,
             rule_found=job.rule_id is not None,
             insufficiencies=answer.insufficiencies,
