@@ -41,6 +41,7 @@ from cdc.outbox import (
     header_map,
     normalize_headers,
 )
+from eco2.db import domain_dsn
 from eco2.events import EventEnvelope
 from eco2.kafka import consumer_config, producer_config
 from eco2.migrations import database_dsn
@@ -82,6 +83,15 @@ class ConsumerSpec:
 
 def database_of(settings: Settings, name: str) -> str:
     return settings.database_name(name) if name in DOMAIN_DATABASES else name
+
+
+def dsn_of(settings: Settings, name: str) -> str:
+    """DSN of a domain's database as its own role, or of another database (tests, benchmarks)."""
+    if name in DOMAIN_DATABASES:
+        return domain_dsn(settings, name)
+    if settings.db.url is None:
+        raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
+    return database_dsn(settings.db.url, name)
 
 
 class _Stopping(Exception):
@@ -242,10 +252,7 @@ class ConsumerRuntime:
 async def run_consumer_async(
     spec: ConsumerSpec, settings: Settings, stop: asyncio.Event | None = None
 ) -> None:
-    if settings.db.url is None:
-        raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
-    dsn = database_dsn(settings.db.url, database_of(settings, spec.database))
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
     try:
         await ConsumerRuntime(spec, settings, PostgresStore(pool)).run(stop)
     finally:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from cdc.apply import apply_batch
-from cdc.consumer import ConsumerSpec, database_of
+from cdc.consumer import ConsumerSpec, database_of, dsn_of
 from cdc.inbox import PostgresStore
 from cdc.outbox import TOPIC_PREFIX
 from eco2.events import EventEnvelope
@@ -69,8 +69,7 @@ async def rebuild(spec: ConsumerSpec, settings: Settings) -> int:
     """Reset ``spec``'s state, re-apply its input from the event stores; return the count."""
     if settings.db.url is None:
         raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
-    target = database_dsn(settings.db.url, database_of(settings, spec.database))
-    pool = await asyncpg.create_pool(target, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
     try:
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM inbox WHERE consumer = $1", spec.name)

@@ -16,12 +16,15 @@ from eco2.settings import Settings
 
 
 def domain_dsn(settings: Settings, domain: str) -> str:
-    """The DSN of ``domain``'s own database on the configured server."""
+    """The DSN of ``domain``'s own database on the configured server, as the domain's own role
+    when ``db.isolate_domains`` (that role can connect to no other domain's database)."""
     if settings.db.url is None:
         raise Unavailable(
             "no database configured: run `eco2 up` (embedded PostgreSQL) or set ECO2_DB__URL"
         )
-    return database_dsn(settings.db.url, settings.database_name(domain))
+    database = settings.database_name(domain)
+    user = database if settings.db.isolate_domains else None
+    return database_dsn(settings.db.url, database, user=user)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

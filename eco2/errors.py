@@ -31,6 +31,26 @@ class NotFound(Eco2Error):
     code = "not_found"
 
 
+class Unauthenticated(Eco2Error):
+    """No valid credentials: sign in (or refresh the access token) and retry."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(Eco2Error):
+    """Valid credentials that may not do this (revoked token, wrong audience, another's data)."""
+
+    code = "forbidden"
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
 class Conflict(Eco2Error):
     """A concurrent writer got there first (optimistic concurrency); reload and retry."""
 

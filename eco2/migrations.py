@@ -38,9 +38,13 @@ class Migration:
     sql: str
 
 
-def database_dsn(server_dsn: str, database: str) -> str:
-    """The DSN of ``database`` on the server that ``server_dsn`` points at."""
+def database_dsn(server_dsn: str, database: str, *, user: str | None = None) -> str:
+    """The DSN of ``database`` on the server that ``server_dsn`` points at (as ``user``)."""
     parts = urlsplit(server_dsn)
+    if user is not None:
+        password = f":{parts.password}" if parts.password else ""
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{user}{password}@{host}")
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
@@ -67,22 +71,69 @@ def migrations_for(domain: str) -> list[Migration]:
     return found
 
 
-async def _ensure_database(server_dsn: str, database: str) -> None:
+async def _ensure_database(server_dsn: str, database: str, *, own_role: bool) -> None:
+    """Create ``database``; with ``own_role``, also a login role of the same name that owns it
+    and is the only ordinary role allowed to connect to it (domain isolation)."""
     conn = await asyncpg.connect(server_dsn)
     try:
+        if own_role:
+            # CREATE ROLE has no IF NOT EXISTS: serialise concurrent starters.
+            await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+            if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", database):
+                await conn.execute(f'CREATE ROLE "{database}" LOGIN')
+            password = urlsplit(server_dsn).password
+            if password:
+                await conn.execute(f"ALTER ROLE \"{database}\" PASSWORD '{_quote(password)}'")
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
-            await conn.execute(f'CREATE DATABASE "{database}"')
+            owner = f' OWNER "{database}"' if own_role else ""
+            await conn.execute(f'CREATE DATABASE "{database}"{owner}')
+        if own_role:
+            await conn.execute(f'ALTER DATABASE "{database}" OWNER TO "{database}"')
+            await conn.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+            await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{database}"')
     finally:
         await conn.close()
 
 
-async def apply_migrations(dsn: str, migrations: list[Migration]) -> list[str]:
-    """Apply the not-yet-applied ``migrations`` to the database at ``dsn``; return their names."""
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+_OWN_EVERYTHING = """
+DO $$
+DECLARE item record;
+BEGIN
+    FOR item IN SELECT c.relname, c.relkind FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'm', 'p')
+          AND pg_get_userbyid(c.relowner) <> current_database()
+    LOOP
+        EXECUTE format(
+            'ALTER %s public.%I OWNER TO %I',
+            CASE item.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                 WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END,
+            item.relname, current_database());
+    END LOOP;
+END $$
+"""
+
+
+async def apply_migrations(
+    dsn: str, migrations: list[Migration], *, owner: str | None = None
+) -> list[str]:
+    """Apply the not-yet-applied ``migrations`` to the database at ``dsn``; return their names.
+
+    With ``owner`` (a role), everything is created as that role, and tables an earlier run
+    created as another role are handed over to it.
+    """
     conn = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        if owner is not None:
+            await conn.execute(_OWN_EVERYTHING)
+            await conn.execute(f'SET ROLE "{owner}"')
         await conn.execute(_LEDGER)
         done = {r["name"] for r in await conn.fetch("SELECT name FROM eco2_schema_migrations")}
         for migration in migrations:
@@ -102,10 +153,15 @@ async def apply_migrations(dsn: str, migrations: list[Migration]) -> list[str]:
 async def migrate_all_async(server_dsn: str, settings: Settings) -> list[str]:
     """Create every missing domain database and apply its migrations."""
     applied: list[str] = []
+    isolate = settings.db.isolate_domains
     for domain in DOMAIN_DATABASES:
         database = settings.database_name(domain)
-        await _ensure_database(server_dsn, database)
-        names = await apply_migrations(database_dsn(server_dsn, database), migrations_for(domain))
+        await _ensure_database(server_dsn, database, own_role=isolate)
+        names = await apply_migrations(
+            database_dsn(server_dsn, database),
+            migrations_for(domain),
+            owner=database if isolate else None,
+        )
         applied.extend(f"{database}:{name}" for name in names)
     return applied
 

@@ -15,7 +15,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DOMAIN_DATABASES: tuple[str, ...] = (
@@ -76,6 +83,9 @@ class DbSettings(BaseModel):
     database_prefix: str = Field(default="eco2_", pattern=r"^[a-z_][a-z0-9_]*$")
     pool_min: int = Field(default=1, ge=0)
     pool_max: int = Field(default=10, ge=1)
+    isolate_domains: bool = True
+    """Each domain connects as its own role (named like its database), which may connect only to
+    its own database; migrations create the role and make it own the domain's tables."""
 
     @field_validator("url")
     @classmethod
@@ -165,6 +175,94 @@ class ApiSettings(BaseModel):
     port: Port = 0
 
 
+class ServicesSettings(BaseModel):
+    """Where each service answers: set by the launcher locally, Service DNS names in Kubernetes.
+
+    ``pool_max`` sizes each domain's own database pool, so a slow domain cannot starve another.
+    """
+
+    serve_url: str | None = None
+    """Ray Serve's HTTP entry (the scan and chat ingress apps)."""
+    auth_url: str | None = None
+    authz_url: str | None = None
+    character_url: str | None = None
+    my_url: str | None = None
+    notification_url: str | None = None
+    location_url: str | None = None
+    image_url: str | None = None
+    pool_max: dict[str, int] = Field(
+        default_factory=lambda: {
+            "auth": 8,
+            "character": 8,
+            "my": 8,
+            "notification": 4,
+            "location": 4,
+            "image": 4,
+        }
+    )
+    call_timeout_s: float = Field(default=5.0, gt=0)
+    """Deadline of one service-to-service HTTP call."""
+    reaction_timeout_s: float = Field(default=10.0, gt=0)
+    """Deadline of one event reaction (a saga step); past it the step is retried."""
+
+    def url_of(self, service: str) -> str:
+        url = getattr(self, f"{service}_url", None)
+        if not url:
+            raise ValueError(
+                f"the {service} service URL is not configured: run `eco2 up` or set "
+                f"ECO2_SERVICES__{service.upper()}_URL"
+            )
+        return str(url)
+
+
+class AuthSettings(BaseModel):
+    """Tokens, cookies and sign-in providers of the auth domain (checked by ext-authz)."""
+
+    issuer: str = "eco2-auth"
+    audience: str = "eco2-api"
+    access_ttl_s: int = Field(default=900, ge=30)
+    refresh_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+    access_cookie: str = "s_access"
+    refresh_cookie: str = "s_refresh"
+    cookie_secure: bool = False
+    cookie_samesite: Literal["lax", "strict", "none"] = "lax"
+    cookie_domain: str | None = None
+    dev_login: bool = True
+    """``POST /api/v1/auth/dev-login``; always refused when ``environment`` is production."""
+    oauth_mode: Literal["fake", "real"] = "fake"
+    """``fake``: an offline stand-in provider answers the OAuth flow (development and tests)."""
+    oauth_client_ids: dict[str, str] = Field(default_factory=dict)
+    oauth_client_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    frontend_url: str = "/"
+    """Where the OAuth callback sends the browser after signing in."""
+    jwks_cache_s: float = Field(default=300.0, gt=0)
+
+
+class ImageSettings(BaseModel):
+    """Uploads: presigned URLs to the image service, stored locally or in S3."""
+
+    backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    """Local object storage; default ``<run_dir>/objects``."""
+    cdn_base_url: str = "https://cdn.eco2.local"
+    """Base of the ``cdn_url`` handed to clients; its host must be in
+    ``ECO2_SCAN__ALLOWED_IMAGE_HOSTS``."""
+    signing_key: SecretStr = SecretStr("dev-only-image-signing-key")
+    url_ttl_s: int = Field(default=900, ge=10, le=7 * 24 * 3600)
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    content_types: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "ap-northeast-2"
+
+
+class LocationSettings(BaseModel):
+    """The location domain's generated dataset (see domains/location)."""
+
+    dataset_seed: int = 2025
+    dataset_size: int = Field(default=3000, ge=10, le=200_000)
+
+
 class Settings(BaseSettings):
     """Everything a process of the stack may be configured with."""
 
@@ -185,7 +283,29 @@ class Settings(BaseSettings):
     ray: RaySettings = RaySettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     api: ApiSettings = ApiSettings()
+    services: ServicesSettings = ServicesSettings()
     scan: ScanSettings = ScanSettings()
+    auth: AuthSettings = AuthSettings()
+    image: ImageSettings = ImageSettings()
+    location: LocationSettings = LocationSettings()
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        if (
+            self.image.signing_key.get_secret_value()
+            == ImageSettings().signing_key.get_secret_value()
+        ):
+            problems.append("ECO2_IMAGE__SIGNING_KEY: set a secret of your own")
+        if not self.auth.cookie_secure:
+            problems.append("ECO2_AUTH__COOKIE_SECURE: must be true in production")
+        if self.auth.oauth_mode == "fake":
+            problems.append("ECO2_AUTH__OAUTH_MODE: the fake provider is for development only")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def database_name(self, domain: str) -> str:
         if domain not in DOMAIN_DATABASES:
@@ -200,6 +320,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"ECO2_{'__'.join(str(part) for part in err['loc']).upper()}: {err['msg']}"
+            if err["loc"]
+            else str(err["msg"]).removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from exc

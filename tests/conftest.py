@@ -21,7 +21,8 @@ import httpx
 import pytest
 
 from cluster.state import StackState, read_state
-from eco2.migrations import database_dsn
+from eco2.migrations import database_dsn, migrate_all_async
+from eco2.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 UP_TIMEOUT_S = 300
@@ -125,3 +126,40 @@ async def simulator(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="session")
 def scan_db_dsn(stack: StackUrls) -> str:
     return database_dsn(stack.db_url, "eco2_scan")
+
+
+def stack_settings(stack: StackUrls, **overrides: object) -> Settings:
+    """Settings as a child process of ``stack`` would load them, with ``overrides`` on top.
+
+    Tests build settings explicitly (style.md habit 8) instead of reading the environment.
+    """
+    values: dict[str, object] = {
+        "environment": "test",
+        "run_dir": stack.run_dir,
+        "db": {"url": stack.db_url},
+        "cache": {"url": stack.cache_url},
+        "kafka": {"bootstrap": stack.kafka_bootstrap},
+        "ray": {"address": stack.ray_address},
+        "model": {"base_url": stack.model_base_url},
+        "services": {
+            key.removeprefix("ECO2_SERVICES__").lower(): value
+            for key, value in stack.env.items()
+            if key.startswith("ECO2_SERVICES__") and key.endswith("_URL")
+        },
+    }
+    for section, value in overrides.items():
+        current = values.get(section)
+        if isinstance(current, dict) and isinstance(value, dict):
+            values[section] = {**current, **value}
+        else:
+            values[section] = value
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def settings(stack: StackUrls) -> Settings:
+    """The stack's settings, with every domain database migrated to this checkout's schema
+    (a reused stack may predate a migration)."""
+    built = stack_settings(stack)
+    await migrate_all_async(stack.db_url, built)
+    return built

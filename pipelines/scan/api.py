@@ -11,13 +11,10 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from eco2 import telemetry
-from eco2.errors import Eco2Error, InvalidInput, NotFound, Overloaded
+from eco2.errors import InvalidInput, NotFound, Overloaded
 from eco2.settings import Settings
 from pipelines.rules.rulebook import RuleBook
 from pipelines.scan import url_guard, views
@@ -42,40 +39,6 @@ class Runner(Protocol):
     def start_job(self, job: Job) -> None: ...
     async def run_inline(self, job: Job) -> Job: ...
     async def reprocess(self, job_id: uuid.UUID | None) -> list[Job]: ...
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    status_of = {"not_found": 404, "overloaded": 429, "unauthenticated": 401}
-
-    async def eco2_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Eco2Error)
-        headers = {}
-        if isinstance(exc, Overloaded):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-        status = status_of.get(exc.code, 503 if exc.retriable else 400)
-        return JSONResponse(error_body(exc.code, exc.message), status_code=status, headers=headers)
-
-    async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        message = f'invalid request ({problems}); send JSON like {{"image_url": "https://..."}}'
-        return JSONResponse(error_body("invalid_request", message), status_code=422)
-
-    app.add_exception_handler(Eco2Error, eco2_error)
-    app.add_exception_handler(RequestValidationError, bad_request)
-
-
-def require_user(user_id: str | None) -> str:
-    if not user_id or len(user_id) > 128:
-        raise Eco2Error("sign in first: X-User-ID is set by the gateway", code="unauthenticated")
-    return user_id
 
 
 class ScanService:

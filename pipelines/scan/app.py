@@ -26,15 +26,11 @@ from sse_starlette import EventSourceResponse
 
 from eco2 import telemetry
 from eco2.db import create_pool
+from eco2.http import install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan import views
-from pipelines.scan.api import (
-    ScanRequest,
-    ScanService,
-    install_error_handlers,
-    require_user,
-)
+from pipelines.scan.api import ScanRequest, ScanService
 from pipelines.scan.contracts import AnswerResult, JobStatus, ModelCallFailed, VisionResult
 from pipelines.scan.progress import ProgressBus
 from pipelines.scan.runner import RunnerConfig, ScanRunner
@@ -45,7 +41,7 @@ _log = telemetry.get_logger(__name__)
 _HANDLE_ATTEMPTS = 3
 
 api = FastAPI(title="Eco² scan API", version="1")
-install_error_handlers(api)
+install_error_handlers(api, example_body='{"image_url": "https://..."}')
 
 
 class ScanAppArgs(BaseModel):

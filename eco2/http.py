@@ -1,0 +1,97 @@
+"""The HTTP edge shared by every FastAPI app: errors → status codes, the caller's user id.
+
+Only entry points translate errors (style.md habit 7): handlers raise :mod:`eco2.errors` types and
+:func:`install_error_handlers` turns them into ``{"error": {"code", "message"}}`` with the status
+below. Services never parse tokens: the gateway (ext-authz) sets ``X-User-ID`` and a request
+without it is answered 401.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from eco2.errors import (
+    Conflict,
+    Eco2Error,
+    Forbidden,
+    NotFound,
+    Overloaded,
+    TooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+)
+
+MAX_USER_ID_CHARS = 128
+
+_STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (TooLarge, 413),
+    (UnsupportedMediaType, 415),
+    (Overloaded, 429),
+)
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def status_of(exc: Eco2Error) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    if exc.code == "unauthenticated":
+        return 401
+    return 503 if exc.retriable else 400
+
+
+def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> None:
+    """Map :class:`Eco2Error` and request validation errors to JSON errors on ``app``.
+
+    ``example_body`` is appended to validation messages (``send JSON like ...``) so the caller
+    sees what a good request looks like.
+    """
+
+    async def eco2_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Eco2Error)
+        headers = {}
+        if isinstance(exc, Overloaded):
+            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        return JSONResponse(
+            error_body(exc.code, exc.message), status_code=status_of(exc), headers=headers
+        )
+
+    async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        message = f"invalid request ({problems})"
+        if example_body:
+            message += f"; send JSON like {example_body}"
+        return JSONResponse(error_body("invalid_request", message), status_code=422)
+
+    app.add_exception_handler(Eco2Error, eco2_error)
+    app.add_exception_handler(RequestValidationError, bad_request)
+
+
+def require_user(user_id: str | None) -> str:
+    """The gateway-set user id, or :class:`Unauthenticated`."""
+    if not user_id or len(user_id) > MAX_USER_ID_CHARS:
+        raise Unauthenticated("sign in first: X-User-ID is set by the gateway after ext-authz")
+    return user_id
+
+
+def _current_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
+    return require_user(x_user_id)
+
+
+CurrentUser = Annotated[str, Depends(_current_user)]
+"""FastAPI dependency alias: the authenticated caller's user id (401 without one)."""
