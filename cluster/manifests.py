@@ -83,6 +83,8 @@ def validate(path: str | Path, crd_dir: str | Path | None = None) -> list[str]:
     except (OSError, yaml.YAMLError) as exc:
         return [f"{source}: cannot read YAML: {exc}"]
     problems: list[str] = []
+    combined: dict[str, str] = {}
+    """The ``ECO2_*`` settings of every ConfigMap and Secret: one pod sees them together."""
     for index, document in enumerate(documents, start=1):
         if document is None:
             continue
@@ -95,10 +97,14 @@ def validate(path: str | Path, crd_dir: str | Path | None = None) -> list[str]:
         if kind in KUBERAY_CRDS:
             problems += [f"{label}: {p}" for p in _kuberay_problems(document, kind, crds)]
         elif kind in CORE_FIELDS:
-            problems += [f"{label}: {p}" for p in _core_problems(document, kind)]
+            problems += [f"{label}: {p}" for p in _core_problems(document, kind, combined)]
         else:
             known = ", ".join([*KUBERAY_CRDS, *CORE_FIELDS])
             problems.append(f"{where}: unknown kind {kind!r}; this validator knows {known}")
+    problems += [
+        f"{source}: ConfigMaps and Secrets together: {p}"
+        for p in settings_problems(combined, whole=True)
+    ]
     return problems
 
 
@@ -327,7 +333,7 @@ def _deployment_problems(
 # --- ConfigMap / Secret -----------------------------------------------------------------------
 
 
-def _core_problems(document: dict[str, Any], kind: str) -> list[str]:
+def _core_problems(document: dict[str, Any], kind: str, combined: dict[str, str]) -> list[str]:
     problems: list[str] = []
     if document.get("apiVersion") != "v1":
         problems.append(f"apiVersion {document.get('apiVersion')!r} is not 'v1'")
@@ -365,6 +371,7 @@ def _core_problems(document: dict[str, Any], kind: str) -> list[str]:
                     continue
             env[str(key)] = value
     problems += settings_problems(env)
+    combined.update(env)
     return problems
 
 
@@ -383,10 +390,18 @@ class _EnvFileOnly(Settings):
         return (init_settings, dotenv_settings)
 
 
-def settings_problems(env: dict[str, str]) -> list[str]:
-    """Problems of the ``ECO2_*`` entries of ``env``: unknown names and values that do not parse."""
+def settings_problems(env: dict[str, str], *, whole: bool = False) -> list[str]:
+    """Problems of the ``ECO2_*`` entries of ``env``: unknown names and values that do not parse.
+
+    Rules across fields (e.g. production must not keep development secrets) are checked only
+    with ``whole``, on everything a pod sees, since one document may hold half of them.
+    """
     ours = {k: v for k, v in env.items() if k.upper().startswith(SETTINGS_PREFIX)}
-    problems = [f"{key}: no such setting" for key in sorted(ours) if not _known_setting(key)]
+    problems = (
+        []
+        if whole
+        else [f"{key}: no such setting" for key in sorted(ours) if not _known_setting(key)]
+    )
     if not ours:
         return problems
     with tempfile.TemporaryDirectory() as tmp:
@@ -398,8 +413,13 @@ def settings_problems(env: dict[str, str]) -> list[str]:
             _EnvFileOnly(_env_file=env_file)
         except ValidationError as exc:
             for err in exc.errors():
-                key = SETTINGS_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
-                problems.append(f"{key}: {err['msg']}")
+                if not err["loc"]:
+                    if whole:
+                        problems.append(str(err["msg"]).removeprefix("Value error, "))
+                    continue
+                if not whole:
+                    key = SETTINGS_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+                    problems.append(f"{key}: {err['msg']}")
     return problems
 
 
