@@ -16,11 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cdc.consumer import ConsumerSpec
+from cdc.projections import PROJECTIONS
 from eco2.settings import DOMAIN_DATABASES, load_settings
 from eco2.telemetry import configure
 
-CONSUMER_SPECS: dict[str, str] = {}
-"""Consumer name → ``module:attribute`` of its spec (filled as domains add consumers)."""
+CONSUMER_SPECS: dict[str, str] = dict(PROJECTIONS)
+"""Consumer name → ``module:attribute`` of its spec: the read-model projections by name
+(``eco2 cdc rebuild scan_history``); domain reactions run in ``cluster.domain_host``."""
 
 cdc_app = typer.Typer(help="Outbox relay (WAL → Kafka), consumers, dead letters, rebuilds.")
 dlq_app = typer.Typer(help="Dead-letter topics: list and replay.")

@@ -25,9 +25,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import asyncpg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
@@ -79,6 +80,9 @@ class ConsumerSpec:
     reset: Callable[[Any], Awaitable[None]] | None = None
     sources: tuple[str, ...] = DOMAIN_DATABASES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    target: Literal["postgres", "valkey"] = "postgres"
+    """Where the effects and the inbox live: the consumer's own ``database``, or the read-model
+    Valkey (``settings.cache.url``; ``database`` is then unused)."""
 
 
 def database_of(settings: Settings, name: str) -> str:
@@ -249,14 +253,32 @@ class ConsumerRuntime:
         self.consumer.commit(offsets=offsets, asynchronous=False)
 
 
+@asynccontextmanager
+async def open_store(spec: ConsumerSpec, settings: Settings) -> AsyncIterator[Store]:
+    """The inbox store ``spec`` writes to (its own database, or Valkey for read models)."""
+    if spec.target == "valkey":
+        from cdc.readmodel import ValkeyStore, connect
+
+        if settings.cache.url is None:
+            raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
+        client = connect(settings.cache.url)
+        try:
+            yield ValkeyStore(client)
+        finally:
+            await client.aclose()
+        return
+    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
+    try:
+        yield PostgresStore(pool)
+    finally:
+        await pool.close()
+
+
 async def run_consumer_async(
     spec: ConsumerSpec, settings: Settings, stop: asyncio.Event | None = None
 ) -> None:
-    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
-    try:
-        await ConsumerRuntime(spec, settings, PostgresStore(pool)).run(stop)
-    finally:
-        await pool.close()
+    async with open_store(spec, settings) as store:
+        await ConsumerRuntime(spec, settings, store).run(stop)
 
 
 def run_consumer(spec: ConsumerSpec, settings: Settings) -> None:

@@ -5,15 +5,16 @@ connection the handler writes its effect on and ``claim``, which records event i
 and returns those it had not recorded before. Both commit together or not at all, so an effect is
 applied exactly once however often its event is delivered.
 
-Adapters: :class:`PostgresStore` (asyncpg, the kernel's ``inbox`` table) and :class:`MemoryStore`
-(unit tests). Both pass the same contract test (``tests/unit/cdc/inbox_contract.py``).
+Adapters: :class:`PostgresStore` (asyncpg, the kernel's ``inbox`` table), :class:`MemoryStore`
+(unit tests) and :class:`cdc.readmodel.ValkeyStore` (read models in Valkey). All pass the same
+contract test (``tests/unit/cdc/inbox_contract.py``).
 """
 
 from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -43,6 +44,15 @@ class Store(Protocol):
         """Delete ``consumer``'s inbox (before a rebuild)."""
         ...
 
+    async def reset(self, consumer: str, clear: Reset | None) -> None:
+        """Delete ``consumer``'s inbox and run ``clear`` on the store's connection/client, so the
+        consumer's state can be rebuilt from the event stores."""
+        ...
+
+
+Reset = Callable[[Any], Awaitable[None]]
+"""``async def clear(conn)``: deletes a consumer's state (its read model, its effect tables)."""
+
 
 class _PgUnit:
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -66,6 +76,12 @@ class PostgresStore:
 
     async def forget(self, consumer: str) -> None:
         await self.pool.execute("DELETE FROM inbox WHERE consumer = $1", consumer)
+
+    async def reset(self, consumer: str, clear: Reset | None) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM inbox WHERE consumer = $1", consumer)
+            if clear is not None:
+                await clear(conn)
 
 
 class _MemoryUnit:
@@ -100,3 +116,8 @@ class MemoryStore:
 
     async def forget(self, consumer: str) -> None:
         self.rows = {row for row in self.rows if row[0] != consumer}
+
+    async def reset(self, consumer: str, clear: Reset | None) -> None:
+        await self.forget(consumer)
+        if clear is not None:
+            await clear(self.effects)

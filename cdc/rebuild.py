@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import asyncpg
 
 from cdc.apply import apply_batch
-from cdc.consumer import ConsumerSpec, database_of, dsn_of
-from cdc.inbox import PostgresStore
+from cdc.consumer import ConsumerSpec, database_of, open_store
+from cdc.inbox import Store
 from cdc.outbox import TOPIC_PREFIX
 from eco2.events import EventEnvelope
 from eco2.migrations import database_dsn
@@ -46,7 +46,7 @@ def _envelope(row: asyncpg.Record) -> EventEnvelope:
 
 
 async def _replay_source(
-    settings: Settings, source: str, spec: ConsumerSpec, store: PostgresStore, types: Sequence[str]
+    settings: Settings, source: str, spec: ConsumerSpec, store: Store, types: Sequence[str]
 ) -> int:
     assert settings.db.url is not None
     try:
@@ -69,17 +69,10 @@ async def rebuild(spec: ConsumerSpec, settings: Settings) -> int:
     """Reset ``spec``'s state, re-apply its input from the event stores; return the count."""
     if settings.db.url is None:
         raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
-    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("DELETE FROM inbox WHERE consumer = $1", spec.name)
-            if spec.reset is not None:
-                await spec.reset(conn)
-        store, types = PostgresStore(pool), aggregate_types(spec)
-        total = 0
+    async with open_store(spec, settings) as store:
+        await store.reset(spec.name, spec.reset)
+        types, total = aggregate_types(spec), 0
         for source in spec.sources:
             total += await _replay_source(settings, source, spec, store, types)
-        log.info("rebuild done", consumer=spec.name, events=total)
-        return total
-    finally:
-        await pool.close()
+    log.info("rebuild done", consumer=spec.name, events=total)
+    return total

@@ -35,6 +35,12 @@ def _running_stack() -> StackState:
     return state
 
 
+def serve_url(state: StackState) -> str:
+    """Ray Serve's own entry: the scan benchmark and admin calls go there, past the gateway
+    (which never routes /api/v1/admin and would add its sign-in check to every request)."""
+    return state.env["ECO2_SERVICES__SERVE_URL"]
+
+
 def parse_latency(value: str) -> tuple[float, float]:
     """``original`` | ``zero`` | ``fast`` | ``<vision_ms>,<answer_ms>``."""
     if value in LATENCY_PRESETS:
@@ -101,13 +107,12 @@ def bench_scan(
         raise typer.BadParameter(f"--protocol must be one of {sorted(loadgen.PROTOCOLS)}")
     vision_ms, answer_ms = parse_latency(model_latency)
     state = _running_stack()
-    assert state.api_url is not None
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     original = _set_sim_latency(sim, vision_ms, answer_ms)
     cpu_before = _cpu_by_process(state)
     try:
         model_time_s = (vision_ms + answer_ms) / 1000
-        result = loadgen.run(state.api_url, users, duration, ramp, model_time_s, protocol)
+        result = loadgen.run(serve_url(state), users, duration, ramp, model_time_s, protocol)
         cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
     finally:
         httpx.put(f"{sim}/sim/config", json=original)
@@ -149,6 +154,8 @@ def reprocess(
         raise typer.BadParameter("give a JOB_ID or --all-failed (not both)")
     state = _running_stack()
     params = {"job_id": job_id} if job_id else {}
-    response = httpx.post(f"{state.api_url}/api/v1/admin/scan/reprocess", params=params, timeout=30)
+    response = httpx.post(
+        f"{serve_url(state)}/api/v1/admin/scan/reprocess", params=params, timeout=30
+    )
     response.raise_for_status()
     typer.echo(json.dumps(response.json(), indent=2))

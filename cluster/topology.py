@@ -332,8 +332,10 @@ SERVE = Component(
     ),
     url=_serve_url,
     health=lambda ctx: probes.serve_proxy_ok(_serve_url(ctx)),
-    links=lambda ctx: {"api_url": _serve_url(ctx)},
-    exports=lambda ctx: {"ECO2_SERVE__URL": _serve_url(ctx)},
+    exports=lambda ctx: {
+        "ECO2_SERVE__URL": _serve_url(ctx),  # kept for tools that predate the services section
+        "ECO2_SERVICES__SERVE_URL": _serve_url(ctx),
+    },
     start_deadline_s=120.0,
 )
 
@@ -413,9 +415,83 @@ CDC_RELAY = Component(
 )
 
 
+# --- domain services (co-hosted) and the gateway ------------------------------------------------
+
+
+def _service_url(ctx: Context, name: str) -> str:
+    return f"http://{HOST}:{ctx.ports[name]}"
+
+
+def _domains_launch(ctx: Context) -> Launch:
+    from cluster.domain_host import SERVICES
+
+    argv = [sys.executable, "-m", "cluster.domain_host"]
+    for name in SERVICES:
+        argv += ["--serve", f"{name}={ctx.ports[name]}"]
+    return Launch([*argv, "--consumers", "all"])
+
+
+def _domains_health(ctx: Context) -> str | None:
+    for name in ctx.ports:
+        reason = probes.http_ok(f"{_service_url(ctx, name)}/healthz")
+        if reason is not None:
+            return f"{name}: {reason}"
+    return None
+
+
+def _service_names() -> tuple[str, ...]:
+    from cluster.domain_host import SERVICES
+
+    return tuple(SERVICES)
+
+
+DOMAINS = Component(
+    name="domains",
+    requires=("postgres", "valkey", "kafka"),
+    ports=_service_names(),
+    launch=_domains_launch,
+    url=lambda ctx: _service_url(ctx, "auth").rsplit(":", 1)[0],
+    health=_domains_health,
+    exports=lambda ctx: {
+        f"ECO2_SERVICES__{name.upper()}_URL": _service_url(ctx, name) for name in ctx.ports
+    },
+    start_deadline_s=90.0,
+)
+"""Every domain service and read-model API on its own port, plus all consumers, in one process
+(``cluster.domain_host``); in Kubernetes each is its own Deployment."""
+
+
+def _gateway_url(ctx: Context) -> str:
+    return f"http://{HOST}:{ctx.port}"
+
+
+GATEWAY = Component(
+    name="gateway",
+    requires=("domains", "serve", "scan_app"),
+    launch=lambda ctx: Launch([sys.executable, "-m", "cluster.gateway", "--port", str(ctx.port)]),
+    url=_gateway_url,
+    health=lambda ctx: probes.http_ok(f"{_gateway_url(ctx)}/-/healthz"),
+    links=lambda ctx: {"api_url": _gateway_url(ctx)},
+    exports=lambda ctx: {"ECO2_API__URL": _gateway_url(ctx)},
+    fixed_ports=lambda s: {"port": s.api.port} if s.api.port else {},
+    start_deadline_s=30.0,
+)
+
+
 def default_components() -> list[Component]:
     """Every part of the local stack, dependencies before dependants."""
-    return [POSTGRES, VALKEY, KAFKA, RAY, SERVE, MODEL_SIM, SCAN_APP, CDC_RELAY]
+    return [
+        POSTGRES,
+        VALKEY,
+        KAFKA,
+        RAY,
+        SERVE,
+        MODEL_SIM,
+        SCAN_APP,
+        CDC_RELAY,
+        DOMAINS,
+        GATEWAY,
+    ]
 
 
 def all_data_paths(paths: RunPaths, components: list[Component]) -> list[Path]:

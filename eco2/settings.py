@@ -173,6 +173,8 @@ class ApiSettings(BaseModel):
 
     host: str = "127.0.0.1"
     port: Port = 0
+    url: str | None = None
+    """Where the gateway answers (set by the launcher)."""
 
 
 class ServicesSettings(BaseModel):
@@ -190,6 +192,8 @@ class ServicesSettings(BaseModel):
     notification_url: str | None = None
     location_url: str | None = None
     image_url: str | None = None
+    readmodels_url: str | None = None
+    """The read side's query API (projections in Valkey)."""
     pool_max: dict[str, int] = Field(
         default_factory=lambda: {
             "auth": 8,

@@ -1,7 +1,8 @@
 """Scan domain events (frozen, past tense, versioned), appended to the scan database's event store.
 
 ``RewardGranted`` is the only one that crosses domains (the character domain reacts to it); the
-others feed projectors. Payloads follow domain.md §10.3.
+others feed projectors. ``RewardRevoked`` compensates a grant the character domain
+rejected. Payloads follow domain.md §10.3.
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ class RewardGranted(Event):
     match_reason: str
     reward_type: str = "character"
     source: str = "scan"
+
+
+@registry.register
+class RewardRevoked(Event):
+    """Compensation of ``RewardGranted``: the character domain rejected the grant."""
+
+    event_type = "RewardRevoked"
+    scan_id: str
+    user_id: str
+    character_code: str
+    reason: str
 
 
 @registry.register

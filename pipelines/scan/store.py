@@ -25,7 +25,7 @@ import asyncpg
 from eco2.errors import Conflict
 from eco2.events import Event, EventMetadata
 from pipelines.scan.contracts import JobStatus
-from pipelines.scan.events import AGGREGATE_TYPE, ScanRequested
+from pipelines.scan.events import AGGREGATE_TYPE, RewardRevoked, ScanRequested
 
 
 @dataclass(frozen=True)
@@ -228,3 +228,42 @@ class ScanStore:
         return EventMetadata(
             traceparent=traceparent, correlation_id=correlation_id, user_id=user_id
         ).model_dump_json(exclude_none=True)
+
+
+_REVOKE = """
+WITH u AS (
+    UPDATE scan_jobs
+    SET reward = NULL, version = version + 1, updated_at = now(),
+        metadata = metadata || jsonb_build_object('reward_revoked', $3::text::jsonb)
+    WHERE job_id = $1 AND user_id = $2 AND reward IS NOT NULL AND reward->>'code' = $4
+    RETURNING job_id, version
+), e AS (
+    INSERT INTO event_store (event_id, aggregate_type, aggregate_id, aggregate_version,
+                             event_type, schema_version, payload, metadata)
+    SELECT gen_random_uuid(), '{aggregate}', u.job_id::text, u.version, $5, $6,
+           $7::text::jsonb, $8::text::jsonb
+    FROM u RETURNING 1
+)
+SELECT count(*) FROM u
+""".replace("{aggregate}", AGGREGATE_TYPE)
+
+
+async def revoke_reward(
+    conn: asyncpg.Connection, event: RewardRevoked, metadata: EventMetadata
+) -> bool:
+    """Take back the reward of a completed scan and record ``RewardRevoked``, in one statement
+    on ``conn`` (the caller's transaction). Returns False, changing nothing, when the job has no
+    such reward (already revoked, or never granted): the compensation is idempotent."""
+    detail = {"character_code": event.character_code, "reason": event.reason}
+    changed = await conn.fetchval(
+        _REVOKE,
+        uuid.UUID(event.scan_id),
+        event.user_id,
+        json.dumps(detail, ensure_ascii=False),
+        event.character_code,
+        event.event_type,
+        event.schema_version,
+        _payload(event),
+        metadata.model_dump_json(exclude_none=True),
+    )
+    return bool(changed)

@@ -35,6 +35,8 @@ CATEGORIES: list[dict[str, Any]] = [
     },
 ]
 
+_REVOKED_MESSAGE = "스캔이 끝났어요. 다만 이번 캐릭터 지급은 취소됐어요."
+
 _STAGE_OF_COMMIT = {"queued": Stage.VISION, "vision": Stage.ANSWER, "answer": Stage.REWARD}
 
 
@@ -49,11 +51,16 @@ def submitted(job: Job) -> dict[str, Any]:
 
 
 def result(job: Job, rules: RuleBook) -> dict[str, Any]:
-    """The 200 body of ``GET /result`` for a completed job."""
+    """The 200 body of ``GET /result`` for a completed job.
+
+    A reward the character domain rejected afterwards (saga compensation) shows as ``reward:
+    null`` with ``metadata.reward_revoked`` saying why, and the message says so.
+    """
+    revoked = job.metadata.get("reward_revoked")
     return {
         "task_id": str(job.job_id),
         "status": "completed",
-        "message": "스캔이 끝났어요.",
+        "message": _REVOKED_MESSAGE if revoked else "스캔이 끝났어요.",
         "pipeline_result": {
             "classification_result": job.vision_result,
             "disposal_rules": rules.document(job.rule_id) if job.rule_id else None,

@@ -1,0 +1,219 @@
+"""The local gateway: one base URL for everything, doing what Envoy does in the cluster.
+
+For each request: find the route by path prefix (segment-aware, longest first); strip any
+``X-User-ID``/``X-Auth-Provider`` the client sent (only ext-authz may set them); for a route that
+needs sign-in, ask ext-authz (Envoy's HTTP ext_authz protocol: the original method, path and
+credential headers to ``<authz>/check<path>``) and copy ``x-user-id``/``x-auth-provider`` from its
+200 onto the upstream request, or answer with its 401/403; then proxy to the upstream, streaming
+both bodies (uploads in, SSE out) without buffering.
+
+``/internal/...`` and ``/api/v1/admin/...`` are never routed from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from cluster.ports import HOST
+from eco2.settings import Settings, load_settings
+from eco2.telemetry import configure, get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    service: str
+    """A ``settings.services.<service>_url`` name."""
+    sign_in: bool = True
+
+    def matches(self, path: str) -> bool:
+        base = self.prefix.rstrip("/")
+        return path == base or path.startswith(base + "/")
+
+
+ROUTES: tuple[Route, ...] = tuple(
+    sorted(
+        (
+            Route("/api/v1/auth", "auth", sign_in=False),
+            Route("/api/v1/scan/categories", "serve", sign_in=False),
+            Route("/api/v1/scan/history", "readmodels"),
+            Route("/api/v1/scan", "serve"),
+            Route("/api/v1/character/catalog", "character", sign_in=False),
+            Route("/api/v1/character/leaderboard", "readmodels"),
+            Route("/api/v1/character", "character"),
+            Route("/api/v1/users/me/page", "readmodels"),
+            Route("/api/v1/users", "my"),
+            Route("/api/v1/notifications", "notification"),
+            Route("/api/v1/locations", "location", sign_in=False),
+            # The presigned upload URL carries its own HMAC signature; objects are the local CDN.
+            Route("/api/v1/images/upload", "image", sign_in=False),
+            Route("/api/v1/images/objects", "image", sign_in=False),
+            Route("/api/v1/images", "image"),
+        ),
+        key=lambda r: len(r.prefix),
+        reverse=True,
+    )
+)
+
+IDENTITY_HEADERS = ("x-user-id", "x-auth-provider")
+CREDENTIAL_HEADERS = ("authorization", "cookie", "traceparent", "x-request-id")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host", *IDENTITY_HEADERS}
+NOT_RETURNED = HOP_BY_HOP | {"content-length"}  # set from the upstream's, after prepare
+
+
+def route_of(path: str) -> Route | None:
+    return next((r for r in ROUTES if r.matches(path)), None)
+
+
+def _json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop and identity ones, plus ext-authz's identity."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in NOT_FORWARDED:
+            headers.add(name, value)
+    for name, value in identity.items():
+        headers[name] = value
+    return headers
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self, _app: web.Application) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=4000, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            auto_decompress=False,
+        )
+
+    async def stop(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "the gateway is not started"
+        return self._session
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/-/healthz":
+            return web.json_response({"status": "ok"})
+        route = route_of(request.path)
+        if route is None:
+            return _json_error(404, "not_found", f"no API at {request.path}; see the README")
+        identity: dict[str, str] = {}
+        if route.sign_in:
+            refused, identity = await self._check(request)
+            if refused is not None:
+                return refused
+        return await self._proxy(request, route, identity)
+
+    async def _check(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
+        """Envoy-style ext_authz: 200 → identity headers; anything else is passed back."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS}
+        url = f"{self._settings.services.url_of('authz')}/check{request.path}"
+        try:
+            async with self.session.request(
+                request.method,
+                url,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s),
+            ) as answer:
+                if answer.status == 200:
+                    return None, {
+                        h: answer.headers[h] for h in IDENTITY_HEADERS if h in answer.headers
+                    }
+                body = await answer.read()
+                passed = {
+                    k: v
+                    for k, v in answer.headers.items()
+                    if k.lower() in ("content-type", "www-authenticate")
+                }
+                return web.Response(status=answer.status, body=body, headers=passed), {}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("ext-authz unreachable", error=str(exc))
+            return _json_error(
+                503, "authz_unavailable", "sign-in check unavailable; retry shortly"
+            ), {}
+
+    async def _proxy(
+        self, request: web.Request, route: Route, identity: Mapping[str, str]
+    ) -> web.StreamResponse:
+        base = self._settings.services.url_of(route.service)
+        headers = upstream_headers(request.headers, identity)
+        headers["X-Forwarded-For"] = request.remote or ""
+        headers["X-Forwarded-Proto"] = request.scheme
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self.session.request(
+                request.method,
+                f"{base}{request.rel_url}",
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("upstream unreachable", service=route.service, error=str(exc))
+            return _json_error(
+                502, "upstream_unavailable", f"{route.service} is unreachable; retry"
+            )
+        async with upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in NOT_RETURNED:
+                    response.headers.add(name, value)
+            if upstream.headers.get("content-length") is not None:
+                response.content_length = int(upstream.headers["content-length"])
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+
+def build_app(settings: Settings) -> web.Application:
+    gateway = Gateway(settings)
+    app = web.Application(client_max_size=settings.image.max_bytes + 1024 * 1024)
+    app.on_startup.append(gateway.start)
+    app.on_cleanup.append(gateway.stop)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cluster.gateway", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure("gateway", settings.telemetry)
+    web.run_app(build_app(settings), host=HOST, port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The gateway against stand-in ext-authz and upstream servers on loopback: identity comes only
+from ext-authz, refusals pass through, SSE streams unbuffered, uploads stream in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from cluster.gateway import build_app
+from eco2.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def _authz(request: web.Request) -> web.Response:
+    if request.headers.get(
+        "Authorization"
+    ) == "Bearer good" or "s_access=good" in request.headers.get("Cookie", ""):
+        return web.Response(headers={"x-user-id": "alice", "x-auth-provider": "dev"})
+    return web.json_response(
+        {"error": {"code": "unauthenticated", "message": "sign in"}},
+        status=401,
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
+
+
+async def _echo(request: web.Request) -> web.StreamResponse:
+    if request.path.endswith("/events"):
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"event: queued\ndata: {}\n\n")
+        await asyncio.sleep(0.5)  # the client must see the first event before this ends
+        await response.write(b"event: done\ndata: {}\n\n")
+        await response.write_eof()
+        return response
+    body = await request.read()
+    return web.json_response(
+        {
+            "path": request.path_qs,
+            "user": request.headers.getall("X-User-ID", []),
+            "provider": request.headers.get("X-Auth-Provider"),
+            "size": len(body),
+            "length": request.headers.get("Content-Length"),
+        },
+        headers={"Set-Cookie": "a=1"},
+    )
+
+
+async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[str]:
+    authz_app, upstream_app = web.Application(), web.Application()
+    authz_app.router.add_route("*", "/{tail:.*}", _authz)
+    upstream_app.router.add_route("*", "/{tail:.*}", _echo)
+    authz, authz_url = await _serve(authz_app)
+    upstream, upstream_url = await _serve(upstream_app)
+    names = ("serve", "auth", "my", "image", "readmodels", "location", "notification", "character")
+    settings = Settings(
+        services={"authz_url": authz_url, **{f"{n}_url": upstream_url for n in names}}  # type: ignore[arg-type]
+    )
+    gw, gw_url = await _serve(build_app(settings))
+    try:
+        yield gw_url
+    finally:
+        for runner in (gw, upstream, authz):
+            await runner.cleanup()
+
+
+async def _get(url: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+    async with aiohttp.ClientSession() as session, session.get(url, **kwargs) as response:
+        body = await response.json() if response.content_type == "application/json" else None
+        return response.status, body, response
+
+
+async def test_identity_comes_from_ext_authz_never_from_the_client(gateway: str) -> None:
+    headers = {"Authorization": "Bearer good", "X-User-ID": "mallory"}
+    status, body, response = await _get(f"{gateway}/api/v1/users/me?x=1", headers=headers)
+    assert status == 200
+    assert body == {
+        "path": "/api/v1/users/me?x=1",
+        "user": ["alice"],
+        "provider": "dev",
+        "size": 0,
+        "length": None,
+    }
+    assert response.headers["Set-Cookie"] == "a=1"
+
+
+async def test_cookie_only_requests_are_accepted(gateway: str) -> None:
+    status, body, _ = await _get(
+        f"{gateway}/api/v1/scan/j1/result", headers={"Cookie": "s_access=good"}
+    )
+    assert (status, body["user"]) == (200, ["alice"])
+
+
+async def test_refusals_from_ext_authz_pass_through(gateway: str) -> None:
+    status, body, response = await _get(
+        f"{gateway}/api/v1/users/me", headers={"X-User-ID": "mallory"}
+    )
+    assert status == 401
+    assert body["error"]["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_public_routes_skip_ext_authz_and_carry_no_identity(gateway: str) -> None:
+    status, body, _ = await _get(f"{gateway}/api/v1/character/catalog", headers={"X-User-ID": "m"})
+    assert (status, body["user"]) == (200, [])
+
+
+async def test_internal_and_admin_paths_are_not_routed(gateway: str) -> None:
+    for path in ("/internal/characters/onboard", "/api/v1/admin/scan/reprocess"):
+        status, body, _ = await _get(f"{gateway}{path}", headers={"Authorization": "Bearer good"})
+        assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_sse_is_streamed_not_buffered(gateway: str) -> None:
+    loop = asyncio.get_running_loop()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": "s_access=good"}
+        ) as response,
+    ):
+        started = loop.time()
+        first = await response.content.readuntil(b"\n\n")
+        first_after = loop.time() - started
+        rest = await response.content.read()
+    assert first.startswith(b"event: queued")
+    assert first_after < 0.4
+    assert b"event: done" in rest
+
+
+async def test_uploads_stream_through_with_their_length(gateway: str) -> None:
+    payload = b"\x89PNG" + b"0" * 300_000
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(f"{gateway}/api/v1/images/upload/scan/a.png?sig=x", data=payload) as response,
+    ):
+        body = await response.json()
+    assert response.status == 200
+    assert (body["size"], body["length"], body["user"]) == (len(payload), str(len(payload)), [])
