@@ -169,6 +169,7 @@ class Gateway:
         headers = upstream_headers(request.headers, identity)
         headers["X-Forwarded-For"] = request.remote or ""
         headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
         body = request.content if request.body_exists else None
         try:
             upstream = await self.session.request(

@@ -16,7 +16,7 @@ from cluster import process
 from cluster.bench import machine
 from cluster.state import StackState, read_state
 from cluster.supervisor import run_dir_of, supervisor_alive
-from eco2.settings import load_settings
+from eco2.settings import Settings, load_settings
 from pipelines.scan import loadgen
 
 LATENCY_PRESETS: dict[str, tuple[float, float]] = {
@@ -33,6 +33,22 @@ def _running_stack() -> StackState:
     if state is None or not supervisor_alive(state) or not state.api_url:
         raise typer.BadParameter("no local stack is up here: run `eco2 up --detach` first")
     return state
+
+
+def running_settings() -> Settings:
+    """The settings a child of the running local stack gets (its URLs on top of ours)."""
+    state = _running_stack()
+    services = {
+        key.removeprefix("ECO2_SERVICES__").lower(): value
+        for key, value in state.env.items()
+        if key.startswith("ECO2_SERVICES__")
+    }
+    return load_settings(
+        db={"url": state.env["ECO2_DB__URL"]},
+        cache={"url": state.env["ECO2_CACHE__URL"]},
+        kafka={"bootstrap": state.env["ECO2_KAFKA__BOOTSTRAP"]},
+        services=services,
+    )
 
 
 def serve_url(state: StackState) -> str:

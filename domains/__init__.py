@@ -8,7 +8,7 @@ Every domain package has the same shape, so a reader knows where a thing lives:
     ``events.py``     its events (``eco2.events.Event`` subclasses, past tense, ``schema_version``)
                       and ``AGGREGATE_TYPE``; they reach Kafka as ``outbox.event.<aggregate type>``.
     ``repository.py`` the adapter on its own database (asyncpg); a state change and its events are
-                      written in ONE transaction (``eco2.eventstore.append`` on the same connection).
+                      written in ONE transaction (``eco2.eventstore.append``, same connection).
     ``http.py``       its FastAPI routes; errors are ``eco2.errors`` types, mapped by
                       ``eco2.http.install_error_handlers``; the caller is ``eco2.http.CurrentUser``
                       (the gateway sets ``X-User-ID`` after ext-authz; services never parse tokens).

@@ -25,7 +25,7 @@ def build_cli() -> typer.Typer:
     from cdc.bench import bench_cdc
     from cdc.cli import cdc_app
     from cluster import cli as stack
-    from cluster import scan_commands
+    from cluster import saga_bench, scan_commands
     from serve.model_sim.server import model_sim_command
 
     app = typer.Typer(
@@ -57,6 +57,9 @@ def build_cli() -> typer.Typer:
         scan_commands.bench_scan
     )
     bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
+    bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(
+        saga_bench.bench_saga
+    )
     app.add_typer(bench, name="bench")
     app.add_typer(cdc_app, name="cdc")
     app.add_typer(scan_commands.scan_app, name="scan")

@@ -112,9 +112,7 @@ def stack() -> Iterator[StackUrls]:
 @pytest.fixture(scope="session")
 async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
     """Ray Serve's scan app directly (past the gateway): these tests send X-User-ID themselves."""
-    async with httpx.AsyncClient(
-        base_url=stack.env["ECO2_SERVE__URL"], timeout=30
-    ) as client:
+    async with httpx.AsyncClient(base_url=stack.env["ECO2_SERVE__URL"], timeout=30) as client:
         yield client
 
 

@@ -37,9 +37,20 @@ def test_default_topology_starts_ray_before_serve() -> None:
         assert names.index(dependency) < names.index("scan_app")
     assert names.index("postgres") < names.index("cdc_relay")
     assert names.index("kafka") < names.index("cdc_relay")
+    for dependency in ("postgres", "valkey", "kafka"):
+        assert names.index(dependency) < names.index("domains")
+    assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
-        *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay")
+        *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay"),
+        *("domains", "gateway"),
     }
+
+
+def test_domain_host_gets_a_port_and_exports_a_url_per_service() -> None:
+    from cluster.domain_host import SERVICES
+
+    assert topology.DOMAINS.ports == tuple(SERVICES)
+    assert set(SERVICES) >= {"auth", "authz", "character", "my", "notification", "location"}
 
 
 def test_ray_head_gets_every_port_explicitly() -> None:

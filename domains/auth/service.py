@@ -1,0 +1,67 @@
+"""Composition root of the auth service: ``create_app(settings)`` and ``consumers(settings)``.
+
+The lifespan opens the ``eco2_auth`` pool, a Valkey client (the access-token blacklist) and an
+HTTP client (OAuth providers), then loads the signing key: the first process ever to start
+generates an ES256 key pair and stores it; every other (also a concurrent one) uses that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from cdc.consumer import ConsumerSpec
+from domains.auth.http import AuthContext, router
+from domains.auth.providers import build_providers
+from domains.auth.reactions import user_deleted_consumer
+from domains.auth.repository import AuthRepository
+from domains.auth.sessions import Sessions, ValkeyRevocations
+from domains.auth.tokens import SigningKey, TokenService
+from eco2.db import create_pool
+from eco2.errors import Unavailable
+from eco2.http import install_error_handlers
+from eco2.settings import Settings
+
+DOMAIN = "auth"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.cache.url is None:
+            raise Unavailable("auth needs Valkey for logout: run `eco2 up` or set ECO2_CACHE__URL")
+        pool = await create_pool(
+            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
+        )
+        cache = aioredis.Redis.from_url(settings.cache.url)
+        http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
+        try:
+            repository = AuthRepository(pool)
+            active, keys = await repository.signing_keys(SigningKey.generate())
+            tokens = TokenService(settings.auth, active, keys)
+            sessions = Sessions(repository, tokens, ValkeyRevocations(cache), settings.auth)
+            providers = build_providers(settings.auth, http)
+            app.state.auth = AuthContext(settings, tokens, sessions, providers)
+            yield
+        finally:
+            await http.aclose()
+            await cache.aclose()
+            await pool.close()
+
+    app = FastAPI(title="eco2 auth", lifespan=lifespan)
+    install_error_handlers(app, example_body='{"nickname": "eco", "user_key": "my-device-1"}')
+    app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def consumers(settings: Settings) -> list[ConsumerSpec]:
+    return [user_deleted_consumer()]

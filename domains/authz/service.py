@@ -1,0 +1,70 @@
+"""Composition root of ext-authz: ``create_app(settings)`` and ``consumers(settings)`` (none).
+
+No database: the lifespan opens an HTTP client for auth's JWKS (``services.auth_url``, cached
+``auth.jwks_cache_s``) and a Valkey client for the blacklist. Tests inject either one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from cdc.consumer import ConsumerSpec
+from domains.authz.http import router
+from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
+from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
+from eco2.errors import Unavailable
+from eco2.http import install_error_handlers
+from eco2.settings import Settings
+
+
+def create_app(
+    settings: Settings,
+    *,
+    jwks_source: JwksSource | None = None,
+    revocations: RevocationList | None = None,
+) -> FastAPI:
+    """The check service; ``jwks_source``/``revocations`` replace the HTTP JWKS and Valkey."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            source = jwks_source
+            if source is None:
+                client = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
+                stack.push_async_callback(client.aclose)
+                source = HttpJwksSource(client, settings.services.url_of("auth") + JWKS_PATH)
+            blacklist = revocations
+            if blacklist is None:
+                if settings.cache.url is None:
+                    raise Unavailable("authz needs Valkey: run `eco2 up` or set ECO2_CACHE__URL")
+                cache = aioredis.Redis.from_url(settings.cache.url)
+                stack.push_async_callback(cache.aclose)
+                blacklist = ValkeyRevocationList(cache)
+            app.state.verifier = TokenVerifier(
+                JwksCache(source, ttl_s=settings.auth.jwks_cache_s),
+                blacklist,
+                issuer=settings.auth.issuer,
+                audience=settings.auth.audience,
+            )
+            app.state.access_cookie = settings.auth.access_cookie
+            yield
+
+    app = FastAPI(title="eco2 ext-authz", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def consumers(settings: Settings) -> list[ConsumerSpec]:
+    """ext-authz reacts to no events (logout reaches it through the Valkey blacklist)."""
+    return []

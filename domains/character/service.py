@@ -1,0 +1,48 @@
+"""The character domain's composition root: its FastAPI app and its consumers.
+
+The lifespan opens the domain's own pool (``settings.services.pool_max["character"]``), loads the
+catalogue once (it changes only by migration) and closes the pool on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cdc.consumer import ConsumerSpec
+from domains.character import reactions, repository
+from domains.character.http import ONBOARD_EXAMPLE, router
+from eco2.db import create_pool
+from eco2.http import install_error_handlers
+from eco2.settings import Settings
+
+DOMAIN = "character"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The character service: public catalogue, internal onboarding and ownership list."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
+        )
+        try:
+            app.state.pool = pool
+            app.state.catalog = await repository.catalog(pool)
+            app.state.cdn_base_url = settings.image.cdn_base_url
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="eco2 character", lifespan=lifespan)
+    install_error_handlers(app, example_body=ONBOARD_EXAMPLE)
+    app.include_router(router)
+    return app
+
+
+def consumers(_settings: Settings) -> list[ConsumerSpec]:
+    """``character.rewards`` (scan → ownership) and ``character.profiles`` (deleted users)."""
+    return reactions.consumer_specs()

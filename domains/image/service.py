@@ -1,0 +1,60 @@
+"""Composition root of the image service: ``create_app(settings)`` and ``consumers(settings)``.
+
+The lifespan opens the image database's pool (``settings.services.pool_max["image"]``) and the
+object storage chosen by ``settings.image.backend`` (``local``: a directory, by default
+``<run_dir>/objects``; ``s3``: ``settings.image.s3_bucket``), and closes the pool on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from cdc.consumer import ConsumerSpec
+from domains.image.http import EXAMPLE_BODY, router
+from domains.image.repository import UploadRepository
+from domains.image.storage import LocalStorage, Storage
+from domains.image.uploads import Uploads
+from eco2.db import create_pool
+from eco2.http import install_error_handlers
+from eco2.settings import Settings
+
+DOMAIN = "image"
+
+
+def build_storage(settings: Settings) -> Storage:
+    """The storage adapter ``settings.image.backend`` names."""
+    if settings.image.backend == "s3":
+        from domains.image.storage_s3 import S3Storage  # needs the optional `s3` extra
+
+        return S3Storage.from_settings(settings.image)
+    return LocalStorage(settings.image.storage_dir or settings.run_dir / "objects")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The image service's FastAPI app (routes in :mod:`domains.image.http`)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await create_pool(
+            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, 4)
+        )
+        try:
+            repository = UploadRepository(pool)
+            app.state.uploads = Uploads(settings.image, repository, build_storage(settings))
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="Eco² image service", lifespan=lifespan)
+    install_error_handlers(app, example_body=EXAMPLE_BODY)
+    app.include_router(router)
+    return app
+
+
+def consumers(settings: Settings) -> list[ConsumerSpec]:
+    """The image domain reacts to no events."""
+    del settings
+    return []

@@ -1,0 +1,87 @@
+"""The location service's composition root.
+
+``create_app(settings)`` builds the FastAPI app; its lifespan opens the ``eco2_location`` pool and
+a Valkey client, loads the generated dataset into an empty table (once, whoever starts first),
+makes the GEO index match the table, and closes both on shutdown. The domain is read-only and
+reacts to no events: ``consumers(settings)`` is empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from cdc.consumer import ConsumerSpec
+from domains.location import dataset
+from domains.location.geo import GeoIndex
+from domains.location.http import router
+from domains.location.model import Clock
+from domains.location.queries import Locations
+from domains.location.repository import SiteRepository
+from eco2.db import create_pool
+from eco2.errors import Unavailable
+from eco2.http import install_error_handlers
+from eco2.settings import Settings
+from eco2.telemetry import get_logger
+
+DOMAIN = "location"
+_DEFAULT_POOL_MAX = 4
+_log = get_logger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
+    """The location API. ``clock`` decides "now" for ``is_open``/``is_holiday`` (tests fix it)."""
+    if settings.cache.url is None:
+        raise Unavailable(
+            "no cache configured: run `eco2 up` (embedded Valkey) or set ECO2_CACHE__URL"
+        )
+    cache_url = settings.cache.url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool_max = settings.services.pool_max.get(DOMAIN, _DEFAULT_POOL_MAX)
+        pool = await create_pool(settings, DOMAIN, max_size=pool_max)
+        cache = aioredis.Redis.from_url(cache_url)
+        try:
+            locations = Locations(SiteRepository(pool), GeoIndex(cache), clock)
+            source = settings.location
+            ready = await locations.prepare(
+                partial(dataset.generate, source.dataset_seed, source.dataset_size)
+            )
+            _log.info("location data ready", sites=ready.sites, index_rebuilt=ready.index_rebuilt)
+            if ready.sites != source.dataset_size:
+                _log.warning(
+                    "the loaded dataset differs from ECO2_LOCATION__DATASET_SIZE; it is loaded "
+                    "only into an empty table: truncate location_sites to regenerate it",
+                    sites=ready.sites,
+                    configured=source.dataset_size,
+                )
+            app.state.locations = locations
+            yield
+        finally:
+            await cache.aclose()
+            await pool.close()
+
+    app = FastAPI(title="Eco² location API", version="1", lifespan=lifespan)
+    install_error_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def consumers(settings: Settings) -> list[ConsumerSpec]:
+    """None: the location domain reacts to no events."""
+    return []

@@ -1,0 +1,74 @@
+"""The my domain's composition root: its FastAPI app and its consumers.
+
+The lifespan opens the domain's own pool (``settings.services.pool_max["my"]``) and the HTTP
+client of the character service (base ``settings.services.url_of("character")``, timeout
+``settings.services.call_timeout_s``), and closes both. A client passed to :func:`create_app`
+(tests: an ``httpx.ASGITransport`` on the character app) is used instead and left open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from cdc.consumer import ConsumerSpec
+from domains.my import reactions
+from domains.my.character_api import CharacterApi
+from domains.my.http import PATCH_EXAMPLE, router
+from eco2.db import create_pool
+from eco2.errors import Unavailable
+from eco2.http import error_body, install_error_handlers
+from eco2.settings import Settings
+
+DOMAIN = "my"
+RETRY_AFTER_S = 2
+
+
+def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None = None) -> FastAPI:
+    """The my service: ``/api/v1/users/me`` and the caller's characters."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            client = character_client
+            if client is None:
+                client = await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=settings.services.url_of("character"),
+                        timeout=settings.services.call_timeout_s,
+                    )
+                )
+            pool = await create_pool(
+                settings,
+                DOMAIN,
+                max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max),
+            )
+            stack.push_async_callback(pool.close)
+            app.state.pool = pool
+            app.state.character_api = CharacterApi(client)
+            yield
+
+    app = FastAPI(title="eco2 my", lifespan=lifespan)
+    install_error_handlers(app, example_body=PATCH_EXAMPLE)
+    app.add_exception_handler(Unavailable, _unavailable)
+    app.include_router(router)
+    return app
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """503 with Retry-After: a dependency is down for now, the same request may succeed later."""
+    assert isinstance(exc, Unavailable)
+    return JSONResponse(
+        error_body(exc.code, exc.message),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+def consumers(_settings: Settings) -> list[ConsumerSpec]:
+    """``my.users`` (profiles from auth events) and ``my.characters`` (the saga's third step)."""
+    return reactions.consumer_specs()

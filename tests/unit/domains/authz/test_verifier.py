@@ -1,0 +1,159 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from domains.authz.verifier import TokenVerifier, check_claims, revoked_key
+from eco2.errors import Forbidden, Unauthenticated, Unavailable
+from tests.unit.domains.authz.tokens import (
+    AUDIENCE,
+    ISSUER,
+    KeyPair,
+    claims,
+    hs256_with_public_key,
+    sign,
+    unsigned,
+)
+
+
+class StaticKeys:
+    def __init__(self, *pairs: KeyPair) -> None:
+        self.keys = {pair.kid: pair.private.public_key() for pair in pairs}
+
+    async def key_for(self, kid: str) -> Any | None:
+        return self.keys.get(kid)
+
+
+class MemoryRevocations:
+    def __init__(self, *jtis: str) -> None:
+        self.revoked = set(jtis)
+
+    async def is_revoked(self, jti: str) -> bool:
+        return jti in self.revoked
+
+
+class BrokenRevocations:
+    async def is_revoked(self, jti: str) -> bool:
+        raise Unavailable("valkey down")
+
+
+KEY = KeyPair()
+
+
+def verifier(revocations: Any = None, keys: Any = None) -> TokenVerifier:
+    return TokenVerifier(
+        keys or StaticKeys(KEY),
+        revocations or MemoryRevocations(),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+    )
+
+
+def test_revoked_key_format_is_the_contract_with_auth() -> None:
+    assert revoked_key("abc-123") == "authz:revoked:abc-123"
+
+
+async def test_valid_access_token_yields_user_and_provider() -> None:
+    payload = claims(provider="kakao")
+    principal = await verifier().verify(sign(KEY, payload))
+    assert (principal.user_id, principal.provider) == (payload["sub"], "kakao")
+
+
+async def test_audience_list_containing_ours_is_accepted() -> None:
+    payload = claims(aud=["other", AUDIENCE])
+    assert (await verifier().verify(sign(KEY, payload))).user_id == payload["sub"]
+
+
+async def test_missing_token_is_401() -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier().verify(None)
+    assert caught.value.code == "missing_token"
+
+
+async def test_forged_token_signed_by_another_key_with_a_known_kid_is_401() -> None:
+    forger = KeyPair(kid=KEY.kid)
+    with pytest.raises(Unauthenticated, match="signature"):
+        await verifier().verify(sign(forger, claims()))
+
+
+async def test_expired_token_is_401() -> None:
+    past = int(time.time()) - 3600
+    token = sign(KEY, claims(iat=past, nbf=past, exp=past + 900))
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier().verify(token)
+    assert caught.value.code == "token_expired"
+
+
+async def test_token_within_leeway_of_expiry_is_accepted() -> None:
+    now = int(time.time())
+    token = sign(KEY, claims(iat=now - 900, nbf=now - 900, exp=now - 2))
+    await verifier().verify(token)
+
+
+async def test_token_not_valid_yet_is_401() -> None:
+    future = int(time.time()) + 600
+    with pytest.raises(Unauthenticated, match="not valid yet"):
+        await verifier().verify(sign(KEY, claims(iat=future, nbf=future, exp=future + 900)))
+
+
+async def test_alg_none_is_401() -> None:
+    with pytest.raises(Unauthenticated, match="algorithm 'none'"):
+        await verifier().verify(unsigned(claims(), kid=KEY.kid))
+
+
+async def test_hs256_keyed_with_the_public_key_is_401() -> None:
+    with pytest.raises(Unauthenticated, match="algorithm 'HS256'"):
+        await verifier().verify(hs256_with_public_key(KEY.public_pem, claims(), kid=KEY.kid))
+
+
+async def test_unknown_kid_is_401() -> None:
+    with pytest.raises(Unauthenticated, match="not signed by a key"):
+        await verifier().verify(sign(KEY, claims(), kid="nobody"))
+
+
+async def test_garbage_is_401() -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier().verify("not-a-jwt")
+    assert caught.value.code == "malformed_token"
+
+
+async def test_wrong_issuer_is_401() -> None:
+    with pytest.raises(Unauthenticated, match="not issued by"):
+        await verifier().verify(sign(KEY, claims(iss="someone-else")))
+
+
+async def test_wrong_audience_is_403() -> None:
+    with pytest.raises(Forbidden) as caught:
+        await verifier().verify(sign(KEY, claims(aud="another-api")))
+    assert caught.value.code == "wrong_audience"
+
+
+async def test_refresh_token_used_as_access_is_403() -> None:
+    with pytest.raises(Forbidden) as caught:
+        await verifier().verify(sign(KEY, claims(typ="refresh")))
+    assert caught.value.code == "wrong_token_type"
+
+
+async def test_blacklisted_token_is_401() -> None:
+    payload = claims()
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier(MemoryRevocations(payload["jti"])).verify(sign(KEY, payload))
+    assert caught.value.code == "token_revoked"
+
+
+async def test_unreachable_blacklist_fails_closed() -> None:
+    with pytest.raises(Unavailable):
+        await verifier(BrokenRevocations()).verify(sign(KEY, claims()))
+
+
+@pytest.mark.parametrize("missing", ["sub", "jti", "exp", "aud", "typ", "provider", "iat"])
+async def test_token_without_a_required_claim_is_401(missing: str) -> None:
+    with pytest.raises(Unauthenticated):
+        await verifier().verify(sign(KEY, claims(**{missing: None})))
+
+
+def test_check_claims_rejects_a_boolean_expiry() -> None:
+    with pytest.raises(Unauthenticated):
+        check_claims(claims(exp=True), now=time.time(), issuer=ISSUER, audience=AUDIENCE)
