@@ -29,22 +29,20 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka import Producer
 
 from cdc import metrics
 from cdc.outbox import OutboxRecord
 from cdc.stream import DatabaseStream, DeliveryCallback
 from eco2.events import EventRegistry
-from eco2.kafka import bootstrap, producer_config
+from eco2.kafka import OUTBOX_PARTITIONS, ensure_topics, producer_config
 from eco2.migrations import database_dsn
 from eco2.settings import DOMAIN_DATABASES, Settings, load_settings
 from eco2.telemetry import configure, get_logger
 
 log = get_logger(__name__)
 
-TOPIC_PARTITIONS = 6
+TOPIC_PARTITIONS = OUTBOX_PARTITIONS
 MAX_IN_FLIGHT = 50_000
 PUMP_BUDGET = 2_000
 IDLE_WAIT_S = 0.05
@@ -83,15 +81,8 @@ class KafkaSink:
         self._topics: set[str] = set()
 
     def ensure_topic(self, topic: str) -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap(self.settings)})
-        futures = admin.create_topics([NewTopic(topic, TOPIC_PARTITIONS, 1)], operation_timeout=10)
-        try:
-            futures[topic].result(15)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                log.warning(
-                    "cdc topic not created; relying on auto-creation", topic=topic, error=str(exc)
-                )
+        if ensure_topics(self.settings, [topic], TOPIC_PARTITIONS):
+            log.warning("cdc topic not created; relying on auto-creation", topic=topic)
         self._topics.add(topic)
 
     def produce(self, record: OutboxRecord, on_delivery: DeliveryCallback) -> None:
