@@ -98,6 +98,8 @@ def validate(path: str | Path, crd_dir: str | Path | None = None) -> list[str]:
             problems += [f"{label}: {p}" for p in _kuberay_problems(document, kind, crds)]
         elif kind in CORE_FIELDS:
             problems += [f"{label}: {p}" for p in _core_problems(document, kind, combined)]
+        elif kind in KUBERNETES_KINDS:
+            problems += [f"{label}: {p}" for p in _kubernetes_problems(document)]
         else:
             known = ", ".join([*KUBERAY_CRDS, *CORE_FIELDS])
             problems.append(f"{where}: unknown kind {kind!r}; this validator knows {known}")
@@ -106,6 +108,22 @@ def validate(path: str | Path, crd_dir: str | Path | None = None) -> list[str]:
         for p in settings_problems(combined, whole=True)
     ]
     return problems
+
+
+KUBERNETES_KINDS = frozenset({"Deployment", "Service"})
+"""Built-in kinds checked against the Kubernetes OpenAPI schemas (``kubernetes-validate``)."""
+KUBERNETES_VERSION = "1.33.0"
+
+
+def _kubernetes_problems(document: dict[str, Any]) -> list[str]:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path) or "(document)"
+        return [f"{where}: {exc.message}"]
+    return []
 
 
 def _name_of(document: dict[str, Any]) -> str:
