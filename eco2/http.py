@@ -22,10 +22,13 @@ from eco2.errors import (
     Overloaded,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     UnsupportedMediaType,
 )
 
 MAX_USER_ID_CHARS = 128
+UNAVAILABLE_RETRY_AFTER_S = 2
+"""A dependency is down for now (503): the same request may succeed after this many seconds."""
 
 _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
     (Unauthenticated, 401),
@@ -63,6 +66,8 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
         headers = {}
         if isinstance(exc, Overloaded):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+        elif isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=status_of(exc), headers=headers
         )

@@ -12,20 +12,17 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from cdc.consumer import ConsumerSpec
 from domains.my import reactions
 from domains.my.character_api import CharacterApi
 from domains.my.http import PATCH_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.errors import Unavailable
-from eco2.http import error_body, install_error_handlers
+from eco2.http import install_error_handlers
 from eco2.settings import Settings
 
 DOMAIN = "my"
-RETRY_AFTER_S = 2
 
 
 def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None = None) -> FastAPI:
@@ -54,19 +51,8 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
 
     app = FastAPI(title="eco2 my", lifespan=lifespan)
     install_error_handlers(app, example_body=PATCH_EXAMPLE)
-    app.add_exception_handler(Unavailable, _unavailable)
     app.include_router(router)
     return app
-
-
-async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    """503 with Retry-After: a dependency is down for now, the same request may succeed later."""
-    assert isinstance(exc, Unavailable)
-    return JSONResponse(
-        error_body(exc.code, exc.message),
-        status_code=503,
-        headers={"Retry-After": str(RETRY_AFTER_S)},
-    )
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:

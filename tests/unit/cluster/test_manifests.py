@@ -122,11 +122,11 @@ def test_misspelt_field_is_refused_not_pruned(tmp_path: Path) -> None:
 
 def test_unknown_kind_and_wrong_api_version(tmp_path: Path) -> None:
     def change(docs: Docs) -> None:
-        docs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}})
+        docs.append({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}})
         docs[0]["apiVersion"] = "ray.io/v1alpha1"
 
     problems = _broken(tmp_path, change)
-    _one(problems, "document 4", "unknown kind 'Deployment'")
+    _one(problems, "document 4", "unknown kind 'Pod'")
     _one(problems, "apiVersion 'ray.io/v1alpha1'")
 
 
