@@ -36,6 +36,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from cdc.apply import Failure, Handler, apply_batch, classify
 from cdc.inbox import PostgresStore, Store
 from cdc.outbox import (
+    H_EVENT_TYPE,
     OutboxRecord,
     dead_letter,
     envelope_from_message,
@@ -80,6 +81,9 @@ class ConsumerSpec:
     reset: Callable[[Any], Awaitable[None]] | None = None
     sources: tuple[str, ...] = DOMAIN_DATABASES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    event_types: frozenset[str] | None = None
+    """The event types the handler reacts to (``None``: all). Others are skipped before they
+    are decoded or recorded in the inbox; their offsets are committed all the same."""
     target: Literal["postgres", "valkey"] = "postgres"
     """Where the effects and the inbox live: the consumer's own ``database``, or the read-model
     Valkey (``settings.cache.url``; ``database`` is then unused)."""
@@ -87,6 +91,15 @@ class ConsumerSpec:
 
 def database_of(settings: Settings, name: str) -> str:
     return settings.database_name(name) if name in DOMAIN_DATABASES else name
+
+
+def event_type_of(message: Message) -> str | None:
+    """The ``eventType`` header of an outbox message, without decoding the rest."""
+    headers = cast(list[tuple[str, bytes | str | None]], message.headers() or [])
+    for key, value in headers:
+        if key == H_EVENT_TYPE:
+            return value.decode() if isinstance(value, bytes) else value
+    return None
 
 
 def dsn_of(settings: Settings, name: str) -> str:
@@ -108,6 +121,8 @@ class ConsumerStats:
     messages: int = 0
     dead_lettered: int = 0
     batches: int = 0
+    skipped: int = 0
+    """Messages of event types the consumer does not handle (not decoded, no inbox row)."""
 
 
 class ConsumerRuntime:
@@ -163,11 +178,15 @@ class ConsumerRuntime:
     async def process(self, messages: Sequence[Message]) -> None:
         """Apply one consumed batch, dead-letter what fails, then commit its offsets."""
         items: list[tuple[Message, EventEnvelope | None, Exception | None]] = []
+        wanted, skipped = self.spec.event_types, 0
         for message in messages:
             err = message.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.warning("kafka consume error", error=str(err))
+                continue
+            if wanted is not None and event_type_of(message) not in wanted:
+                skipped += 1
                 continue
             try:
                 envelope = envelope_from_message(message.key(), message.value(), message.headers())
@@ -175,7 +194,10 @@ class ConsumerRuntime:
                 items.append((message, None, exc))
             else:
                 items.append((message, envelope, None))
+        self.stats.skipped += skipped
         if not items:
+            if skipped:
+                await self._commit(messages)
             return
         self.stats.messages += len(items)
         self.stats.batches += 1

@@ -30,6 +30,7 @@ _SELECT = """
 SELECT position, event_id, aggregate_type, aggregate_id, aggregate_version, event_type,
        schema_version, payload::text AS payload, metadata::text AS metadata, occurred_at
 FROM event_store WHERE aggregate_type = ANY($1::text[]) AND position > $2
+  AND ($4::text[] IS NULL OR event_type = ANY($4::text[]))
 ORDER BY position LIMIT $3
 """
 
@@ -56,7 +57,8 @@ async def _replay_source(
         return 0
     applied, last = 0, 0
     try:
-        while rows := await conn.fetch(_SELECT, list(types), last, BATCH):
+        wanted = sorted(spec.event_types) if spec.event_types is not None else None
+        while rows := await conn.fetch(_SELECT, list(types), last, BATCH, wanted):
             envelopes = [_envelope(r) for r in rows]
             applied += await apply_batch(store, spec.name, envelopes, spec.handler)
             last = rows[-1]["position"]

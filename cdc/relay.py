@@ -35,14 +35,13 @@ from cdc import metrics
 from cdc.outbox import OutboxRecord
 from cdc.stream import DatabaseStream, DeliveryCallback
 from eco2.events import EventRegistry
-from eco2.kafka import OUTBOX_PARTITIONS, ensure_topics, producer_config
+from eco2.kafka import ensure_topics, producer_config
 from eco2.migrations import database_dsn
 from eco2.settings import DOMAIN_DATABASES, Settings, load_settings
 from eco2.telemetry import configure, get_logger
 
 log = get_logger(__name__)
 
-TOPIC_PARTITIONS = OUTBOX_PARTITIONS
 MAX_IN_FLIGHT = 50_000
 PUMP_BUDGET = 2_000
 IDLE_WAIT_S = 0.05
@@ -81,7 +80,7 @@ class KafkaSink:
         self._topics: set[str] = set()
 
     def ensure_topic(self, topic: str) -> None:
-        if ensure_topics(self.settings, [topic], TOPIC_PARTITIONS):
+        if ensure_topics(self.settings, [topic]):
             log.warning("cdc topic not created; relying on auto-creation", topic=topic)
         self._topics.add(topic)
 

@@ -215,7 +215,11 @@ KAFKA = Component(
     launch=_kafka_launch,
     url=_kafka_url,
     health=lambda ctx: probes.kafka_ok(_kafka_url(ctx)),
-    exports=lambda ctx: {"ECO2_KAFKA__BOOTSTRAP": _kafka_url(ctx)},
+    exports=lambda ctx: {
+        "ECO2_KAFKA__BOOTSTRAP": _kafka_url(ctx),
+        # See KafkaSettings.topic_partitions: a real broker keeps the configured count.
+        **({} if ctx.external_url else {"ECO2_KAFKA__TOPIC_PARTITIONS": "1"}),
+    },
     start_deadline_s=15.0,
 )
 

@@ -16,9 +16,6 @@ from confluent_kafka.cimpl import NewTopic
 from eco2.errors import Unavailable
 from eco2.settings import Settings
 
-OUTBOX_PARTITIONS = 6
-"""Partitions of an ``outbox.event.<aggregate>`` topic (the key, the aggregate id, keeps order)."""
-
 
 def bootstrap(settings: Settings) -> str:
     if settings.kafka.bootstrap is None:
@@ -52,10 +49,9 @@ def consumer_config(settings: Settings, group_id: str, **extra: Any) -> dict[str
     }
 
 
-def ensure_topics(
-    settings: Settings, topics: Iterable[str], partitions: int = OUTBOX_PARTITIONS
-) -> list[str]:
-    """Create the missing ``topics``; return the ones that could not be created.
+def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Create the missing ``topics`` (``settings.kafka.topic_partitions`` each); return the
+    ones that could not be created.
 
     Producers and consumers call it before first use, so a consumer that starts before the
     first event of its topic was ever published still subscribes to a real topic (a subscription
@@ -66,7 +62,7 @@ def ensure_topics(
         return []
     admin = AdminClient({"bootstrap.servers": bootstrap(settings)})
     futures = admin.create_topics(
-        [NewTopic(t, partitions, 1) for t in wanted], operation_timeout=10
+        [NewTopic(t, settings.kafka.topic_partitions, 1) for t in wanted], operation_timeout=10
     )
     failed: list[str] = []
     for topic, future in futures.items():

@@ -118,6 +118,10 @@ class KafkaSettings(BaseModel):
     # its own broker-side defaults for the rebalance delay.
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    """Partitions of the topics we create (``outbox.event.<aggregate>``; the key, the aggregate
+    id, keeps each aggregate's order). The launcher sets 1 for its embedded broker, whose
+    per-partition fetch cost grows with the data it holds; one consumer per group needs no more."""
     fetch_wait_max_ms: int = Field(default=50, ge=1, le=5000)
     """How long the broker may hold a consumer's fetch when it has nothing new: a saga hop's
     worst extra latency at light load (librdkafka's default, 500 ms, is tuned for throughput)."""

@@ -58,6 +58,7 @@ def spec(ns: str = LIVE) -> ConsumerSpec:
         topics=("outbox.event.character",),
         database="character",
         handler=projector(ns),
+        event_types=frozenset({"CharacterAcquired"}),
         reset=clear,
         sources=("character",),
         target="valkey",

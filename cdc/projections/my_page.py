@@ -110,6 +110,16 @@ def spec(ns: str = LIVE) -> ConsumerSpec:
         ),
         database="my",
         handler=projector(ns),
+        event_types=frozenset(
+            {
+                "UserRegistered",
+                "UserSignedIn",
+                "ProfileUpdated",
+                "CharacterAcquired",
+                "ScanCompleted",
+                "UserDeleted",
+            }
+        ),
         reset=clear,
         sources=("auth", "my", "character", "scan"),
         target="valkey",

@@ -120,6 +120,17 @@ def spec(ns: str = LIVE) -> ConsumerSpec:
         topics=("outbox.event.scan",),
         database="scan",
         handler=projector(ns),
+        event_types=frozenset(
+            {
+                "ScanRequested",
+                "ScanClassified",
+                "ScanAnswered",
+                "RewardGranted",
+                "RewardRevoked",
+                "ScanCompleted",
+                "ScanFailed",
+            }
+        ),
         reset=clear,
         sources=("scan",),
         target="valkey",

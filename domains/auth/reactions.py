@@ -46,4 +46,5 @@ def user_deleted_consumer() -> ConsumerSpec:
         topics=(PROFILE_TOPIC,),
         database="auth",
         handler=on_profile_event,
+        event_types=frozenset({"UserDeleted"}),
     )

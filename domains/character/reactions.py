@@ -84,11 +84,13 @@ def consumer_specs() -> list[ConsumerSpec]:
             topics=("outbox.event.scan",),
             database="character",
             handler=on_scan_event,
+            event_types=frozenset({"RewardGranted"}),
         ),
         ConsumerSpec(
             name="character.profiles",
             topics=("outbox.event.profile",),
             database="character",
             handler=on_profile_event,
+            event_types=frozenset({"UserDeleted"}),
         ),
     ]

@@ -112,12 +112,17 @@ def _follow_up(envelope: EventEnvelope, user_id: str) -> EventMetadata:
 def consumer_specs() -> list[ConsumerSpec]:
     return [
         ConsumerSpec(
-            name="my.users", topics=("outbox.event.user",), database="my", handler=on_user_event
+            name="my.users",
+            topics=("outbox.event.user",),
+            database="my",
+            handler=on_user_event,
+            event_types=frozenset({"UserRegistered", "UserSignedIn"}),
         ),
         ConsumerSpec(
             name="my.characters",
             topics=("outbox.event.character",),
             database="my",
             handler=on_character_event,
+            event_types=frozenset({"CharacterAcquired"}),
         ),
     ]

@@ -53,6 +53,7 @@ def specs() -> list[ConsumerSpec]:
             database=DATABASE,
             handler=on_character_events,
             sources=("character",),
+            event_types=frozenset({"CharacterAcquired"}),
         ),
         ConsumerSpec(
             name=PROFILES,
@@ -60,5 +61,6 @@ def specs() -> list[ConsumerSpec]:
             database=DATABASE,
             handler=on_profile_events,
             sources=("my",),
+            event_types=frozenset({"ProfileUpdated"}),
         ),
     ]

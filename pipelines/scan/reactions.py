@@ -61,5 +61,6 @@ def consumers(_settings: Settings) -> list[ConsumerSpec]:
             topics=("outbox.event.character",),
             database="scan",
             handler=on_character_event,
+            event_types=frozenset({"CharacterGrantRejected"}),
         )
     ]

@@ -233,13 +233,19 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
     settings = settings_for(stack.db_url, stack.kafka_bootstrap)
     tasks: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
 
-    def start(topic: str, group: str, handler: Handler = record_effect) -> None:
+    def start(
+        topic: str,
+        group: str,
+        handler: Handler = record_effect,
+        event_types: frozenset[str] | None = None,
+    ) -> None:
         spec = ConsumerSpec(
             name=group,
             topics=(topic,),
             database=database,
             handler=handler,
             retry=RetryPolicy(max_attempts=3, backoff_s=0.01),
+            event_types=event_types,
         )
         halt = asyncio.Event()
         runtime = ConsumerRuntime(spec, settings, PostgresStore(pool))
@@ -250,6 +256,34 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
         halt.set()
         await task
     await pool.close()
+
+
+async def test_event_types_a_consumer_does_not_handle_are_skipped_without_an_inbox_row(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    topic, dsn = f"cdct.types.{new_id()}", database_dsn(stack.db_url, database)
+    group = f"cdct-types-{new_id()}"
+    sent = events("types", 40)
+    wanted = [e for i, e in enumerate(sent) if i % 4 == 0]
+    mixed = [
+        e if i % 4 == 0 else e.model_copy(update={"event_type": "Other"})
+        for i, e in enumerate(sent)
+    ]
+    publish(stack.kafka_bootstrap, topic, mixed)
+    runtime_factory(topic, group, record_effect, frozenset({"Tested"}))
+
+    async def settled() -> bool:
+        return len(await effects(dsn)) >= len(wanted)
+
+    await wait_for(settled)
+    await asyncio.sleep(1)
+    assert_exactly_once_in_order(await effects(dsn), wanted)
+    conn = await asyncpg.connect(dsn)
+    try:
+        inbox = await conn.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", group)
+    finally:
+        await conn.close()
+    assert inbox == len(wanted)
 
 
 @HANDLERS
