@@ -7,6 +7,8 @@ connects at import time. A slow domain cannot starve another because each has it
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 
@@ -59,3 +61,14 @@ async def create_pool(
     except (OSError, asyncpg.PostgresError) as exc:
         raise Unavailable(f"cannot connect to the {domain} database: {exc}") from exc
     return pool
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool, what: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection inside a transaction on ``pool``; a database that cannot be reached raises
+    :class:`Unavailable` (retriable) naming ``what`` (e.g. "the profile database")."""
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        raise Unavailable(f"{what} is unreachable ({exc}); retry shortly") from exc

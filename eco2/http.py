@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -100,3 +101,13 @@ def _current_user(x_user_id: Annotated[str | None, Header()] = None) -> str:
 
 CurrentUser = Annotated[str, Depends(_current_user)]
 """FastAPI dependency alias: the authenticated caller's user id (401 without one)."""
+
+
+def _app_pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+AppPool = Annotated[asyncpg.Pool, Depends(_app_pool)]
+"""FastAPI dependency alias: the service's own database pool (``app.state.pool``, opened in
+its lifespan)."""

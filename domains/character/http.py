@@ -11,8 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-import asyncpg
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, Field
 
 from domains.character import repository
@@ -26,7 +25,7 @@ from domains.character.model import (
 )
 from eco2.errors import NotFound, Unavailable
 from eco2.events import EventMetadata
-from eco2.http import MAX_USER_ID_CHARS
+from eco2.http import MAX_USER_ID_CHARS, AppPool
 
 ONBOARD_EXAMPLE = '{"user_id": "3f2c9a7e-..."}'
 
@@ -67,12 +66,7 @@ class OnboardAnswer(BaseModel):
     character: OwnedCharacter
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+Pool = AppPool
 
 
 def _entry(character: Character, cdn_base: str) -> CatalogEntry:

@@ -9,8 +9,7 @@ grants of the same user are serialised and the existing ownership read under tha
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +19,8 @@ from domains.character import model
 from domains.character.events import AGGREGATE_TYPE
 from domains.character.model import Character, Grant, GrantOutcome, Ownership, Source
 from eco2 import eventstore
-from eco2.errors import Conflict, Unavailable
+from eco2.db import transaction as db_transaction
+from eco2.errors import Conflict
 from eco2.events import Event, EventEnvelope, EventMetadata
 
 _CATALOG = """
@@ -64,14 +64,9 @@ DO UPDATE SET deleted_at = COALESCE(character_users.deleted_at, EXCLUDED.deleted
 """
 
 
-@asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection in a transaction; a database that cannot be reached is :class:`Unavailable`."""
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            yield conn
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        raise Unavailable(f"the character database is unreachable ({exc}); retry shortly") from exc
+def transaction(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A connection in a transaction; an unreachable database is :class:`Unavailable`."""
+    return db_transaction(pool, "the character database")
 
 
 def _character(row: Any) -> Character:

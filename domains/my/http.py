@@ -12,7 +12,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import BaseModel
 
@@ -21,7 +20,7 @@ from domains.my.character_api import CharacterApi, OnboardedCharacter
 from domains.my.model import OwnedCharacter, Profile, ProfileEdit
 from eco2.errors import InvalidInput, NotFound
 from eco2.events import EventMetadata
-from eco2.http import CurrentUser
+from eco2.http import AppPool, CurrentUser
 
 PATCH_EXAMPLE = '{"nickname": "분리왕", "phone_number": "010-1234-5678"}'
 MAX_PROVIDER_CHARS = 32
@@ -51,17 +50,12 @@ class OwnershipAnswer(BaseModel):
     owned: bool
 
 
-def _pool(request: Request) -> asyncpg.Pool:
-    pool: asyncpg.Pool = request.app.state.pool
-    return pool
-
-
 def _character_api(request: Request) -> CharacterApi:
     api: CharacterApi = request.app.state.character_api
     return api
 
 
-Pool = Annotated[asyncpg.Pool, Depends(_pool)]
+Pool = AppPool
 Characters = Annotated[CharacterApi, Depends(_character_api)]
 Provider = Annotated[str | None, Header(alias="X-Auth-Provider", max_length=MAX_PROVIDER_CHARS)]
 TraceParent = Annotated[str | None, Header()]

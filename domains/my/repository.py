@@ -7,8 +7,7 @@ its ``version`` and append the event on the same connection, inside the caller's
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -17,7 +16,7 @@ import asyncpg
 from domains.my.events import AGGREGATE_TYPE
 from domains.my.model import OwnedCharacter, Profile
 from eco2 import eventstore
-from eco2.errors import Unavailable
+from eco2.db import transaction as db_transaction
 from eco2.events import Event, EventEnvelope, EventMetadata
 
 _PROFILE_COLUMNS = """
@@ -68,14 +67,9 @@ Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 """A connection (inside a transaction) or the pool (a one-statement read)."""
 
 
-@asynccontextmanager
-async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection in a transaction; a database that cannot be reached is :class:`Unavailable`."""
-    try:
-        async with pool.acquire() as conn, conn.transaction():
-            yield conn
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-        raise Unavailable(f"the profile database is unreachable ({exc}); retry shortly") from exc
+def transaction(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A connection in a transaction; an unreachable database is :class:`Unavailable`."""
+    return db_transaction(pool, "the profile database")
 
 
 def _profile(row: Any) -> Profile:
