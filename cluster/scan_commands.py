@@ -35,6 +35,11 @@ def _running_stack() -> StackState:
     return state
 
 
+def running_state() -> StackState:
+    """The running local stack's recorded state (URLs of its parts)."""
+    return _running_stack()
+
+
 def running_settings() -> Settings:
     """The settings a child of the running local stack gets (its URLs on top of ours)."""
     state = _running_stack()

@@ -25,7 +25,7 @@ def build_cli() -> typer.Typer:
     from cdc.bench import bench_cdc
     from cdc.cli import cdc_app
     from cluster import cli as stack
-    from cluster import saga_bench, scan_commands
+    from cluster import gateway_bench, saga_bench, scan_commands
     from serve.model_sim.server import model_sim_command
 
     app = typer.Typer(
@@ -59,6 +59,9 @@ def build_cli() -> typer.Typer:
     bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
     bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(
         saga_bench.bench_saga
+    )
+    bench.command("gateway", help="Requests per second through the gateway's sign-in check.")(
+        gateway_bench.bench_gateway
     )
     app.add_typer(bench, name="bench")
     app.add_typer(cdc_app, name="cdc")
