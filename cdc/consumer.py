@@ -14,10 +14,11 @@ Delivery guarantees:
 * **failures** — infrastructure errors (database/network) are retried without limit; handler
   errors are retried with exponential backoff up to ``RetryPolicy.max_attempts`` (permanent ones,
   e.g. ``retriable=False``, at once) and then published to ``<topic>.dlq`` with the error in
-  headers; processing continues with the next message. When a batch fails, its events are
-  applied again one per transaction (a batch handler gets a batch of one), so a poison event is
-  dead-lettered alone. A dead-lettered event gets no inbox row, so ``eco2 cdc dlq replay`` can
-  deliver it again after the fix.
+  headers; processing continues with the next message. Each application has a deadline
+  (``ConsumerSpec.timeout_s``): one that overruns is rolled back and counts as a failed
+  attempt. When a batch fails, its events are applied again one per transaction (a batch
+  handler gets a batch of one), so a poison event is dead-lettered alone. A dead-lettered
+  event gets no inbox row, so ``eco2 cdc dlq replay`` can deliver it again after the fix.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from cdc.outbox import (
     normalize_headers,
 )
 from eco2.db import domain_dsn
+from eco2.errors import Eco2Error
 from eco2.events import EventEnvelope
 from eco2.kafka import consumer_config, ensure_topics, producer_config
 from eco2.migrations import database_dsn
@@ -81,6 +83,10 @@ class ConsumerSpec:
     reset: Callable[[Any], Awaitable[None]] | None = None
     sources: tuple[str, ...] = DOMAIN_DATABASES
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float | None = None
+    """Deadline of one application (a batch, or one event); ``None``: the settings'
+    ``services.reaction_timeout_s``. Past it the transaction is rolled back and the step
+    counts as a failed attempt (retried with backoff, then dead-lettered)."""
     event_types: frozenset[str] | None = None
     """The event types the handler reacts to (``None``: all). Others are skipped before they
     are decoded or recorded in the inbox; their offsets are committed all the same."""
@@ -111,6 +117,14 @@ def dsn_of(settings: Settings, name: str) -> str:
     return database_dsn(settings.db.url, name)
 
 
+class StepTimedOut(Eco2Error):
+    """A reaction overran its deadline: rolled back, retried with backoff, then dead-lettered
+    (unlike a database or network error, which is retried without limit)."""
+
+    code = "step_timed_out"
+    retriable = True
+
+
 class _Stopping(Exception):
     """Raised out of an endless infrastructure retry when the runtime is asked to stop."""
 
@@ -139,6 +153,7 @@ class ConsumerRuntime:
     ) -> None:
         self.spec, self.store, self.batch_size = spec, store, batch_size
         self.settings = settings
+        self.timeout_s = spec.timeout_s or settings.services.reaction_timeout_s
         self.consumer = Consumer(consumer_config(settings, spec.name, **(kafka or {})))
         self.producer = Producer(producer_config(settings))
         self.stats = ConsumerStats()
@@ -161,6 +176,19 @@ class ConsumerRuntime:
         finally:
             await asyncio.to_thread(self.consumer.close)
             self.producer.flush(5)
+
+    async def _apply(self, envelopes: list[EventEnvelope]) -> int:
+        """Apply ``envelopes`` in one transaction, within the step's deadline."""
+        try:
+            return await asyncio.wait_for(
+                apply_batch(self.store, self.spec.name, envelopes, self.spec.handler),
+                self.timeout_s,
+            )
+        except TimeoutError as exc:
+            raise StepTimedOut(
+                f"{self.spec.name}: {len(envelopes)} event(s) not applied within "
+                f"{self.timeout_s:g} s; rolled back"
+            ) from exc
 
     def _next_batch(self) -> list[Message]:
         """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to
@@ -205,9 +233,7 @@ class ConsumerRuntime:
         done = False
         if len(envelopes) == len(items):
             try:
-                self.stats.applied += await apply_batch(
-                    self.store, self.spec.name, envelopes, self.spec.handler
-                )
+                self.stats.applied += await self._apply(envelopes)
                 done = True
             except Exception as exc:  # fall back to one message per transaction
                 log.info(
@@ -226,9 +252,7 @@ class ConsumerRuntime:
         attempt, infra_attempt = 0, 0
         while True:
             try:
-                self.stats.applied += await apply_batch(
-                    self.store, self.spec.name, [envelope], self.spec.handler
-                )
+                self.stats.applied += await self._apply([envelope])
                 return
             except Exception as exc:
                 kind = classify(exc)

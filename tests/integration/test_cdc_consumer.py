@@ -238,6 +238,7 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
         group: str,
         handler: Handler = record_effect,
         event_types: frozenset[str] | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         spec = ConsumerSpec(
             name=group,
@@ -246,6 +247,7 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
             handler=handler,
             retry=RetryPolicy(max_attempts=3, backoff_s=0.01),
             event_types=event_types,
+            timeout_s=timeout_s,
         )
         halt = asyncio.Event()
         runtime = ConsumerRuntime(spec, settings, PostgresStore(pool))
@@ -343,6 +345,34 @@ async def test_poison_event_goes_to_dlq_and_replay_delivers_it_after_the_fix(
 
     await wait_for(poison_applied)
     assert await asyncio.to_thread(replay_dlq, settings, topic) == 0  # nothing left to replay
+
+
+async def test_a_step_that_overruns_its_deadline_is_rolled_back_retried_and_dead_lettered(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    topic, dsn = f"cdct.slow.{new_id()}", database_dsn(stack.db_url, database)
+    settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+    slow, quick = events("slow", 1, slow=True)[0], events("quick", 2)
+
+    async def sometimes_slow(envelope: EventEnvelope, conn: Any) -> None:
+        await record_effect(envelope, conn)  # written, then rolled back when the deadline hits
+        if envelope.payload.get("slow"):
+            await asyncio.sleep(5)
+
+    publish(stack.kafka_bootstrap, topic, [slow, *quick])
+    runtime_factory(topic, f"cdct-slow-{new_id()}", sometimes_slow, None, 0.3)
+
+    async def dead_lettered() -> bool:
+        return bool(await asyncio.to_thread(list_dlq, settings, topic))
+
+    await wait_for(dead_lettered)
+    letters = await asyncio.to_thread(list_dlq, settings, topic)
+    assert [(e.event_id, e.reason, e.attempts) for e in letters] == [
+        (str(slow.event_id), "handler_retriable", 3)
+    ]
+    assert "not applied within 0.3 s" in letters[0].error
+    applied = {r["event_id"] for r in await effects(dsn)}
+    assert applied == {e.event_id for e in quick}  # the slow one's effect was rolled back
 
 
 class TestPostgresInbox(InboxContract):
