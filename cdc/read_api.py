@@ -1,5 +1,6 @@
 """The read side's HTTP API: queries answered from the Valkey read models, never from a domain's
-tables. Eventually consistent: a read may lag the write side by the CDC delay (milliseconds).
+tables; :func:`consumers` are the projectors that build them. Eventually consistent: a read may
+lag the write side by the CDC delay (milliseconds).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 import redis.asyncio as redis
 from fastapi import FastAPI, Query, Request
 
+from cdc.consumer import ConsumerSpec
 from cdc.projections import leaderboard, my_page, scan_history
 from cdc.readmodel import connect
 from eco2.errors import InvalidInput
@@ -75,3 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
         return await leaderboard.leaderboard(_client(request), user, limit)
 
     return app
+
+
+def consumers(_settings: Settings) -> list[ConsumerSpec]:
+    """The projectors that build the read models this API answers from."""
+    return [module.spec() for module in (scan_history, my_page, leaderboard)]

@@ -22,7 +22,6 @@ from typing import Any
 import uvicorn
 
 from cdc.consumer import ConsumerSpec, run_consumer_async
-from cdc.projections import PROJECTIONS
 from cluster.ports import HOST
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
@@ -41,11 +40,9 @@ SERVICES: dict[str, str] = {
 }
 """Service → module with ``create_app(settings)`` (domains also have ``consumers(settings)``)."""
 
-OTHER_CONSUMERS: dict[str, str] = {
-    "scan": "pipelines.scan.reactions:consumers",
-    **PROJECTIONS,
-}
-"""Consumer groups that are not a domain service's own: scan's compensation, the projectors."""
+OTHER_CONSUMERS: dict[str, str] = {"scan": "pipelines.scan.reactions:consumers"}
+"""``(settings) -> list[ConsumerSpec]`` of consumers without a service here: the scan domain's
+saga compensation (its HTTP API is the Ray Serve app)."""
 
 
 class _Server(uvicorn.Server):
@@ -73,9 +70,7 @@ def consumer_specs(names: list[str], settings: Settings) -> list[ConsumerSpec]:
             )
             specs += factory(settings) if factory else []
         elif name in OTHER_CONSUMERS:
-            found = _load(OTHER_CONSUMERS[name])
-            made = found(settings) if name == "scan" else found()
-            specs += made if isinstance(made, list) else [made]
+            specs += _load(OTHER_CONSUMERS[name])(settings)
         else:
             known = sorted({*SERVICES, *OTHER_CONSUMERS})
             raise SystemExit(f"unknown consumer group {name!r}; known: {', '.join(known)}")

@@ -16,12 +16,8 @@ from typing import Annotated, Any
 import aiohttp
 import typer
 
+from cdc.bench import percentile
 from cluster.scan_commands import running_state
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def _client_loop(
@@ -61,9 +57,9 @@ async def _run(base: str, path: str, clients: int, seconds: float) -> dict[str, 
         "failed": sum(n for c in per_client for status, n in c.items() if status != 200),
         "statuses": dict(sum(per_client, Counter[int]())),
         "rps": round(len(latencies) / seconds),
-        "p50_ms": round(_percentile(latencies, 0.5), 1),
-        "p95_ms": round(_percentile(latencies, 0.95), 1),
-        "p99_ms": round(_percentile(latencies, 0.99), 1),
+        "p50_ms": round(percentile(latencies, 0.5), 1),
+        "p95_ms": round(percentile(latencies, 0.95), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
     }
 
 

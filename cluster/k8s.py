@@ -7,7 +7,7 @@ current and valid (``python -m cluster.manifests k8s/domains.yaml``). In the clu
 
 * each domain service is its own Deployment + Service running ``cluster.domain_host`` for that
   one service and its own reactions (its consumer groups scale with its replicas);
-* the read-model API runs the projectors; the scan domain's compensation runs on its own;
+* the read-model API runs its projectors; the scan domain's compensation runs on its own;
 * the gateway is Envoy with the HTTP ext_authz filter pointed at ``eco2-authz`` (the same
   ``/check`` protocol the local gateway speaks), routes by the same prefixes, and turns ext_authz
   off on the public routes. Settings come from the ``eco2-config`` ConfigMap and ``eco2-secrets``
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from cluster.domain_host import OTHER_CONSUMERS, SERVICES
+from cluster.domain_host import SERVICES
 from cluster.gateway import ROUTES
 
 IMAGE = "ghcr.io/eco2/eco2-on-ray:0.1.0"
@@ -31,7 +31,6 @@ REPLICAS = {"authz": 2, "auth": 2, "my": 2, "character": 2}
 """Services on every request's path get two replicas; the rest one."""
 SERVE_SERVICE = "eco2-serve-svc"
 """What KubeRay names the Serve HTTP Service of RayService ``eco2``."""
-PROJECTORS = [name for name in OTHER_CONSUMERS if name != "scan"]
 
 
 def _name(service: str) -> str:
@@ -101,8 +100,7 @@ def _service(name: str, target: int | str = "http") -> dict[str, Any]:
 def domain_documents() -> list[dict[str, Any]]:
     docs: list[dict[str, Any]] = []
     for service in SERVICES:
-        consumers = PROJECTORS if service == "readmodels" else [service]
-        container = _container(service, consumers)
+        container = _container(service, [service])
         docs += [
             _deployment(_name(service), container, REPLICAS.get(service, 1)),
             _service(_name(service)),

@@ -24,6 +24,7 @@ import asyncpg
 import typer
 from confluent_kafka import Producer
 
+from cdc.bench import percentile
 from cdc.consumer import ConsumerRuntime, ConsumerSpec
 from cdc.outbox import (
     H_AGGREGATE_TYPE,
@@ -47,11 +48,6 @@ INSERT INTO event_store (event_id, aggregate_type, aggregate_id, aggregate_versi
                          schema_version, payload, metadata)
 VALUES ($1, 'scan', $2, 1, 'RewardGranted', 1, $3::text::jsonb, $4::text::jsonb)
 """
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _grant(user: str, scan_id: str) -> tuple[str, str]:
@@ -115,9 +111,9 @@ async def saga_latency(settings: Settings, grants: int, rate: float) -> dict[str
         "grants": grants,
         "rate_per_s": rate,
         "completed": len(seen),
-        "saga_p50_ms": round(_percentile(latencies, 0.50), 1),
-        "saga_p95_ms": round(_percentile(latencies, 0.95), 1),
-        "saga_p99_ms": round(_percentile(latencies, 0.99), 1),
+        "saga_p50_ms": round(percentile(latencies, 0.50), 1),
+        "saga_p95_ms": round(percentile(latencies, 0.95), 1),
+        "saga_p99_ms": round(percentile(latencies, 0.99), 1),
         "saga_max_ms": round(max(latencies), 1) if latencies else None,
     }
 

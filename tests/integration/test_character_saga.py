@@ -11,14 +11,13 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.apply import apply_batch
-from cdc.inbox import PostgresStore
 from domains.character.model import ownership_id
 from domains.character.service import consumers, create_app
 from eco2 import eventstore
 from eco2.db import create_pool
-from eco2.events import EventEnvelope, EventMetadata
+from eco2.events import EventEnvelope
 from eco2.settings import Settings
+from tests.integration.delivery import apply_twice, reward_granted
 
 pytestmark = pytest.mark.integration
 
@@ -45,32 +44,6 @@ def _spec(settings: Settings, name: str) -> Any:
     return next(s for s in consumers(settings) if s.name == name)
 
 
-def reward_granted(user_id: str, code: str = "char-petty") -> EventEnvelope:
-    scan_id = str(uuid.uuid4())
-    return EventEnvelope(
-        event_type="RewardGranted",
-        aggregate_type="scan",
-        aggregate_id=scan_id,
-        aggregate_version=4,
-        payload={
-            "scan_id": scan_id,
-            "user_id": user_id,
-            "character_id": code,
-            "character_code": code,
-            "character_name": "페티",
-            "match_label": "무색페트병",
-            "match_reason": "무색페트병>무색페트병(물병)",
-            "reward_type": "character",
-            "source": "scan",
-        },
-        metadata=EventMetadata(
-            correlation_id=scan_id,
-            user_id=user_id,
-            traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01",
-        ),
-    )
-
-
 def user_deleted(user_id: str) -> EventEnvelope:
     return EventEnvelope(
         event_type="UserDeleted",
@@ -84,10 +57,7 @@ def user_deleted(user_id: str) -> EventEnvelope:
 async def deliver_twice(
     pool: asyncpg.Pool, settings: Settings, name: str, envelope: EventEnvelope
 ) -> list[int]:
-    spec = _spec(settings, name)
-    store = PostgresStore(pool)
-    inbox = _private_inbox(spec.name)
-    return [await apply_batch(store, inbox, [envelope], spec.handler) for _ in range(2)]
+    return await apply_twice(pool, _spec(settings, name), envelope)
 
 
 async def events_of(pool: asyncpg.Pool, user_id: str) -> list[EventEnvelope]:
@@ -237,10 +207,3 @@ async def test_onboarding_a_deleted_user_is_refused(
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
-
-
-def _private_inbox(consumer: str) -> str:
-    """An inbox of this delivery only. The stack's own consumer of the same name may apply a
-    stored event first (the relay publishes it); the effect must still happen once, which the
-    natural keys guarantee, while the count of new events seen here stays deterministic."""
-    return f"{consumer}@test-{uuid.uuid4().hex[:8]}"

@@ -13,8 +13,6 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.apply import apply_batch
-from cdc.inbox import PostgresStore
 from domains.character.service import consumers as character_consumers
 from domains.character.service import create_app as create_character_app
 from domains.my.service import consumers, create_app
@@ -22,6 +20,7 @@ from eco2 import eventstore
 from eco2.db import create_pool
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
+from tests.integration.delivery import apply_twice, reward_granted
 
 pytestmark = pytest.mark.integration
 
@@ -42,9 +41,7 @@ class Stack:
         }
         spec = specs[name]
         pool = self.my_pool if spec.database == "my" else self.character_pool
-        store = PostgresStore(pool)
-        inbox = _private_inbox(spec.name)
-        return [await apply_batch(store, inbox, [envelope], spec.handler) for _ in range(2)]
+        return await apply_twice(pool, spec, envelope)
 
     async def my_events(self, user_id: str) -> list[EventEnvelope]:
         async with self.my_pool.acquire() as conn:
@@ -114,27 +111,6 @@ def acquired(user_id: str, code: str, name: str) -> EventEnvelope:
             "source": "scan",
             "scan_id": str(uuid.uuid4()),
             "acquired_at": "2025-03-01T09:30:00+00:00",
-        },
-    )
-
-
-def reward_granted(user_id: str, code: str) -> EventEnvelope:
-    scan_id = str(uuid.uuid4())
-    return EventEnvelope(
-        event_type="RewardGranted",
-        aggregate_type="scan",
-        aggregate_id=scan_id,
-        aggregate_version=4,
-        payload={
-            "scan_id": scan_id,
-            "user_id": user_id,
-            "character_id": code,
-            "character_code": code,
-            "character_name": "?",
-            "match_label": "?",
-            "match_reason": "?",
-            "reward_type": "character",
-            "source": "scan",
         },
     )
 
@@ -368,10 +344,3 @@ async def test_one_user_never_sees_or_changes_another(stack_: Stack) -> None:
 
 async def test_healthz(stack_: Stack) -> None:
     assert (await stack_.my.get("/healthz")).status_code == 200
-
-
-def _private_inbox(consumer: str) -> str:
-    """An inbox of this delivery only. The stack's own consumer of the same name may apply a
-    stored event first (the relay publishes it); the effect must still happen once, which the
-    natural keys guarantee, while the count of new events seen here stays deterministic."""
-    return f"{consumer}@test-{uuid.uuid4().hex[:8]}"

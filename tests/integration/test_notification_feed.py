@@ -21,6 +21,7 @@ from domains.notification.service import consumers, create_app
 from eco2.db import domain_dsn
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
+from tests.integration.delivery import apply_twice
 from tests.unit.domains.notification import factories
 
 pytestmark = pytest.mark.integration
@@ -49,11 +50,7 @@ def spec_for(envelope: EventEnvelope, settings: Settings) -> ConsumerSpec:
 
 
 async def deliver_twice(pool: asyncpg.Pool, settings: Settings, envelope: EventEnvelope) -> None:
-    spec = spec_for(envelope, settings)
-    store = PostgresStore(pool)
-    first = await apply_batch(store, spec.name, [envelope], spec.handler)
-    again = await apply_batch(store, spec.name, [envelope], spec.handler)
-    assert (first, again) == (1, 0)
+    assert await apply_twice(pool, spec_for(envelope, settings), envelope) == [1, 0]
 
 
 async def feed(api: httpx.AsyncClient, user_id: str, **params: str | int) -> httpx.Response:

@@ -20,8 +20,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from cdc.apply import apply_batch
-from cdc.inbox import PostgresStore
 from domains.notification import reactions
 from domains.notification.http import Backend, StreamConfig
 from domains.notification.service import create_app
@@ -29,6 +27,7 @@ from eco2.db import domain_dsn
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
 from tests.conftest import StackUrls
+from tests.integration.delivery import apply_twice
 from tests.unit.domains.notification import factories
 
 pytestmark = pytest.mark.integration
@@ -176,11 +175,7 @@ class Service:
         spec = next(
             s for s in reactions.specs() if f"outbox.event.{envelope.aggregate_type}" in s.topics
         )
-        for expected in (1, 0):
-            applied = await apply_batch(
-                PostgresStore(self.pool), spec.name, [envelope], spec.handler
-            )
-            assert applied == expected
+        assert await apply_twice(self.pool, spec, envelope) == [1, 0]
 
     @contextlib.asynccontextmanager
     async def stream(self, user_id: str, **headers: str) -> AsyncIterator[SseReader]:
