@@ -90,6 +90,10 @@ class ConsumerSpec:
     event_types: frozenset[str] | None = None
     """The event types the handler reacts to (``None``: all). Others are skipped before they
     are decoded or recorded in the inbox; their offsets are committed all the same."""
+    fetch_wait_ms: int | None = None
+    """Longest wait of one fetch (``None``: ``settings.kafka.fetch_wait_max_ms``). The embedded
+    broker answers each fetch only when its wait is over and lists every stored batch of a
+    partition it has news for, so a consumer off the latency-critical path asks less often."""
     target: Literal["postgres", "valkey"] = "postgres"
     """Where the effects and the inbox live: the consumer's own ``database``, or the read-model
     Valkey (``settings.cache.url``; ``database`` is then unused)."""
@@ -154,7 +158,10 @@ class ConsumerRuntime:
         self.spec, self.store, self.batch_size = spec, store, batch_size
         self.settings = settings
         self.timeout_s = spec.timeout_s or settings.services.reaction_timeout_s
-        self.consumer = Consumer(consumer_config(settings, spec.name, **(kafka or {})))
+        tuning = {} if spec.fetch_wait_ms is None else {"fetch.wait.max.ms": spec.fetch_wait_ms}
+        self.consumer = Consumer(
+            consumer_config(settings, spec.name, **{**tuning, **(kafka or {})})
+        )
         self.producer = Producer(producer_config(settings))
         self.stats = ConsumerStats()
         self._stop = asyncio.Event()

@@ -146,15 +146,7 @@ def validation_problem(
     if not registry.knows(event_type):
         return "unknown_event_type", f"event type {event_type!r} is not registered"
     try:
-        envelope = EventEnvelope.model_construct(
-            event_type=event_type,
-            schema_version=schema_version,
-            aggregate_type="",
-            aggregate_id="",
-            aggregate_version=1,
-            payload=json.loads(payload),
-        )
-        registry.decode(envelope)
+        registry.decode_payload(event_type, schema_version, json.loads(payload))
     except ValidationError as exc:
         return "invalid_payload", str(exc)
     except KeyError as exc:  # no upcaster from this schema version

@@ -96,9 +96,13 @@ class EventRegistry:
         Raises ``KeyError`` for an unknown type and ``pydantic.ValidationError`` for a payload that
         does not fit even after upcasting.
         """
-        event_class = self._classes[envelope.event_type]
-        payload, version = dict(envelope.payload), envelope.schema_version
+        return self.decode_payload(envelope.event_type, envelope.schema_version, envelope.payload)
+
+    def decode_payload(self, event_type: str, schema_version: int, payload: JsonDict) -> Event:
+        """:meth:`decode` of a bare payload (no envelope to build first); same errors."""
+        event_class = self._classes[event_type]
+        payload, version = dict(payload), schema_version
         while version < event_class.schema_version:
-            payload = self._upcasters[(envelope.event_type, version)](payload)
+            payload = self._upcasters[(event_type, version)](payload)
             version += 1
         return event_class.model_validate(payload)

@@ -134,4 +134,6 @@ def spec(ns: str = LIVE) -> ConsumerSpec:
         reset=clear,
         sources=("scan",),
         target="valkey",
+        # History pages may lag a quarter second; the saga's consumers keep the short wait.
+        fetch_wait_ms=250,
     )

@@ -159,7 +159,8 @@ class ScanService:
                     pending = [await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)]
                 except TimeoutError:
                     yield b": keep-alive\n\n"
-                    pending = []
+                    # A live event lost on the way (a Valkey reconnect) is in the history.
+                    pending = await self._bus.history(key, last.id if last else last_event_id)
                 while not live.empty():
                     pending.append(live.get_nowait())
 
@@ -186,13 +187,3 @@ class ScanService:
         key = uuid.UUID(job_id) if job_id else None
         jobs = await self._runner.reprocess(key)
         return {"reprocessing": [str(j.job_id) for j in jobs]}
-
-
-def _sse(event: ProgressEvent) -> dict[str, str]:
-    import json
-
-    return {
-        "event": event.event,
-        "id": event.id,
-        "data": json.dumps(event.data, ensure_ascii=False),
-    }

@@ -1,10 +1,12 @@
 """Client progress events of scans (the SSE stream), carried by Valkey.
 
 Each job has a short stream ``scan:progress:<job_id>`` (history, for the state on connect and
-``Last-Event-ID`` resumption) and every event is also published on one channel, read by ONE
-listener per process that hands events to the local SSE subscribers of that job. Event ids are
-``<attempt>-<seq+1>``, so they grow through a job's life and a resumed runner's repeats are
-dropped by id.
+``Last-Event-ID`` resumption) and every event is also published on the job's own channel
+``scan:events:<job_id>``. ONE pub/sub connection per process subscribes to the channels of the
+jobs that have a local SSE subscriber, so a replica receives only the events it streams (one
+shared channel made every replica parse every job's events: ~3 % of an ingress replica's CPU
+at 900 users). Event ids are ``<attempt>-<seq+1>``, so they grow through a job's life and a
+resumed runner's repeats are dropped by id.
 
 Progress events are not domain events: losing one never loses work (the job row is the truth, and
 a subscriber that finds no history gets a snapshot built from it).
@@ -22,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 
 from eco2 import telemetry
 from pipelines.scan.contracts import Stage
 from pipelines.scan.store import Job
 
-CHANNEL = "scan:progress"
 HISTORY_TTL_S = 3600
+SUBSCRIBE_TIMEOUT_S = 2.0
 _log = telemetry.get_logger(__name__)
 
 
@@ -92,6 +95,14 @@ def _stream(job_id: str) -> str:
     return f"scan:progress:{job_id}"
 
 
+def _channel(job_id: str) -> str:
+    return f"scan:events:{job_id}"
+
+
+_IDLE_CHANNEL = "scan:events:-"
+"""Always subscribed, so the listener's connection stays open between SSE streams."""
+
+
 class ProgressBus:
     """Publishes progress events and serves per-job subscriptions in this process.
 
@@ -102,6 +113,8 @@ class ProgressBus:
         self._redis = client
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
         self._listener: asyncio.Task[None] | None = None
+        self._listener_pubsub: PubSub | None = None
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
         self._outbox: asyncio.Queue[tuple[str, ProgressEvent]] = asyncio.Queue()
         self._flusher: asyncio.Task[None] | None = None
 
@@ -134,11 +147,11 @@ class ProgressBus:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id, event in batch:
-                    stream = _stream(job_id)
                     fields = {"event": event.event, "data": event.body}
-                    pipe.xadd(stream, fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
-                    pipe.expire(stream, HISTORY_TTL_S)
-                    pipe.publish(CHANNEL, f"{job_id}\n{event.id}\n{event.event}\n{event.body}")
+                    pipe.xadd(_stream(job_id), fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
+                    pipe.publish(_channel(job_id), f"{event.id}\n{event.event}\n{event.body}")
+                for job_id in dict.fromkeys(job_id for job_id, _ in batch):
+                    pipe.expire(_stream(job_id), HISTORY_TTL_S)
                 # An id at or below the stream's last one (a resumed runner repeating an event)
                 # fails alone; the rest of the batch goes through.
                 await pipe.execute(raise_on_error=False)
@@ -158,36 +171,75 @@ class ProgressBus:
 
     @contextlib.asynccontextmanager
     async def subscription(self, job_id: str) -> AsyncIterator[asyncio.Queue[ProgressEvent]]:
-        """A queue receiving this job's live events while the context is open."""
-        self._ensure_listener()
+        """A queue receiving this job's live events while the context is open.
+
+        The context is entered once the server confirmed the subscription: every event
+        published after that arrives in the queue, every earlier one is in :meth:`history`.
+        """
         queue: asyncio.Queue[ProgressEvent] = asyncio.Queue(maxsize=256)
-        self._subscribers[job_id].add(queue)
+        subscribers = self._subscribers[job_id]
+        subscribers.add(queue)
         try:
+            if len(subscribers) == 1:
+                await self._subscribe(_channel(job_id))
+            await self._wait_confirmed(_channel(job_id))
             yield queue
         finally:
-            self._subscribers[job_id].discard(queue)
-            if not self._subscribers[job_id]:
+            subscribers.discard(queue)
+            if not subscribers:
                 del self._subscribers[job_id]
+                self._confirmed.pop(_channel(job_id), None)
+                with contextlib.suppress(aioredis.RedisError, OSError):
+                    await self._pubsub().unsubscribe(_channel(job_id))
 
-    def _ensure_listener(self) -> None:
+    def _pubsub(self) -> PubSub:
+        if self._listener_pubsub is None:
+            self._listener_pubsub = self._redis.pubsub()
+        return self._listener_pubsub
+
+    async def _subscribe(self, channel: str) -> None:
+        self._confirmed[channel] = asyncio.get_running_loop().create_future()
+        pubsub = self._pubsub()
+        if not pubsub.subscribed:
+            await pubsub.subscribe(_IDLE_CHANNEL)
+        await pubsub.subscribe(channel)
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="scan-progress-listener")
 
+    async def _wait_confirmed(self, channel: str) -> None:
+        confirmed = self._confirmed.get(channel)
+        if confirmed is None or confirmed.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(confirmed), SUBSCRIBE_TIMEOUT_S)
+        except TimeoutError:  # best effort: the stream still reads history on keep-alive
+            _log.warning("progress subscription not confirmed in time", channel=channel)
+
     async def _listen(self) -> None:
+        """Hand each message to the local subscribers of its job; resubscribes on reconnect
+        (redis-py does), and a subscriber that missed events meanwhile finds them in history."""
+        pubsub = self._pubsub()
         while True:
             try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(CHANNEL)
-                    async for message in pubsub.listen():
-                        self._dispatch(message["data"])
+                async for message in pubsub.listen():
+                    self._dispatch(message)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # reconnect; subscribers fall back on history
+            except Exception as exc:
                 _log.warning("progress listener reconnecting", error=str(exc))
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(0.5)
 
-    def _dispatch(self, raw: bytes | str) -> None:
-        job_id, event_id, name, body = _text(raw).split("\n", 3)
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        channel = _text(message["channel"])
+        if message["type"] == "subscribe":
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_result(None)
+            return
+        if message["type"] != "message":
+            return
+        event_id, name, body = _text(message["data"]).split("\n", 2)
+        job_id = channel.removeprefix("scan:events:")
         for queue in self._subscribers.get(job_id, ()):
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(ProgressEvent(id=event_id, event=name, body=body))
@@ -199,6 +251,8 @@ class ProgressBus:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._listener_pubsub is not None:
+            await self._listener_pubsub.aclose()
         await self._redis.aclose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -194,3 +195,32 @@ async def test_the_synchronous_endpoint_returns_the_whole_result_inline(
     assert classification["classification"]["middle_category"] == "종이팩"
     assert classification["meta"]["user_input"] == "어떻게 버려?"
     assert body["reward"]["name"] == "팩토리"
+
+
+async def test_live_events_reach_every_subscriber_of_a_job_and_resume_after_last_event_id(
+    scan_api: httpx.AsyncClient, simulator: httpx.AsyncClient
+) -> None:
+    """Subscribers connected before the stages finish get each event live (per-job channel),
+    two at once included; a reconnect with Last-Event-ID gets only what came after it."""
+    from tests.integration.test_scan_durability import sim_config
+
+    headers = _user()
+    async with sim_config(simulator, vision_ms=700, answer_ms=700):
+        submitted = await scan_api.post(
+            "/api/v1/scan", json={"image_url": f"{CDN}/aluminum-can.jpg"}, headers=headers
+        )
+        stream_url = submitted.json()["stream_url"]
+        first, second = await asyncio.gather(
+            _follow(scan_api, stream_url, headers), _follow(scan_api, stream_url, headers)
+        )
+    names = [name for name, _ in first]
+    assert names[-1] == "done"
+    assert {"vision", "rule", "answer", "reward"} <= set(names)
+    assert [e["seq"] for _, e in second] == [e["seq"] for _, e in first]
+    assert [e["seq"] for _, e in first] == sorted(e["seq"] for _, e in first)
+    vision_done = next(e for n, e in first if n == "vision" and e["status"] == "completed")
+    resumed_headers = {**headers, "Last-Event-ID": f"1-{vision_done['seq'] + 1}"}
+    resumed = await _follow(scan_api, stream_url, resumed_headers)
+    assert [e["seq"] for _, e in resumed] == [
+        e["seq"] for _, e in first if e["seq"] > vision_done["seq"]
+    ]
