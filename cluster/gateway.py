@@ -21,6 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from cluster.ports import HOST
+from eco2.loop import new_event_loop
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
 
@@ -213,7 +214,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     configure("gateway", settings.telemetry)
-    web.run_app(build_app(settings), host=HOST, port=args.port, print=None, access_log=None)
+    web.run_app(
+        build_app(settings),
+        host=HOST,
+        port=args.port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class ModelClient:
         limits = httpx2.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_connections,
+            keepalive_expiry=settings.keepalive_s,
         )
         timeout = openai.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s)
         self._client = AsyncOpenAI(

@@ -111,13 +111,9 @@ class ScanService:
         return self._final_view(job)
 
     async def owned_job(self, user_id: str, job_id: str) -> Job:
-        try:
-            key = uuid.UUID(job_id)
-        except ValueError:
-            raise NotFound(f"no scan job {job_id!r}", code="not_found") from None
-        job = await self._store.get(key)
+        job = await self._store.get(_job_key(job_id))
         if job is None or job.user_id != user_id:
-            raise NotFound(f"no scan job {job_id!r} for this user", code="not_found")
+            raise _not_yours(job_id)
         return job
 
     def _final_view(self, job: Job) -> dict[str, Any]:
@@ -134,16 +130,33 @@ class ScanService:
         status = {JobStatus.COMPLETED: 200, JobStatus.FAILED: 422}.get(job.status, 202)
         return status, self._final_view(job)
 
-    async def events(self, job: Job, last_event_id: str | None) -> AsyncIterator[bytes]:
+    async def open_events(
+        self, user_id: str, job_id: str, last_event_id: str | None
+    ) -> AsyncIterator[bytes]:
+        """The SSE stream of ``user_id``'s job, or :class:`NotFound` before anything is sent.
+
+        Ownership comes from the job's progress history (written with its user id), so a
+        stream costs no database read; only a job whose history expired is looked up.
+        """
+        key = str(_job_key(job_id))
+        owner = await self._bus.owner(key)
+        if owner is None:
+            await self.owned_job(user_id, key)
+        elif owner != user_id:
+            raise _not_yours(job_id)
+        return self.events(key, user_id, last_event_id)
+
+    async def events(
+        self, key: str, user_id: str, last_event_id: str | None
+    ) -> AsyncIterator[bytes]:
         """The SSE stream: history (or a snapshot) first, then live events until done/error.
 
         Events that are ready together go out in one write.
         """
-        key = str(job.job_id)
         async with self._bus.subscription(key) as live:
             pending = await self._bus.history(key, last_event_id)
             if not pending and last_event_id is None:
-                pending = [await self._first_event(job, live)]
+                pending = [await self._first_event(key, user_id, live)]
             last: ProgressEvent | None = None
             while True:
                 fresh = [e for e in pending if last is None or e.key > last.key]
@@ -164,7 +177,9 @@ class ScanService:
                 while not live.empty():
                     pending.append(live.get_nowait())
 
-    async def _first_event(self, job: Job, live: asyncio.Queue[ProgressEvent]) -> ProgressEvent:
+    async def _first_event(
+        self, key: str, user_id: str, live: asyncio.Queue[ProgressEvent]
+    ) -> ProgressEvent:
         """The first live event, or a snapshot from the job row when none comes soon.
 
         Progress is published a moment after the commit, so a fresh job usually has its
@@ -173,7 +188,7 @@ class ScanService:
         try:
             return await asyncio.wait_for(live.get(), timeout=FIRST_EVENT_WAIT_S)
         except TimeoutError:
-            return self._snapshot(await self.owned_job(job.user_id, str(job.job_id)))
+            return self._snapshot(await self.owned_job(user_id, key))
 
     def _snapshot(self, job: Job) -> ProgressEvent:
         if job.status is JobStatus.COMPLETED:
@@ -187,3 +202,14 @@ class ScanService:
         key = uuid.UUID(job_id) if job_id else None
         jobs = await self._runner.reprocess(key)
         return {"reprocessing": [str(j.job_id) for j in jobs]}
+
+
+def _job_key(job_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        raise NotFound(f"no scan job {job_id!r}", code="not_found") from None
+
+
+def _not_yours(job_id: str) -> NotFound:
+    return NotFound(f"no scan job {job_id!r} for this user", code="not_found")

@@ -224,14 +224,12 @@ class ScanIngress:
         last_event_id: str | None = Header(default=None),
     ) -> StreamingResponse:
         service = await self._service()
-        job = await service.owned_job(require_user(x_user_id), job_id)
         resume = last_event_id or request.query_params.get("lastEventId")
+        stream = await service.open_events(require_user(x_user_id), job_id, resume)
         # The stream is SSE-encoded at the source (keep-alive comments included), so a plain
         # streaming response carries it: sse-starlette's ping task, send timeouts and
         # disconnect watcher cost ~5 % of an ingress replica at 900 users (py-spy).
-        return StreamingResponse(
-            service.events(job, resume), media_type="text/event-stream", headers=_SSE_HEADERS
-        )
+        return StreamingResponse(stream, media_type="text/event-stream", headers=_SSE_HEADERS)
 
     @api.post("/v1/scan:classify")
     async def classify(

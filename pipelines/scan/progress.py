@@ -115,8 +115,17 @@ class ProgressBus:
         self._listener: asyncio.Task[None] | None = None
         self._listener_pubsub: PubSub | None = None
         self._confirmed: dict[str, asyncio.Future[None]] = {}
-        self._outbox: asyncio.Queue[tuple[str, ProgressEvent]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, str, ProgressEvent]] = asyncio.Queue()
         self._flusher: asyncio.Task[None] | None = None
+
+    async def owner(self, job_id: str) -> str | None:
+        """The user id the job's progress history was written for (None: no history)."""
+        first = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            await self._redis.xrange(_stream(job_id), min="-", max="+", count=1),
+        )
+        user = first[0][1].get(b"user") if first else None
+        return _text(user) if user is not None else None
 
     async def publish(
         self,
@@ -132,7 +141,7 @@ class ProgressBus:
         Events keep their order (one FIFO, one flusher). Publishing never blocks a stage.
         """
         event = make_event(job, stage, status, result=result, error=error)
-        self._outbox.put_nowait((str(job.job_id), event))
+        self._outbox.put_nowait((str(job.job_id), job.user_id, event))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_forever(), name="scan-progress-flush")
 
@@ -143,15 +152,24 @@ class ProgressBus:
                 batch.append(self._outbox.get_nowait())
             await self._send(batch)
 
-    async def _send(self, batch: list[tuple[str, ProgressEvent]]) -> None:
+    async def _send(self, batch: list[tuple[str, str, ProgressEvent]]) -> None:
         try:
+            by_job: dict[str, list[ProgressEvent]] = defaultdict(list)
+            users: dict[str, str] = {}
+            for job_id, user_id, event in batch:
+                by_job[job_id].append(event)
+                users[job_id] = user_id
             async with self._redis.pipeline(transaction=False) as pipe:
-                for job_id, event in batch:
-                    fields = {"event": event.event, "data": event.body}
-                    pipe.xadd(_stream(job_id), fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
-                    pipe.publish(_channel(job_id), f"{event.id}\n{event.event}\n{event.body}")
-                for job_id in dict.fromkeys(job_id for job_id, _ in batch):
+                for job_id, events in by_job.items():
+                    for event in events:
+                        # The user id rides along so a stream can be authorised from history.
+                        fields = {"event": event.event, "data": event.body, "user": users[job_id]}
+                        pipe.xadd(_stream(job_id), fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
                     pipe.expire(_stream(job_id), HISTORY_TTL_S)
+                    # One message for the job's events of this batch: id, name and one-line
+                    # JSON body of each, newline-separated (JSON text holds no raw newline).
+                    lines = (f"{e.id}\n{e.event}\n{e.body}" for e in events)
+                    pipe.publish(_channel(job_id), "\n".join(lines))
                 # An id at or below the stream's last one (a resumed runner repeating an event)
                 # fails alone; the rest of the batch goes through.
                 await pipe.execute(raise_on_error=False)
@@ -238,11 +256,13 @@ class ProgressBus:
             return
         if message["type"] != "message":
             return
-        event_id, name, body = _text(message["data"]).split("\n", 2)
+        lines = _text(message["data"]).split("\n")
+        events = [ProgressEvent(*lines[i : i + 3]) for i in range(0, len(lines) - 2, 3)]
         job_id = channel.removeprefix("scan:events:")
         for queue in self._subscribers.get(job_id, ()):
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(ProgressEvent(id=event_id, event=name, body=body))
+            for event in events:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(event)
 
     async def close(self) -> None:
         """Stop the listener and the flusher and close the client (the bus owns it)."""

@@ -9,6 +9,7 @@ import sys
 from aiohttp import web
 
 from eco2 import telemetry
+from eco2.loop import new_event_loop
 from eco2.settings import load_settings
 from serve.model_sim.app import create_app
 from serve.model_sim.config import SimConfig
@@ -44,18 +45,10 @@ async def serve_forever(host: str, port: int, config: SimConfig) -> None:
         await runner.cleanup()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def run(host: str, port: int, config: SimConfig) -> None:
     """Serve until interrupted (blocking). Port 0 lets the OS choose; the banner shows it."""
     telemetry.configure("model-simulator", load_settings().telemetry)
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             runner.run(serve_forever(host, port, config))
         except KeyboardInterrupt:

@@ -10,6 +10,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import StackUrls
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +175,14 @@ async def test_another_users_job_is_not_found(scan_api: httpx.AsyncClient) -> No
     assert stranger.status_code == 404
     unknown = await scan_api.get(f"/api/v1/scan/{uuid.uuid4()}/result", headers=headers)
     assert unknown.status_code == 404
+    # The event stream is authorised from the job's progress history: a stranger gets 404,
+    # and so does a job with no history and no row.
+    stranger_stream = await scan_api.get(job["stream_url"], headers=_user())
+    assert stranger_stream.status_code == 404
+    unknown_stream = await scan_api.get(f"/api/v1/scan/{uuid.uuid4()}/events", headers=headers)
+    assert unknown_stream.status_code == 404
+    not_an_id = await scan_api.get("/api/v1/scan/not-a-job/events", headers=headers)
+    assert not_an_id.status_code == 404
 
 
 async def test_categories_are_static(scan_api: httpx.AsyncClient) -> None:
@@ -224,3 +235,20 @@ async def test_live_events_reach_every_subscriber_of_a_job_and_resume_after_last
     assert [e["seq"] for _, e in resumed] == [
         e["seq"] for _, e in first if e["seq"] > vision_done["seq"]
     ]
+
+
+async def test_a_job_whose_progress_history_expired_streams_a_snapshot_from_its_row(
+    scan_api: httpx.AsyncClient, stack: StackUrls
+) -> None:
+    headers = _user()
+    job, _, _ = await _scan(scan_api, "milk-carton.jpg", headers)
+    valkey = aioredis.Redis.from_url(stack.cache_url)
+    try:
+        assert await valkey.delete(f"scan:progress:{job['job_id']}") == 1
+    finally:
+        await valkey.aclose()
+    events = await _follow(scan_api, job["stream_url"], headers)
+    assert [name for name, _ in events] == ["done"]
+    assert events[0][1]["result"]["task_id"] == job["job_id"]
+    stranger = await scan_api.get(job["stream_url"], headers=_user())
+    assert stranger.status_code == 404

@@ -1,0 +1,18 @@
+"""The event loop every long-running asyncio process of the stack runs on: uvloop.
+
+uvloop (shipped with ``uvicorn[standard]``) does the same work as asyncio's own loop in C; the
+domain host spent a fifth of its samples in asyncio's selector loop before (py-spy, 900 users).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop, or asyncio's own where uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
