@@ -52,10 +52,9 @@ RELAY_PRODUCER: dict[str, Any] = {
     # instead of failing and leaving a gap.
     "message.timeout.ms": 0,
     "enable.gapless.guarantee": True,
-    # The embedded broker stores each produce batch as one object and lists them all on every
-    # fetch that has news, so fewer, fuller batches cost it less (docs/benchmarks.md); 5 ms
-    # keeps commit → ack well within its 10 ms p50 target.
-    "linger.ms": 5,
+    # 1 ms: 5 ms made the embedded broker's batches fuller but cost the saga ~18 ms at p50
+    # (three relay hops) for no measurable scan throughput (docs/benchmarks.md).
+    "linger.ms": 1,
     "batch.num.messages": 10_000,
     "queue.buffering.max.messages": MAX_IN_FLIGHT * 2,
     "socket.keepalive.enable": True,

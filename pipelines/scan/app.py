@@ -87,7 +87,12 @@ class ScanIngress:
         self._answer = self._answer.options(_by_reference=False)
         self._pool = pool = await create_pool(self._settings, "scan", min_size=2, max_size=20)
         assert self._settings.cache.url is not None, "ECO2_CACHE__URL is unset"
-        redis_client = aioredis.Redis.from_url(self._settings.cache.url, max_connections=64)
+        # A blocking pool: a burst of new SSE streams waits a moment for a connection instead
+        # of failing with "Too many connections" (seen at 900 users).
+        valkey_pool = aioredis.BlockingConnectionPool.from_url(
+            self._settings.cache.url, max_connections=64, timeout=10
+        )
+        redis_client = aioredis.Redis.from_pool(valkey_pool)
         self._store = ScanStore(pool, owner=self._owner, lease_s=self._settings.scan.lease_s)
         self._bus = ProgressBus(redis_client)
         self._runner = ScanRunner(
