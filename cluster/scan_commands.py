@@ -94,8 +94,14 @@ def _cpu_by_process(state: StackState) -> dict[str, float]:
     seconds: dict[str, float] = {}
     for proc in process.tree(state.supervisor_pid):
         try:
-            name = " ".join(proc.cmdline()[:1])
-            name = name.split(".")[0] if name.startswith("ray::") else proc.name()
+            argv = proc.cmdline()
+            name = " ".join(argv[:1])
+            if name.startswith("ray::"):
+                name = name.split(".")[0]
+            elif "-m" in argv[:-1]:  # our own Python processes: relay, simulator, domain host...
+                name = argv[argv.index("-m") + 1]
+            else:
+                name = proc.name()
             times = proc.cpu_times()
         except psutil.Error:
             continue

@@ -31,6 +31,10 @@ from pipelines.scan.contracts import Stage
 from pipelines.scan.store import Job
 
 HISTORY_TTL_S = 3600
+FINISHED_HISTORY_TTL_S = 300
+"""A finished job's history (its ``done`` event carries the whole result, ~6 KB a job) is kept
+for reconnects only; later streams get the snapshot from the job row. At one hour, a 900-user
+run left ~300 MB of finished histories in Valkey."""
 SUBSCRIBE_TIMEOUT_S = 2.0
 _log = telemetry.get_logger(__name__)
 
@@ -165,7 +169,9 @@ class ProgressBus:
                         # The user id rides along so a stream can be authorised from history.
                         fields = {"event": event.event, "data": event.body, "user": users[job_id]}
                         pipe.xadd(_stream(job_id), fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
-                    pipe.expire(_stream(job_id), HISTORY_TTL_S)
+                    finished = any(e.terminal for e in events)
+                    ttl = FINISHED_HISTORY_TTL_S if finished else HISTORY_TTL_S
+                    pipe.expire(_stream(job_id), ttl)
                     # One message for the job's events of this batch: id, name and one-line
                     # JSON body of each, newline-separated (JSON text holds no raw newline).
                     lines = (f"{e.id}\n{e.event}\n{e.body}" for e in events)
