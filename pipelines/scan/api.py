@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
 
 from eco2 import telemetry
 from eco2.errors import InvalidInput, NotFound, Overloaded
@@ -139,7 +140,10 @@ class ScanService:
         stream costs no database read; only a job whose history expired is looked up.
         """
         key = str(_job_key(job_id))
-        owner = await self._bus.owner(key)
+        try:
+            owner = await self._bus.owner(key)
+        except (RedisError, OSError):  # history unreachable: the row decides
+            owner = None
         if owner is None:
             await self.owned_job(user_id, key)
         elif owner != user_id:
