@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import psutil
 
+from eco2.loop import new_event_loop
+
 IMAGES = (
     "clear-pet-bottle-nolabel-empty.jpg",
     "aluminum-can.jpg",
@@ -186,13 +188,8 @@ def run(
     model_time_s: float,
     protocol: str = "sse",
 ) -> dict[str, Any]:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
-        pass
-    raw = asyncio.run(drive(api, users, duration_s, ramp_s, protocol))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        raw = runner.run(drive(api, users, duration_s, ramp_s, protocol))
     return summarise(raw, model_time_s)
 
 

@@ -123,7 +123,7 @@ class ScanRunner:
             status=JobStatus.RUNNING.value,
             stage="vision",
             vision_result=vision.model_dump(mode="json"),
-            metadata=_timed(job, "vision", vision_ms),
+            metadata=_timed(job.metadata, "vision", vision_ms),
         )
         await self._progress.publish(job, Stage.VISION, "completed")
         return job
@@ -152,8 +152,7 @@ class ScanRunner:
             user_answer=answer.user_answer,
             answer_ms=round(answer_ms, 1),
         )
-        metadata = _timed(job, "rule", rule_ms)
-        metadata["latency_ms"]["answer"] = round(answer_ms, 1)
+        metadata = _timed(_timed(job.metadata, "rule", rule_ms), "answer", answer_ms)
         # The reward is a pure function of the committed answer (no model call, no side
         # effect), so it commits in the answer's transaction: one statement, one WAL
         # transaction and one Kafka batch less per scan than a commit of its own.
@@ -165,7 +164,7 @@ class ScanRunner:
         """Resume a job whose answer an earlier runner committed on its own (stage ``answer``)."""
         vision = VisionResult.model_validate(job.vision_result)
         answer = AnswerResult.model_validate(job.answer_result)
-        job = await self._complete(job, vision, job.rule_id, answer, dict(job.metadata), [])
+        job = await self._complete(job, vision, job.rule_id, answer, job.metadata, [])
         return await self._announce_reward(job)
 
     async def _complete(
@@ -195,10 +194,10 @@ class ScanRunner:
         if decision.granted and decision.character is not None:
             reward = _reward_of(decision.character, decision.match_reason or c.middle_category)
             events.append(_granted(job, decision.character, reward))
-        latency = {**metadata.get("latency_ms", {})}
-        latency["reward"] = round((time.perf_counter() - started) * 1000, 1)
-        metadata = {**metadata, "latency_ms": latency, "reward_decision": decision.reason}
-        metadata.update(rules_version=self._rules.version, model=job.model)
+        metadata = _timed(metadata, "reward", (time.perf_counter() - started) * 1000)
+        metadata.update(
+            reward_decision=decision.reason, rules_version=self._rules.version, model=job.model
+        )
         events.append(
             ScanCompleted(
                 scan_id=str(job.job_id),
@@ -208,7 +207,7 @@ class ScanRunner:
                 rule_id=rule_id,
                 rewarded=reward is not None,
                 rules_version=self._rules.version,
-                total_ms=round(sum(latency.values()), 1),
+                total_ms=round(sum(metadata["latency_ms"].values()), 1),
             )
         )
         return await self._store.advance(
@@ -249,10 +248,11 @@ class ScanRunner:
         return job
 
 
-def _timed(job: Job, stage: str, elapsed_ms: float) -> dict[str, Any]:
-    metadata = dict(job.metadata)
-    metadata["latency_ms"] = {**metadata.get("latency_ms", {}), stage: round(elapsed_ms, 1)}
-    return metadata
+def _timed(metadata: dict[str, Any], stage: str, elapsed_ms: float) -> dict[str, Any]:
+    """A copy of ``metadata`` with ``stage``'s latency added to ``latency_ms``."""
+    timed = dict(metadata)
+    timed["latency_ms"] = {**metadata.get("latency_ms", {}), stage: round(elapsed_ms, 1)}
+    return timed
 
 
 def _reward_of(character: Character, match_reason: str) -> Reward:
