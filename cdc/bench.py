@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import asyncpg
+import psutil
 import psycopg2
 import typer
 
@@ -149,6 +150,7 @@ def _throughput(
 
 
 def _relay_child(kind: str, settings_json: str, dbs: list[str], out: Any, stop: Any) -> None:
+    sys.stdout = sys.stderr  # the relay's logs must not mix into the parent's --json output
     settings = Settings.model_validate_json(settings_json)
     acks: dict[str, float] = {}
 
@@ -214,7 +216,10 @@ def _latency(
         assert parent.recv() == "ready"
         time.sleep(2.0)  # the relay connects (slots exist already)
         agg = f"lat{kind}{uuid.uuid4().hex[:6]}"
+        relay = psutil.Process(proc.pid)
+        cpu_before, wall_before = sum(relay.cpu_times()[:2]), time.perf_counter()
         committed = asyncio.run(_steady_writer(settings, dbs, agg, rate, seconds))
+        cpu = (sum(relay.cpu_times()[:2]) - cpu_before) / (time.perf_counter() - wall_before)
     finally:
         stop.set()
     acks: dict[str, float] = parent.recv()
@@ -226,6 +231,7 @@ def _latency(
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies, default=float("nan")), 2),
+        "relay_cpu_percent": round(cpu * 100, 1),
     }
 
 

@@ -136,6 +136,7 @@ def bench_scan(
     state = _running_stack()
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     original = _set_sim_latency(sim, vision_ms, answer_ms)
+    host = machine()  # before the load: its reference loop times the idle stack's machine
     cpu_before = _cpu_by_process(state)
     try:
         model_time_s = (vision_ms + answer_ms) / 1000
@@ -157,7 +158,7 @@ def bench_scan(
         "rss_mb": _stack_rss_mb(state),
         "stack_cpu_ms_per_scan": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
-        "machine": machine(),
+        "machine": host,
         "load_average": [round(x, 2) for x in psutil.getloadavg()],
     }
     typer.echo(loadgen.to_json(result) if json_output else _table(result))

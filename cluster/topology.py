@@ -32,6 +32,15 @@ RAY_HEAD_ENV: dict[str, str] = {
     # Serve's controller reconciles every 0.1 s by default: ~5 % of a core on an idle stack
     # here. Half a second still replaces a dead replica and scales within a second or two.
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
+    # HAProxy's check of an ingress replica times out after its interval, and after one
+    # failure the interval (and so the timeout) drops to 250 ms: an ingress slowed by load
+    # was taken out for most of a 900-user run and its requests went through the Python
+    # fallback proxy, which costs more per request (docs/benchmarks.md). A dead replica still
+    # fails at once (connection refused; HAProxy re-dispatches those requests), and Serve's
+    # own health check replaces a hung one.
+    "RAY_SERVE_HAPROXY_HEALTH_CHECK_FASTINTER": "5s",
+    "RAY_SERVE_HAPROXY_HEALTH_CHECK_DOWNINTER": "1s",
+    "RAY_SERVE_HAPROXY_HEALTH_CHECK_FALL": "3",
 }
 """Extra environment of the Ray head (reaches the raylet and every worker; set before start)."""
 
@@ -54,9 +63,12 @@ RAY_PORTS = (
     "runtime_env_agent",
     "haproxy_metrics",
     "haproxy_stats",
+    "serve_fallback_http",
+    "serve_fallback_grpc",
 )
-_RAY_START_PORTS = RAY_PORTS[:-2]
-"""The ports ``ray start`` takes as flags; the HAProxy ones go to Serve through the environment."""
+_RAY_START_PORTS = RAY_PORTS[:-4]
+"""The ports ``ray start`` takes as flags; the HAProxy and fallback-proxy ones go to Serve
+through the environment."""
 
 POSTGRES_OPTIONS: dict[str, str] = {
     "listen_addresses": HOST,
@@ -242,6 +254,10 @@ def _serve_port_env(ctx: Context) -> dict[str, str]:
         "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(grpc + SERVE_INGRESS_PORTS - 1),
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(ctx.ports["haproxy_metrics"]),
         "RAY_SERVE_HAPROXY_STATS_PORT": str(ctx.ports["haproxy_stats"]),
+        # The Python proxy HAProxy falls back to while no ingress replica is up; Serve's
+        # default 8500 / 9500 would collide between two stacks (and with anything else there).
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(ctx.ports["serve_fallback_http"]),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(ctx.ports["serve_fallback_grpc"]),
     }
 
 

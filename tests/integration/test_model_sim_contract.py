@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import httpx
 import openai
 import psutil  # type: ignore[import-untyped]
 import pytest
 from pydantic import BaseModel, ValidationError
+
+from tests.integration.simulator_process import Sim
 
 pytestmark = pytest.mark.integration
 
@@ -47,53 +44,6 @@ class AnswerResult(BaseModel):
     disposal_steps: dict[str, str]
     insufficiencies: list[str]
     user_answer: str
-
-
-class Sim:
-    def __init__(self, process: subprocess.Popen[str], base: str) -> None:
-        self.process = process
-        self.base = base
-        self.http = httpx.Client(base_url=base, timeout=10)
-
-    def configure(self, **config: Any) -> None:
-        """Zero the counters, then install ``config`` (reset also drops pending injections)."""
-        self.http.post("/sim/reset").raise_for_status()
-        self.http.put("/sim/config", json=config).raise_for_status()
-
-    def add_faults(self, *entries: dict[str, Any]) -> None:
-        config = self.http.get("/sim/config").json()
-        config["fail_next"] = list(entries)
-        self.http.put("/sim/config", json=config).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.http.get("/stats").json())
-
-    def client(self, **options: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base}/v1", api_key="sim", max_retries=0, **options)
-
-    def async_client(self, **options: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            base_url=f"{self.base}/v1", api_key="sim", max_retries=0, **options
-        )
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "serve.model_sim", "--port", "0", "--preset", "zero"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    banner = process.stdout.readline()
-    match = re.search(
-        r"SIMULATOR \(not a real model\) listening on (http://127\.0\.0\.1:\d+)", banner
-    )
-    assert match, banner
-    server = Sim(process, match.group(1))
-    yield server
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture(autouse=True)

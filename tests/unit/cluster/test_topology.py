@@ -86,6 +86,9 @@ def test_serve_gets_ports_of_its_own_inside_the_stacks_block() -> None:
     assert max_worker < http_low <= grpc_high < 30000 + topology.RAY_PORT_BLOCK
     assert env["RAY_SERVE_HAPROXY_STATS_PORT"] == str(ports["haproxy_stats"])
     assert env["RAY_SERVE_HAPROXY_METRICS_PORT"] == str(ports["haproxy_metrics"])
+    assert env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"] == str(ports["serve_fallback_http"])
+    assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == str(ports["serve_fallback_grpc"])
+    assert "--serve-fallback-http-port" not in argv  # Serve takes it from the environment
     assert len(str(RunPaths(Path("/tmp") / ("d" * 120)).haproxy_dir)) <= 27
 
 

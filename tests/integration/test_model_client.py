@@ -1,0 +1,95 @@
+"""The pipeline's one model path (:class:`serve.model_client.ModelClient`) against the SIMULATOR.
+
+Real HTTP through the ``openai`` SDK, no Ray: what a stage replica relies on — the parsed
+result, the call key, retries that honour ``Retry-After``, one repair of malformed output, and
+which failures a later attempt may pass.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from eco2.settings import ModelSettings
+from pipelines.scan import vision
+from pipelines.scan.contracts import ModelCallFailed, VisionResult
+from serve.model_client import ModelClient
+from tests.integration.simulator_process import Sim
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "https://cdn.example/scan/clear-pet-bottle-label.jpg"
+
+
+@pytest.fixture(autouse=True)
+def zero_config(sim: Sim) -> None:
+    sim.configure(preset="zero", retry_after_s=1)
+
+
+async def _classify(sim: Sim, key: str, *, max_retries: int = 3) -> tuple[VisionResult, float]:
+    client = ModelClient(ModelSettings(max_retries=max_retries), f"{sim.base}/v1")
+    try:
+        return await client.complete_json(
+            kind="vision",
+            model="gpt-5.2",
+            messages=vision.build_messages(IMAGE, "어떻게 버려?"),
+            response_format=vision.response_format(),
+            parse=lambda text: vision.parse(text, "어떻게 버려?"),
+            call_key=key,
+        )
+    finally:
+        await client.close()
+
+
+async def test_a_call_returns_the_parsed_result_and_carries_its_key(sim: Sim) -> None:
+    result, elapsed_ms = await _classify(sim, "job-1:vision")
+
+    assert result.classification.major_category == "재활용폐기물"
+    assert result.meta.user_input == "어떻게 버려?"
+    assert elapsed_ms > 0
+    assert sim.stats()["calls_by_key"] == {"job-1:vision": 1}
+
+
+async def test_a_429_is_retried_after_its_retry_after(sim: Sim) -> None:
+    sim.add_faults({"kind": "vision", "fault": "429"})
+
+    started = time.monotonic()
+    result, _ = await _classify(sim, "job-2:vision")
+
+    assert result.classification.major_category == "재활용폐기물"
+    assert time.monotonic() - started >= 0.9  # Retry-After: 1
+    vision_stats = sim.stats()["kinds"]["vision"]
+    assert vision_stats["faults"]["429"] == 1
+    assert vision_stats["requests"] == 2
+
+
+async def test_server_errors_beyond_the_retries_fail_as_retriable(sim: Sim) -> None:
+    sim.add_faults({"kind": "vision", "fault": "500", "count": 2})
+
+    with pytest.raises(ModelCallFailed) as caught:
+        await _classify(sim, "job-3:vision", max_retries=1)
+
+    assert caught.value.retriable is True
+    assert "InternalServerError" in str(caught.value)
+    assert sim.stats()["kinds"]["vision"]["requests"] == 2
+
+
+async def test_malformed_output_gets_one_repair(sim: Sim) -> None:
+    sim.add_faults({"kind": "vision", "fault": "malformed"})
+
+    result, _ = await _classify(sim, "job-4:vision")
+
+    assert result.classification.major_category == "재활용폐기물"
+    assert sim.stats()["kinds"]["vision"]["requests"] == 2
+
+
+async def test_malformed_output_twice_fails_for_good(sim: Sim) -> None:
+    sim.add_faults({"kind": "vision", "fault": "malformed", "count": 2})
+
+    with pytest.raises(ModelCallFailed) as caught:
+        await _classify(sim, "job-5:vision")
+
+    assert caught.value.retriable is False
+    assert "malformed after one repair" in str(caught.value)
+    assert sim.stats()["kinds"]["vision"]["requests"] == 2
