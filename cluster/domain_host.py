@@ -21,9 +21,9 @@ from typing import Any
 
 import uvicorn
 
+import eco2.loop
 from cdc.consumer import ConsumerSpec, run_consumer_async
 from cluster.ports import HOST
-from eco2.loop import new_event_loop
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
 
@@ -140,8 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         consumers = [*SERVICES, *OTHER_CONSUMERS]
     settings = load_settings()
     configure("domain-host", settings.telemetry)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(run(dict(args.serve), consumers, settings))
+    eco2.loop.run(run(dict(args.serve), consumers, settings))
 
 
 if __name__ == "__main__":

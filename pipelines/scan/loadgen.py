@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import psutil
 
-from eco2.loop import new_event_loop
+import eco2.loop
 
 IMAGES = (
     "clear-pet-bottle-nolabel-empty.jpg",
@@ -188,8 +188,7 @@ def run(
     model_time_s: float,
     protocol: str = "sse",
 ) -> dict[str, Any]:
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        raw = runner.run(drive(api, users, duration_s, ramp_s, protocol))
+    raw = eco2.loop.run(drive(api, users, duration_s, ramp_s, protocol))
     return summarise(raw, model_time_s)
 
 

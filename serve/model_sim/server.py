@@ -8,8 +8,8 @@ import sys
 
 from aiohttp import web
 
+import eco2.loop
 from eco2 import telemetry
-from eco2.loop import new_event_loop
 from eco2.settings import load_settings
 from serve.model_sim.app import create_app
 from serve.model_sim.config import SimConfig
@@ -48,11 +48,10 @@ async def serve_forever(host: str, port: int, config: SimConfig) -> None:
 def run(host: str, port: int, config: SimConfig) -> None:
     """Serve until interrupted (blocking). Port 0 lets the OS choose; the banner shows it."""
     telemetry.configure("model-simulator", load_settings().telemetry)
-    with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        try:
-            runner.run(serve_forever(host, port, config))
-        except KeyboardInterrupt:
-            print("Eco² model SIMULATOR stopped", file=sys.stderr, flush=True)
+    try:
+        eco2.loop.run(serve_forever(host, port, config))
+    except KeyboardInterrupt:
+        print("Eco² model SIMULATOR stopped", file=sys.stderr, flush=True)
 
 
 def model_sim_command(
