@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 STATUS_EVERY_S = 1.0
 _registered: list[Relay] = []
+"""The running relay the gauges observe (at most one; empty once it stopped)."""
+_gauges_created = False
 
 
 def status_path(settings: Settings) -> Path:
@@ -126,11 +128,11 @@ def _observe(field: str) -> Any:
 
 def register(relay: Relay) -> None:
     """Expose ``relay``'s lag as OpenTelemetry gauges (instruments are created once per process)."""
-    first = not _registered
-    _registered.clear()
-    _registered.append(relay)
-    if not first:
+    global _gauges_created
+    _registered[:] = [relay]
+    if _gauges_created:
         return
+    _gauges_created = True
     m = meter("eco2.cdc")
     m.create_observable_gauge(
         "eco2.cdc.lag_bytes",
@@ -158,3 +160,10 @@ def register(relay: Relay) -> None:
         [_observe("dead_lettered")],
         description="Events published to a dead-letter topic",
     )
+
+
+def unregister(relay: Relay) -> None:
+    """Stop observing ``relay`` (it stopped): the gauges report nothing instead of its last
+    state, and the stopped relay and its producer can be freed."""
+    if relay in _registered:
+        _registered.remove(relay)

@@ -201,6 +201,7 @@ class Relay:
         for stream in self.streams:
             stream.close()
         metrics.write_status(self.settings, self.streams)
+        metrics.unregister(self)
         log.info("cdc relay stopped")
 
 

@@ -282,6 +282,7 @@ def ray_head_env(paths: RunPaths) -> dict[str, str]:
 def _ray_launch(ctx: Context) -> Launch:
     assert ctx.port_range_start is not None
     ctx.paths.ray_temp.mkdir(parents=True, exist_ok=True)
+    _clear_haproxy_dirs(ctx.paths.haproxy_dir)
     argv = [_bin_next_to_python("ray"), "start", "--head", "--block", "--disable-usage-stats"]
     argv += ["--node-ip-address", HOST, "--temp-dir", str(ctx.paths.ray_temp)]
     argv += ["--dashboard-host", HOST, "--include-dashboard", "true"]
@@ -293,6 +294,15 @@ def _ray_launch(ctx: Context) -> Launch:
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
     return Launch(argv, env={**ray_head_env(ctx.paths), **_serve_port_env(ctx)})
+
+
+def _clear_haproxy_dirs(haproxy_dir: Path) -> None:
+    """Drop the HAProxy directories of earlier Ray sessions: Serve makes a new one per session
+    under ``haproxy_dir`` and never removes it, and a new head node has no use for the old."""
+    if haproxy_dir.is_dir():
+        for stale in haproxy_dir.iterdir():
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _ray_address(ctx: Context) -> str:

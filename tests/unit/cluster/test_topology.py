@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,6 +91,22 @@ def test_serve_gets_ports_of_its_own_inside_the_stacks_block() -> None:
     assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == str(ports["serve_fallback_grpc"])
     assert "--serve-fallback-http-port" not in argv  # Serve takes it from the environment
     assert len(str(RunPaths(Path("/tmp") / ("d" * 120)).haproxy_dir)) <= 27
+
+
+def test_ray_head_start_drops_haproxy_dirs_of_earlier_sessions(tmp_path: Path) -> None:
+    paths = RunPaths(tmp_path)
+    stale = paths.haproxy_dir / ("a" * 56)
+    stale.mkdir(parents=True)
+    (stale / "haproxy.cfg").write_text("global\n")
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    assert topology.RAY.launch is not None
+
+    env = topology.RAY.launch(Context(Settings(), paths, ports, {}, None, 30000)).env
+
+    assert paths.haproxy_dir.is_dir()
+    assert not stale.exists()
+    assert env["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"] == str(paths.haproxy_dir)
+    shutil.rmtree(paths.haproxy_dir)  # a long tmp_path puts it under /tmp instead (short paths)
 
 
 def test_external_urls_replace_embedded_components() -> None:
