@@ -119,8 +119,8 @@ class ModelClient:
             # The SDK's documented route for a request built by hand: its retries, Retry-After,
             # timeouts, auth and typed errors all apply, but not the recursive "transform" of
             # the typed parameters, which walked the whole response schema on every call
-            # (~40 % of a vision call's CPU, py-spy), nor a typed ChatCompletion for the one
-            # string we read from it.
+            # (11 % of a VisionStage replica's samples, py-spy; CPU per vision call 4.5 -> 1.9
+            # ms, docs/benchmarks.md), nor a typed ChatCompletion for the one string we read.
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,

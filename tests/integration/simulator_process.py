@@ -49,6 +49,7 @@ def running_simulator() -> Iterator[Sim]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    sim: Sim | None = None
     try:
         assert process.stdout is not None
         banner = process.stdout.readline()
@@ -56,7 +57,10 @@ def running_simulator() -> Iterator[Sim]:
             r"SIMULATOR \(not a real model\) listening on (http://127\.0\.0\.1:\d+)", banner
         )
         assert match, banner
-        yield Sim(process, match.group(1))
+        sim = Sim(process, match.group(1))
+        yield sim
     finally:
+        if sim is not None:
+            sim.http.close()
         process.terminate()
         process.wait(timeout=10)
