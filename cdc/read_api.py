@@ -16,7 +16,7 @@ from cdc.consumer import ConsumerSpec
 from cdc.projections import leaderboard, my_page, scan_history
 from cdc.readmodel import connect
 from eco2.errors import InvalidInput
-from eco2.http import CurrentUser, install_error_handlers
+from eco2.http import CurrentUser, install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Eco² read models", version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_readiness(app)
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, str]:

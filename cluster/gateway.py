@@ -86,8 +86,19 @@ def route_of(path: str) -> Route | None:
     return next((r for r in ROUTES if r.matches(path)), None)
 
 
-def _json_error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+"""What writing to a client that closed its connection raises: a browser leaving the page or an
+``EventSource`` closed after ``done`` is normal, not a proxy failure."""
+AUTHZ_PASSED_HEADERS = ("content-type", "www-authenticate", "retry-after")
+
+
+def _json_error(
+    status: int, code: str, message: str, retry_after_s: int | None = None
+) -> web.Response:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
 
 
 def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -> CIMultiDict[str]:
@@ -125,6 +136,8 @@ class Gateway:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/-/healthz":
             return web.json_response({"status": "ok"})
+        if request.path == "/-/readyz":
+            return await self._ready()
         route = route_of(request.path)
         if route is None:
             return _json_error(404, "not_found", f"no API at {request.path}; see the README")
@@ -152,16 +165,29 @@ class Gateway:
                     }
                 body = await answer.read()
                 passed = {
-                    k: v
-                    for k, v in answer.headers.items()
-                    if k.lower() in ("content-type", "www-authenticate")
+                    k: v for k, v in answer.headers.items() if k.lower() in AUTHZ_PASSED_HEADERS
                 }
                 return web.Response(status=answer.status, body=body, headers=passed), {}
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("ext-authz unreachable", error=str(exc))
             return _json_error(
-                503, "authz_unavailable", "sign-in check unavailable; retry shortly"
+                503, "authz_unavailable", "sign-in check unavailable; retry shortly", 1
             ), {}
+
+    async def _ready(self) -> web.Response:
+        """Ready when ext-authz, asked through this gateway's own client, is ready: keys
+        loaded and blacklist reachable, so a signed-in request would pass the check."""
+        url = f"{self._settings.services.url_of('authz')}/readyz"
+        try:
+            async with self.session.get(
+                url, timeout=aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s)
+            ) as answer:
+                if answer.status == 200:
+                    return web.json_response({"status": "ready"})
+                reason = (await answer.read()).decode(errors="replace")[:300]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        return _json_error(503, "not_ready", f"ext-authz is not ready: {reason}", 1)
 
     async def _proxy(
         self, request: web.Request, route: Route, identity: Mapping[str, str]
@@ -192,10 +218,22 @@ class Gateway:
                     response.headers.add(name, value)
             if upstream.headers.get("content-length") is not None:
                 response.content_length = int(upstream.headers["content-length"])
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except CLIENT_GONE:
+                log.debug("client closed its connection", path=request.path)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream broke off
+                log.error(
+                    "upstream failed mid-response",
+                    service=route.service,
+                    path=request.path,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                if request.transport is not None:  # the client must see it is cut short
+                    request.transport.close()
             return response
 
 

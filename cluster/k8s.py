@@ -61,10 +61,13 @@ def _container(service: str | None, consumers: list[str]) -> dict[str, Any]:
         },
     }
     if service is not None:
-        probe = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 10}
+        # Ready: the service can serve its traffic (ext-authz: auth's signing keys loaded and
+        # the blacklist reachable); live: the process answers.
+        ready = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 5}
+        live = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 10}
         container["ports"] = [{"name": "http", "containerPort": PORT}]
-        container["readinessProbe"] = probe
-        container["livenessProbe"] = {**probe, "failureThreshold": 6}
+        container["readinessProbe"] = ready
+        container["livenessProbe"] = {**live, "failureThreshold": 6}
     return container
 
 

@@ -57,9 +57,15 @@ def running_settings() -> Settings:
 
 
 def serve_url(state: StackState) -> str:
-    """Ray Serve's own entry: the scan benchmark and admin calls go there, past the gateway
-    (which never routes /api/v1/admin and would add its sign-in check to every request)."""
+    """Ray Serve's own entry, past the gateway: admin calls (the gateway never routes
+    /api/v1/admin) and the benchmark's ``--direct`` path."""
     return state.env["ECO2_SERVICES__SERVE_URL"]
+
+
+def api_url(state: StackState) -> str:
+    """The gateway: the users' path."""
+    assert state.api_url is not None
+    return state.api_url
 
 
 def parse_latency(value: str) -> tuple[float, float]:
@@ -127,20 +133,37 @@ def bench_scan(
     protocol: Annotated[
         str, typer.Option(help="sse: submit + SSE + result (the client's way); sync: one call")
     ] = "sse",
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Drive Ray Serve itself with X-User-ID (past the gateway and the sign-in check)",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Closed-loop users against the real scan API on the local stack (simulated model)."""
+    """Closed-loop users against the real scan API on the local stack (simulated model).
+
+    By default every virtual user signs in (dev login) and goes through the gateway with its
+    cookie, as the web client does; ``--direct`` measures the Serve pipeline alone."""
     if protocol not in loadgen.PROTOCOLS:
         raise typer.BadParameter(f"--protocol must be one of {sorted(loadgen.PROTOCOLS)}")
+    if protocol == "sync" and not direct:
+        raise typer.BadParameter(
+            "--protocol sync is internal (not routed by the gateway): --direct"
+        )
+    path: loadgen.Path = "direct" if direct else "gateway"
     vision_ms, answer_ms = parse_latency(model_latency)
     state = _running_stack()
+    target = serve_url(state) if direct else api_url(state)
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     original = _set_sim_latency(sim, vision_ms, answer_ms)
+    virtual_users = loadgen.prepare(target, users, path)  # sign-ins stay out of the figures
     host = machine()  # before the load: its reference loop times the idle stack's machine
     cpu_before = _cpu_by_process(state)
     try:
         model_time_s = (vision_ms + answer_ms) / 1000
-        result = loadgen.run(serve_url(state), users, duration, ramp, model_time_s, protocol)
+        result = loadgen.run(target, virtual_users, duration, ramp, model_time_s, protocol)
         cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
     finally:
         httpx.put(f"{sim}/sim/config", json=original)
@@ -148,8 +171,16 @@ def bench_scan(
     result = {
         "command": (
             f"eco2 bench scan --users {users} --model-latency {model_latency} "
-            f"--duration {duration:g} --ramp {ramp:g} --protocol {protocol} --json"
+            f"--duration {duration:g} --ramp {ramp:g} --protocol {protocol}"
+            f"{' --direct' if direct else ''} --json"
         ),
+        "path": path,
+        "path_detail": (
+            "Ray Serve directly, X-User-ID header (no gateway, no sign-in check)"
+            if direct
+            else "gateway, each virtual user signed in (dev login, s_access cookie)"
+        ),
+        "target": target,
         "users": users,
         "protocol": protocol,
         "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},

@@ -465,8 +465,9 @@ def _domains_launch(ctx: Context) -> Launch:
 
 
 def _domains_health(ctx: Context) -> str | None:
+    """Every service is ready (``/readyz``): ext-authz only once auth's keys are loaded."""
     for name in ctx.ports:
-        reason = probes.http_ok(f"{_service_url(ctx, name)}/healthz")
+        reason = probes.http_ok(f"{_service_url(ctx, name)}/readyz")
         if reason is not None:
             return f"{name}: {reason}"
     return None
@@ -503,7 +504,9 @@ GATEWAY = Component(
     requires=("domains", "serve", "scan_app"),
     launch=lambda ctx: Launch([sys.executable, "-m", "cluster.gateway", "--port", str(ctx.port)]),
     url=_gateway_url,
-    health=lambda ctx: probes.http_ok(f"{_gateway_url(ctx)}/-/healthz"),
+    # Ready means a signed-in request would pass: the gateway reaches ext-authz, which has
+    # auth's signing keys and the blacklist.
+    health=lambda ctx: probes.http_ok(f"{_gateway_url(ctx)}/-/readyz"),
     links=lambda ctx: {"api_url": _gateway_url(ctx)},
     exports=lambda ctx: {"ECO2_API__URL": _gateway_url(ctx)},
     fixed_ports=lambda s: {"port": s.api.port} if s.api.port else {},

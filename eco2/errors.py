@@ -70,10 +70,15 @@ class Overloaded(Eco2Error):
 
 
 class Unavailable(Eco2Error):
-    """A dependency (database, broker, model endpoint) failed in a way that may pass."""
+    """A dependency (database, broker, model endpoint) failed in a way that may pass; the same
+    request may succeed after ``retry_after_s``."""
 
     code = "unavailable"
     retriable = True
+
+    def __init__(self, message: str, *, retry_after_s: float = 2.0, code: str | None = None):
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class PermanentFailure(Eco2Error):

@@ -8,6 +8,7 @@ without it is answered 401.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
@@ -28,9 +29,6 @@ from eco2.errors import (
 )
 
 MAX_USER_ID_CHARS = 128
-UNAVAILABLE_RETRY_AFTER_S = 2
-"""A dependency is down for now (503): the same request may succeed after this many seconds."""
-
 _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -65,10 +63,8 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
     async def eco2_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Eco2Error)
         headers = {}
-        if isinstance(exc, Overloaded):
+        if isinstance(exc, Overloaded | Unavailable):
             headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-        elif isinstance(exc, Unavailable):
-            headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER_S)
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=status_of(exc), headers=headers
         )
@@ -86,6 +82,23 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
 
     app.add_exception_handler(Eco2Error, eco2_error)
     app.add_exception_handler(RequestValidationError, bad_request)
+
+
+ReadyCheck = Callable[[FastAPI], Awaitable[None]]
+"""Raises :class:`Unavailable` (with what is missing) while the app cannot serve its traffic."""
+
+
+def install_readiness(app: FastAPI, check: ReadyCheck | None = None) -> None:
+    """``GET /readyz`` on ``app``: 200 once its lifespan ran and ``check`` passes, else 503 with
+    ``Retry-After``. ``/healthz`` stays the liveness probe (the process answers); readiness is
+    what the launcher waits for and what a Kubernetes readiness probe asks."""
+
+    async def readyz(request: Request) -> dict[str, str]:
+        if check is not None:
+            await check(request.app)
+        return {"status": "ready"}
+
+    app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
 
 
 def require_user(user_id: str | None) -> str:

@@ -92,6 +92,15 @@ def start_stack(run_dir: Path) -> StackUrls:
     return StackUrls.from_state(state)
 
 
+FIRST_ON_STACK = "first_on_stack"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``first_on_stack`` run before every other test, so they meet the session
+    stack the moment ``eco2 up`` returned (the stack fixture starts on first use)."""
+    items.sort(key=lambda item: item.get_closest_marker(FIRST_ON_STACK) is None)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackUrls]:
     reuse = os.environ.get("ECO2_TEST_STACK_RUN_DIR")

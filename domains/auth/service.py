@@ -23,7 +23,7 @@ from domains.auth.sessions import Sessions, ValkeyRevocations
 from domains.auth.tokens import SigningKey, TokenService
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 DOMAIN = "auth"
@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="eco2 auth", lifespan=lifespan)
     install_error_handlers(app, example_body='{"nickname": "eco", "user_key": "my-device-1"}')
+    install_readiness(app)
     app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,7 +1,10 @@
 """Composition root of ext-authz: ``create_app(settings)`` and ``consumers(settings)`` (none).
 
-No database: the lifespan opens an HTTP client for auth's JWKS (``services.auth_url``, cached
-``auth.jwks_cache_s``) and a Valkey client for the blacklist. Tests inject either one.
+No database: the lifespan opens an HTTP client for auth's JWKS (``services.auth_url``, kept fresh
+in the background, see :mod:`domains.authz.jwks`) and a Valkey client for the blacklist. Tests
+inject either one. ``/readyz`` passes only once the keys are loaded and the blacklist answers:
+then a signed-in request would pass the check, which is what the launcher waits for and what the
+Kubernetes readiness probe asks.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from domains.authz.http import router
 from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
 from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 
@@ -45,8 +48,12 @@ def create_app(
                 cache = aioredis.Redis.from_url(settings.cache.url)
                 stack.push_async_callback(cache.aclose)
                 blacklist = ValkeyRevocationList(cache)
+            keys = JwksCache(source, ttl_s=settings.auth.jwks_cache_s)
+            await keys.start()
+            stack.push_async_callback(keys.stop)
+            app.state.keys, app.state.revocations = keys, blacklist
             app.state.verifier = TokenVerifier(
-                JwksCache(source, ttl_s=settings.auth.jwks_cache_s),
+                keys,
                 blacklist,
                 issuer=settings.auth.issuer,
                 audience=settings.auth.audience,
@@ -56,6 +63,7 @@ def create_app(
 
     app = FastAPI(title="eco2 ext-authz", lifespan=lifespan)
     install_error_handlers(app)
+    install_readiness(app, _ready)
     app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
@@ -63,6 +71,14 @@ def create_app(
         return {"status": "ok"}
 
     return app
+
+
+async def _ready(app: FastAPI) -> None:
+    keys: JwksCache = app.state.keys
+    if not keys.ready:
+        raise Unavailable("auth's signing keys are not loaded yet", retry_after_s=1)
+    revocations: RevocationList = app.state.revocations
+    await revocations.ping()
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:

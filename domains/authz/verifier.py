@@ -68,6 +68,10 @@ class KeySource(Protocol):
 class RevocationList(Protocol):
     async def is_revoked(self, jti: str) -> bool: ...
 
+    async def ping(self) -> None:
+        """Raise :class:`Unavailable` unless the list can be read."""
+        ...
+
 
 class ValkeyRevocationList:
     """Reads auth's blacklist; fails closed (:class:`Unavailable`, 503) when Valkey does."""
@@ -80,6 +84,12 @@ class ValkeyRevocationList:
             return bool(await self._client.exists(revoked_key(jti)))
         except (aioredis.RedisError, OSError) as exc:
             raise Unavailable(f"cannot check token revocation ({exc}); retry shortly") from exc
+
+    async def ping(self) -> None:
+        try:
+            await self._client.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            raise Unavailable(f"the token blacklist (Valkey) is unreachable: {exc}") from exc
 
 
 def _invalid(message: str, code: str = "invalid_token") -> Unauthenticated:

@@ -15,7 +15,7 @@ from cdc.consumer import ConsumerSpec
 from domains.character import reactions, repository
 from domains.character.http import ONBOARD_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 DOMAIN = "character"
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="eco2 character", lifespan=lifespan)
     install_error_handlers(app, example_body=ONBOARD_EXAMPLE)
+    install_readiness(app)
     app.include_router(router)
     return app
 

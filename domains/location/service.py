@@ -25,7 +25,7 @@ from domains.location.queries import Locations
 from domains.location.repository import SiteRepository
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 from eco2.telemetry import get_logger
 
@@ -73,6 +73,7 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
 
     app = FastAPI(title="Eco² location API", version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_readiness(app)
     app.include_router(router)
 
     @app.get("/healthz")

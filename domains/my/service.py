@@ -19,7 +19,7 @@ from domains.my import reactions
 from domains.my.character_api import CharacterApi
 from domains.my.http import PATCH_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 DOMAIN = "my"
@@ -51,6 +51,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
 
     app = FastAPI(title="eco2 my", lifespan=lifespan)
     install_error_handlers(app, example_body=PATCH_EXAMPLE)
+    install_readiness(app)
     app.include_router(router)
     return app
 

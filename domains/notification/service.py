@@ -20,7 +20,7 @@ from domains.notification.live import NotificationHub
 from domains.notification.repository import NotificationRepository
 from eco2.db import create_pool, domain_dsn
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers
+from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
 
 DOMAIN = "notification"
@@ -54,6 +54,7 @@ def create_app(
 
     app = FastAPI(title="Eco² notification API", version="1", lifespan=lifespan)
     install_error_handlers(app)
+    install_readiness(app)
     app.include_router(router)
 
     @app.get("/healthz")

@@ -4,6 +4,11 @@ Each virtual user submits a scan, follows its SSE stream to ``done``, fetches th
 and starts again, until the duration is over. The client is aiohttp in one process with uvloop:
 it must never be the bottleneck, so its own CPU is reported beside the machine's.
 Only 127.0.0.1 targets are accepted.
+
+Two paths (:class:`Path`): ``gateway`` is the users' — every virtual user signs in with its own
+dev login first and then sends only its ``s_access`` cookie, as the web client's ``EventSource``
+does, so each request passes the gateway and the ext-authz check; ``direct`` talks to Ray Serve
+with an ``X-User-ID`` header, past the gateway (the pipeline alone).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,6 +36,53 @@ IMAGES = (
     "tissue.jpg",
     "leftover-food.jpg",
 )
+
+
+Path = Literal["gateway", "direct"]
+SIGN_IN_CONCURRENCY = 50
+
+
+@dataclass
+class User:
+    """One virtual user: the headers that identify it on its path."""
+
+    key: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class SignInFailed(Exception):
+    pass
+
+
+async def sign_in(session: aiohttp.ClientSession, api: str, user: User) -> None:
+    """Dev login through the gateway; the user then sends only its access cookie."""
+    body = {"nickname": user.key[-40:], "user_key": user.key}
+    async with session.post(f"{api}/api/v1/auth/dev-login", json=body) as response:
+        if response.status != 200:
+            raise SignInFailed(f"dev-login {response.status}: {(await response.text())[:200]}")
+        token = (await response.json())["access_token"]
+    user.headers = {"Cookie": f"s_access={token}"}
+
+
+async def sign_in_all(api: str, users: list[User]) -> None:
+    """Sign every user in, ``SIGN_IN_CONCURRENCY`` at a time (before the measured load)."""
+    gate = asyncio.Semaphore(SIGN_IN_CONCURRENCY)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+        async def one(user: User) -> None:
+            async with gate:
+                await sign_in(session, api, user)
+
+        await asyncio.gather(*(one(u) for u in users))
+
+
+def make_users(count: int, path: Path) -> list[User]:
+    run = uuid.uuid4().hex[:6]
+    users = [User(f"bench-{run}-{i}") for i in range(count)]
+    if path == "direct":
+        for user in users:
+            user.headers = {"X-User-ID": user.key}
+    return users
 
 
 @dataclass
@@ -52,9 +104,10 @@ def _quantile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
-async def _one_scan(session: aiohttp.ClientSession, api: str, user: str, image: str) -> str | None:
+async def _one_scan(
+    session: aiohttp.ClientSession, api: str, headers: dict[str, str], image: str
+) -> str | None:
     """Run one scan; return None on success or a failure reason."""
-    headers = {"X-User-ID": user}
     body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
     async with session.post(f"{api}/api/v1/scan", json=body, headers=headers) as response:
         if response.status != 202:
@@ -81,11 +134,11 @@ async def _one_scan(session: aiohttp.ClientSession, api: str, user: str, image: 
 
 
 async def _one_sync_scan(
-    session: aiohttp.ClientSession, api: str, user: str, image: str
+    session: aiohttp.ClientSession, api: str, headers: dict[str, str], image: str
 ) -> str | None:
-    """One scan through the synchronous endpoint (no SSE, no result fetch)."""
+    """One scan through the synchronous endpoint (no SSE, no result fetch; direct path only:
+    the gateway does not route it)."""
     body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
-    headers = {"X-User-ID": user}
     async with session.post(f"{api}/v1/scan:classify", json=body, headers=headers) as response:
         await response.read()
         return None if response.status == 200 else f"classify_{response.status}"
@@ -97,34 +150,41 @@ PROTOCOLS = {"sse": _one_scan, "sync": _one_sync_scan}
 async def _user_loop(
     session: aiohttp.ClientSession,
     api: str,
+    user: User,
     index: int,
     deadline: float,
     tally: Tally,
     protocol: str,
 ) -> None:
-    user = f"bench-{uuid.uuid4().hex[:6]}-{index}"
     n = index
     while time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            reason = await PROTOCOLS[protocol](session, api, user, IMAGES[n % len(IMAGES)])
+            reason = await PROTOCOLS[protocol](session, api, user.headers, IMAGES[n % len(IMAGES)])
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
         n += 1
         if reason is None:
             tally.all_completed += 1
             tally.e2e_s.append(time.monotonic() - started)
-        else:
-            tally.fail(reason)
-            await asyncio.sleep(0.5)
+            continue
+        tally.fail(reason)
+        if reason.endswith("_401") and "Cookie" in user.headers:  # the access token expired
+            try:
+                await sign_in(session, api, user)
+            except (SignInFailed, aiohttp.ClientError, TimeoutError):
+                tally.fail("sign_in_again")
+        await asyncio.sleep(0.5)
 
 
 async def drive(
-    api: str, users: int, duration_s: float, ramp_s: float, protocol: str = "sse"
+    api: str,
+    users: list[User],
+    duration_s: float,
+    ramp_s: float,
+    protocol: str = "sse",
 ) -> dict[str, Any]:
-    """Run ``users`` closed-loop users for ``duration_s`` (after ramping up over ``ramp_s``)."""
-    if urlsplit(api).hostname not in ("127.0.0.1", "localhost"):
-        raise ValueError("the load generator only targets 127.0.0.1")
+    """Run the closed-loop ``users`` for ``duration_s`` (after ramping up over ``ramp_s``)."""
     tally = Tally()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=180, sock_connect=10)
@@ -132,12 +192,12 @@ async def drive(
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         deadline = time.monotonic() + ramp_s + duration_s
         tasks = []
-        for i in range(users):
+        for i, user in enumerate(users):
             tasks.append(
-                asyncio.create_task(_user_loop(session, api, i, deadline, tally, protocol))
+                asyncio.create_task(_user_loop(session, api, user, i, deadline, tally, protocol))
             )
             if ramp_s:
-                await asyncio.sleep(ramp_s / users)
+                await asyncio.sleep(ramp_s / len(users))
         # Measure the steady part only: from the end of the ramp to the deadline.
         tally.e2e_s.clear()
         tally.failures.clear()
@@ -180,14 +240,29 @@ def summarise(raw: dict[str, Any], model_time_s: float) -> dict[str, Any]:
     }
 
 
+def check_target(api: str) -> None:
+    if urlsplit(api).hostname not in ("127.0.0.1", "localhost"):
+        raise ValueError("the load generator only targets 127.0.0.1")
+
+
+def prepare(api: str, count: int, path: Path) -> list[User]:
+    """The virtual users of a run, signed in when they take the gateway path."""
+    check_target(api)
+    users = make_users(count, path)
+    if path == "gateway":
+        eco2.loop.run(sign_in_all(api, users))
+    return users
+
+
 def run(
     api: str,
-    users: int,
+    users: list[User],
     duration_s: float,
     ramp_s: float,
     model_time_s: float,
     protocol: str = "sse",
 ) -> dict[str, Any]:
+    check_target(api)
     raw = eco2.loop.run(drive(api, users, duration_s, ramp_s, protocol))
     return summarise(raw, model_time_s)
 

@@ -4,11 +4,13 @@ from ext-authz, refusals pass through, SSE streams unbuffered, uploads stream in
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 
 from cluster.gateway import build_app
@@ -17,7 +19,18 @@ from eco2.settings import Settings
 pytestmark = pytest.mark.integration
 
 
+AUTHZ_READY = {"ready": True}
+
+
 async def _authz(request: web.Request) -> web.Response:
+    if request.path == "/readyz":
+        return web.json_response({}, status=200 if AUTHZ_READY["ready"] else 503)
+    if request.headers.get("Authorization") == "Bearer keys-not-loaded":
+        return web.json_response(
+            {"error": {"code": "unavailable", "message": "keys not loaded"}},
+            status=503,
+            headers={"Retry-After": "1"},
+        )
     if request.headers.get(
         "Authorization"
     ) == "Bearer good" or "s_access=good" in request.headers.get("Cookie", ""):
@@ -35,6 +48,8 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(b"event: queued\ndata: {}\n\n")
         await asyncio.sleep(0.5)  # the client must see the first event before this ends
+        for _ in range(20):  # enough to notice a client that went away
+            await response.write(b": keep-alive\n\n")
         await response.write(b"event: done\ndata: {}\n\n")
         await response.write_eof()
         return response
@@ -152,3 +167,40 @@ async def test_uploads_stream_through_with_their_length(gateway: str) -> None:
         body = await response.json()
     assert response.status == 200
     assert (body["size"], body["length"], body["user"]) == (len(payload), str(len(payload)), [])
+
+
+async def test_a_client_closing_its_stream_early_is_not_an_error(
+    gateway: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with structlog.testing.capture_logs() as ours:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(5):
+                async with session.get(
+                    f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": "s_access=good"}
+                ) as response:
+                    assert (await response.content.readuntil(b"\n\n")).startswith(b"event:")
+                    response.close()  # like EventSource.close() after the first event
+        await asyncio.sleep(0.8)  # the upstream writes on; the gateway finds the client gone
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]
+    assert [e for e in ours if e["log_level"] in ("error", "critical")] == []
+    assert any(e["event"] == "client closed its connection" for e in ours)
+
+
+async def test_a_503_from_ext_authz_keeps_its_retry_after(gateway: str) -> None:
+    headers = {"Authorization": "Bearer keys-not-loaded"}
+    status, body, response = await _get(f"{gateway}/api/v1/users/me", headers=headers)
+    assert (status, body["error"]["code"]) == (503, "unavailable")
+    assert response.headers["Retry-After"] == "1"
+
+
+async def test_ready_only_while_ext_authz_is_ready(gateway: str) -> None:
+    assert (await _get(f"{gateway}/-/readyz"))[0] == 200
+    AUTHZ_READY["ready"] = False
+    try:
+        status, body, response = await _get(f"{gateway}/-/readyz")
+    finally:
+        AUTHZ_READY["ready"] = True
+    assert (status, body["error"]["code"]) == (503, "not_ready")
+    assert response.headers["Retry-After"] == "1"

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from domains.authz.service import consumers, create_app
+from eco2.errors import Unavailable
 from eco2.settings import Settings
 from tests.unit.domains.authz.tokens import KeyPair, claims, sign
 
@@ -24,6 +25,9 @@ class MemoryRevocations:
 
     async def is_revoked(self, jti: str) -> bool:
         return jti in self.revoked
+
+    async def ping(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -90,6 +94,33 @@ async def test_refresh_token_is_403_without_challenge(client: httpx.AsyncClient)
 
 async def test_healthz(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_ready_once_the_keys_are_loaded(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200, response.text
+
+
+class DownSource:
+    async def fetch(self) -> Mapping[str, Any]:
+        raise Unavailable("auth is not up yet")
+
+
+async def test_not_ready_and_fail_closed_with_retry_after_while_no_key_was_loaded() -> None:
+    app = create_app(Settings(), jwks_source=DownSource(), revocations=MemoryRevocations())
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.headers["retry-after"] == "1"
+        token = sign(KEY, claims())
+        check = await client.get("/check/x", headers={"Authorization": f"Bearer {token}"})
+        assert check.status_code == 503
+        assert check.headers["retry-after"] == "1"
+        assert "signing keys" in check.json()["error"]["message"]
 
 
 def test_authz_consumes_no_events() -> None:

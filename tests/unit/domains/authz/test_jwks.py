@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -19,65 +20,172 @@ class Clock:
         return self.now
 
 
-class CountingSource:
-    def __init__(self, *pairs: KeyPair) -> None:
+class ScriptedSource:
+    """Auth's JWKS endpoint: ``fail_next`` failures first, each fetch taking ``delay_s``."""
+
+    def __init__(self, *pairs: KeyPair, fail_next: int = 0, delay_s: float = 0.0) -> None:
         self.document: dict[str, Any] = {"keys": [pair.jwk for pair in pairs]}
         self.fetches = 0
-        self.fail = False
+        self.fail_next = fail_next
+        self.down = False
+        self.delay_s = delay_s
 
     async def fetch(self) -> Mapping[str, Any]:
         self.fetches += 1
-        if self.fail:
+        await asyncio.sleep(self.delay_s)
+        if self.down or self.fail_next > 0:
+            self.fail_next -= 1
             raise Unavailable("auth is down")
-        return self.document
+        return {"keys": list(self.document["keys"])}
 
 
-def cache(source: CountingSource, clock: Clock) -> JwksCache:
-    return JwksCache(source, ttl_s=300, min_refetch_s=5, clock=clock)
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
-async def test_keys_are_cached_for_the_ttl() -> None:
-    key, clock = KeyPair(), Clock()
-    source = CountingSource(key)
-    keys = cache(source, clock)
-    assert await keys.key_for(key.kid) is not None
-    clock.now += 299
-    assert await keys.key_for(key.kid) is not None
+async def started(source: ScriptedSource, clock: Clock | None = None, **kw: Any) -> JwksCache:
+    options: dict[str, Any] = {"ttl_s": 300, "min_refetch_s": 5, "retry_initial_s": 0.01}
+    options["retry_max_s"] = 0.02
+    if clock is not None:
+        options["clock"] = clock
+    cache = JwksCache(source, **{**options, **kw})
+    await cache.start()
+    return cache
+
+
+@pytest.fixture
+async def stopper() -> AsyncIterator[list[JwksCache]]:
+    caches: list[JwksCache] = []
+    yield caches
+    for cache in caches:
+        await cache.stop()
+
+
+async def wait_until(condition: Any, within_s: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_keys_load_at_start_before_any_request(stopper: list[JwksCache]) -> None:
+    key = KeyPair()
+    source = ScriptedSource(key)
+    cache = await started(source)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready)
     assert source.fetches == 1
-    clock.now += 2
-    await keys.key_for(key.kid)
-    assert source.fetches == 2
+    assert await cache.key_for(key.kid) is not None
+    assert source.fetches == 1  # a known kid never fetches
 
 
-async def test_unknown_kid_refetches_at_most_once_per_interval() -> None:
-    old, new, clock = KeyPair(), KeyPair(), Clock()
-    source = CountingSource(old)
-    keys = cache(source, clock)
-    await keys.key_for(old.kid)
-    for _ in range(10):
-        assert await keys.key_for("made-up") is None
-    assert source.fetches == 1  # the first fetch was just now
-    source.document["keys"].append(new.jwk)  # auth rotated its key
+async def test_a_failed_first_fetch_is_retried_at_once_not_after_a_blackout(
+    stopper: list[JwksCache],
+) -> None:
+    key = KeyPair()
+    source = ScriptedSource(key, fail_next=3)
+    cache = await started(source)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready, within_s=1.0)  # backoff 10-20 ms, not 5 s
+    assert source.fetches == 4
+    assert await cache.key_for(key.kid) is not None
+
+
+async def test_requests_before_the_first_load_wait_for_it_instead_of_failing(
+    stopper: list[JwksCache],
+) -> None:
+    key = KeyPair()
+    source = ScriptedSource(key, delay_s=0.05)
+    cache = await started(source)
+    stopper.append(cache)
+    keys = await asyncio.gather(*(cache.key_for(key.kid) for _ in range(50)))
+    assert all(k is not None for k in keys)
+    assert source.fetches == 1
+
+
+async def test_no_key_ever_loaded_fails_closed_with_a_short_retry_after(
+    stopper: list[JwksCache],
+) -> None:
+    source = ScriptedSource()
+    source.down = True
+    cache = await started(source)
+    stopper.append(cache)
+    with pytest.raises(Unavailable) as refused:
+        await cache.key_for("any")
+    assert refused.value.retry_after_s <= 1
+    assert not cache.ready
+    source.down = False
+    source.document["keys"].append(KeyPair().jwk)
+    await wait_until(lambda: cache.ready)  # the background retries recover by themselves
+
+
+async def test_refresh_happens_in_the_background_before_expiry(
+    clock: Clock, stopper: list[JwksCache]
+) -> None:
+    old, new = KeyPair(), KeyPair()
+    source = ScriptedSource(old)
+    cache = await started(source, clock, ttl_s=0.1)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready)
+    source.document["keys"] = [new.jwk]
+    await wait_until(lambda: source.fetches >= 2)  # ~0.08 s later, with no request at all
+    await wait_until(lambda: cache.knows(new.kid))
+    clock.now += 1  # the unknown-kid refetch interval has not passed: no request-time fetch
+    fetches = source.fetches
+    assert await cache.key_for(new.kid) is not None
+    assert source.fetches == fetches
+
+
+async def test_a_failed_refresh_keeps_the_last_good_keys(stopper: list[JwksCache]) -> None:
+    key = KeyPair()
+    source = ScriptedSource(key)
+    cache = await started(source, ttl_s=0.05)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready)
+    source.down = True
+    await wait_until(lambda: source.fetches >= 4)  # refreshes keep failing
+    assert cache.ready
+    assert await cache.key_for(key.kid) is not None
+
+
+async def test_concurrent_unknown_kids_cause_one_fetch_and_known_kids_never_wait(
+    clock: Clock, stopper: list[JwksCache]
+) -> None:
+    old, new = KeyPair(), KeyPair()
+    source = ScriptedSource(old)
+    cache = await started(source, clock)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready)
     clock.now += 5
-    assert await keys.key_for(new.kid) is not None
+    source.delay_s = 0.2
+    source.document["keys"].append(new.jwk)  # auth rotated its key
+    unknown = [asyncio.create_task(cache.key_for(new.kid)) for _ in range(20)]
+    unknown += [asyncio.create_task(cache.key_for("made-up")) for _ in range(20)]
+    await asyncio.sleep(0.01)  # the refetch is under way
+    known = await asyncio.wait_for(cache.key_for(old.kid), timeout=0.05)
+    assert known is not None
+    found = await asyncio.gather(*unknown)
     assert source.fetches == 2
+    assert all(k is not None for k in found[:20])
+    assert all(k is None for k in found[20:])
 
 
-async def test_failed_refetch_keeps_serving_known_keys() -> None:
-    key, clock = KeyPair(), Clock()
-    source = CountingSource(key)
-    keys = cache(source, clock)
-    await keys.key_for(key.kid)
-    source.fail = True
-    clock.now += 1000
-    assert await keys.key_for(key.kid) is not None
-
-
-async def test_no_keys_ever_fetched_fails_closed() -> None:
-    source = CountingSource()
-    source.fail = True
-    with pytest.raises(Unavailable):
-        await cache(source, Clock()).key_for("any")
+async def test_unknown_kids_refetch_at_most_once_per_interval(
+    clock: Clock, stopper: list[JwksCache]
+) -> None:
+    key = KeyPair()
+    source = ScriptedSource(key)
+    cache = await started(source, clock)
+    stopper.append(cache)
+    await wait_until(lambda: cache.ready)
+    for _ in range(10):
+        assert await cache.key_for("made-up") is None
+    assert source.fetches == 1  # the load was just now
+    clock.now += 5
+    for _ in range(10):
+        assert await cache.key_for("made-up") is None
+    assert source.fetches == 2
 
 
 def test_parse_keeps_only_ec_p256_public_signing_keys() -> None:

@@ -33,9 +33,15 @@ class MemoryRevocations:
     async def is_revoked(self, jti: str) -> bool:
         return jti in self.revoked
 
+    async def ping(self) -> None:
+        return None
+
 
 class BrokenRevocations:
     async def is_revoked(self, jti: str) -> bool:
+        raise Unavailable("valkey down")
+
+    async def ping(self) -> None:
         raise Unavailable("valkey down")
 
 

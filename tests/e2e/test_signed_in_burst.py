@@ -1,0 +1,62 @@
+"""The moment ``eco2 up`` returns, a burst of users who each sign in, submit a scan and follow
+its stream through the gateway (cookies only, as the web client does) all get through: the
+sign-in check is ready when the stack says it is, and stays so under the burst."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import aiohttp
+import pytest
+
+from tests.conftest import StackUrls
+
+pytestmark = [pytest.mark.e2e, pytest.mark.first_on_stack]
+USERS = 300
+
+
+async def _user(session: aiohttp.ClientSession, api: str, key: str, seen: Counter[str]) -> bool:
+    """Sign in, submit, follow the stream to ``done``; count every status seen."""
+    async with session.post(
+        f"{api}/api/v1/auth/dev-login", json={"nickname": key[-20:], "user_key": key}
+    ) as login:
+        seen[f"dev-login {login.status}"] += 1
+        if login.status != 200:
+            return False
+        cookie = {"Cookie": f"s_access={(await login.json())['access_token']}"}
+    body = {"image_url": "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"}
+    async with session.post(f"{api}/api/v1/scan", json=body, headers=cookie) as submit:
+        seen[f"submit {submit.status}"] += 1
+        if submit.status != 202:
+            return False
+        stream_url = (await submit.json())["stream_url"]
+    async with session.get(f"{api}{stream_url}", headers=cookie) as stream:
+        seen[f"events {stream.status}"] += 1
+        if stream.status != 200:
+            return False
+        async for raw in stream.content:
+            line = raw.decode().strip()
+            if line in ("event: done", "event: error"):
+                seen[line] += 1
+                return line == "event: done"
+    seen["stream closed early"] += 1
+    return False
+
+
+async def test_300_signed_in_users_right_after_up_see_no_503_and_every_scan_finishes(
+    stack: StackUrls,
+) -> None:
+    assert stack.api_url is not None
+    run = uuid.uuid4().hex[:6]
+    seen: Counter[str] = Counter()
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        done = await asyncio.gather(
+            *(_user(session, stack.api_url, f"burst-{run}-{i}", seen) for i in range(USERS))
+        )
+    assert not any(" 503" in status for status in seen), seen
+    assert sum(done) == USERS, seen
+    assert seen["submit 202"] == seen["events 200"] == seen["event: done"] == USERS, seen
