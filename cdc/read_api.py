@@ -18,6 +18,7 @@ from cdc.readmodel import connect
 from eco2.errors import InvalidInput
 from eco2.http import CurrentUser, install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 
 def _client(request: Request) -> redis.Redis:
@@ -46,7 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.valkey.aclose()
 
-    app = FastAPI(title="Eco² read models", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Eco² read models",
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_options(settings.telemetry),
+    )
     install_error_handlers(app)
     install_readiness(app)
 

@@ -27,6 +27,7 @@ import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
 
 from cdc.inbox import Reset
+from eco2 import cache as valkey
 
 INBOX_PREFIX = "rm:inbox:"
 
@@ -102,4 +103,4 @@ async def delete_prefix(client: redis.Redis, prefix: str) -> int:
 
 def connect(url: str) -> redis.Redis:
     """A client for read models (strings in, strings out)."""
-    return redis.Redis.from_url(url, decode_responses=True)
+    return valkey.connect(url, decode_responses=True)

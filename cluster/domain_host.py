@@ -78,16 +78,18 @@ def consumer_specs(names: list[str], settings: Settings) -> list[ConsumerSpec]:
     return specs
 
 
-def _server(name: str, port: int, settings: Settings) -> _Server:
+def _server(name: str, host: str, port: int, settings: Settings) -> _Server:
     app = _load(SERVICES[name]).create_app(settings)
     config = uvicorn.Config(
-        app, host=HOST, port=port, log_config=None, access_log=False, lifespan="on"
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )
     return _Server(config)
 
 
-async def run(serve: dict[str, int], consumers: list[str], settings: Settings) -> None:
-    servers = [_server(name, port, settings) for name, port in serve.items()]
+async def run(
+    serve: dict[str, int], consumers: list[str], settings: Settings, host: str = HOST
+) -> None:
+    servers = [_server(name, host, port, settings) for name, port in serve.items()]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -132,6 +134,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cluster.domain_host", description=__doc__)
     parser.add_argument("--serve", type=_port_pair, action="append", default=[])
     parser.add_argument(
+        "--host",
+        default=HOST,
+        help="address to bind (default loopback; 0.0.0.0 in a Pod, so its Service reaches it)",
+    )
+    parser.add_argument(
         "--consumers", nargs="*", default=[], help="consumer groups, or 'all' for every one"
     )
     args = parser.parse_args(argv)
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         consumers = [*SERVICES, *OTHER_CONSUMERS]
     settings = load_settings()
     configure("domain-host", settings.telemetry)
-    eco2.loop.run(run(dict(args.serve), consumers, settings))
+    eco2.loop.run(run(dict(args.serve), consumers, settings, args.host))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ def _name(service: str) -> str:
 def _container(service: str | None, consumers: list[str]) -> dict[str, Any]:
     args = ["-m", "cluster.domain_host"]
     if service is not None:
-        args += ["--serve", f"{service}={PORT}"]
+        args += ["--host", "0.0.0.0", "--serve", f"{service}={PORT}"]
     args += ["--consumers", *consumers] if consumers else []
     container: dict[str, Any] = {
         "name": "app",

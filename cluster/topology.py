@@ -455,17 +455,9 @@ def _service_url(ctx: Context, name: str) -> str:
     return f"http://{HOST}:{ctx.ports[name]}"
 
 
-def _domains_launch(ctx: Context) -> Launch:
-    from cluster.domain_host import SERVICES
-
-    argv = [sys.executable, "-m", "cluster.domain_host"]
-    for name in SERVICES:
-        argv += ["--serve", f"{name}={ctx.ports[name]}"]
-    return Launch([*argv, "--consumers", "all"])
-
-
-def _domains_health(ctx: Context) -> str | None:
-    """Every service is ready (``/readyz``): ext-authz only once auth's keys are loaded."""
+def _services_ready(ctx: Context) -> str | None:
+    """Every service of the process is ready (``/readyz``): ext-authz only once auth's keys are
+    loaded and its blacklist answers."""
     for name in ctx.ports:
         reason = probes.http_ok(f"{_service_url(ctx, name)}/readyz")
         if reason is not None:
@@ -473,26 +465,57 @@ def _domains_health(ctx: Context) -> str | None:
     return None
 
 
-def _service_names() -> tuple[str, ...]:
+def service_host(
+    name: str,
+    services: tuple[str, ...],
+    *,
+    consumers: bool,
+    requires: tuple[str, ...],
+) -> Component:
+    """A ``cluster.domain_host`` process serving ``services`` (each on its own port, with its
+    own pool), with every consumer group of the stack when ``consumers``."""
+
+    def launch(ctx: Context) -> Launch:
+        argv = [sys.executable, "-m", "cluster.domain_host"]
+        for service in services:
+            argv += ["--serve", f"{service}={ctx.ports[service]}"]
+        return Launch([*argv, "--consumers", "all"] if consumers else argv)
+
+    return Component(
+        name=name,
+        requires=requires,
+        ports=services,
+        launch=launch,
+        url=lambda ctx: _service_url(ctx, services[0]).rsplit(":", 1)[0],
+        health=_services_ready,
+        exports=lambda ctx: {
+            f"ECO2_SERVICES__{service.upper()}_URL": _service_url(ctx, service)
+            for service in ctx.ports
+        },
+        start_deadline_s=90.0,
+    )
+
+
+SEPARATE_SERVICES = ("authz",)
+"""Services with a process of their own locally: ext-authz is on every signed-in request's path
+and must not queue behind the consumers and the other domains (in Kubernetes every service is
+its own Deployment)."""
+
+
+def _co_hosted() -> tuple[str, ...]:
     from cluster.domain_host import SERVICES
 
-    return tuple(SERVICES)
+    return tuple(s for s in SERVICES if s not in SEPARATE_SERVICES)
 
 
-DOMAINS = Component(
-    name="domains",
-    requires=("postgres", "valkey", "kafka"),
-    ports=_service_names(),
-    launch=_domains_launch,
-    url=lambda ctx: _service_url(ctx, "auth").rsplit(":", 1)[0],
-    health=_domains_health,
-    exports=lambda ctx: {
-        f"ECO2_SERVICES__{name.upper()}_URL": _service_url(ctx, name) for name in ctx.ports
-    },
-    start_deadline_s=90.0,
+DOMAINS = service_host(
+    "domains", _co_hosted(), consumers=True, requires=("postgres", "valkey", "kafka")
 )
-"""Every domain service and read-model API on its own port, plus all consumers, in one process
-(``cluster.domain_host``); in Kubernetes each is its own Deployment."""
+"""The domain services and the read-model API, each on its own port, plus all consumers, in one
+process (``cluster.domain_host``); in Kubernetes each is its own Deployment."""
+
+AUTHZ = service_host("authz", ("authz",), consumers=False, requires=("valkey", "domains"))
+"""ext-authz (the gateway's sign-in check); it loads auth's keys from ``domains``."""
 
 
 def _gateway_url(ctx: Context) -> str:
@@ -501,7 +524,7 @@ def _gateway_url(ctx: Context) -> str:
 
 GATEWAY = Component(
     name="gateway",
-    requires=("domains", "serve", "scan_app"),
+    requires=("domains", "authz", "serve", "scan_app"),
     launch=lambda ctx: Launch([sys.executable, "-m", "cluster.gateway", "--port", str(ctx.port)]),
     url=_gateway_url,
     # Ready means a signed-in request would pass: the gateway reaches ext-authz, which has
@@ -526,6 +549,7 @@ def default_components() -> list[Component]:
         SCAN_APP,
         CDC_RELAY,
         DOMAINS,
+        AUTHZ,
         GATEWAY,
     ]
 

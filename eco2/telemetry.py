@@ -20,6 +20,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
+from fastapi.telemetry import TelemetryConfig
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -131,6 +132,14 @@ def configure(service: str, settings: TelemetrySettings) -> None:
     )
     _configure_logging(service, settings)
     _configured_service = service
+
+
+def fastapi_options(settings: TelemetrySettings) -> TelemetryConfig:
+    """FastAPI's own telemetry for an app: request spans only when spans are exported (a span
+    nobody records still cost ext-authz a quarter of its CPU per check, docs/benchmarks.md);
+    its metrics and logs never (our JSON logs and the service metrics cover them)."""
+    tracing = settings.traces is not ExporterKind.NONE
+    return TelemetryConfig(tracing=tracing, metrics=False, logs=False)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

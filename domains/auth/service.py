@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from cdc.consumer import ConsumerSpec
@@ -21,10 +20,12 @@ from domains.auth.reactions import user_deleted_consumer
 from domains.auth.repository import AuthRepository
 from domains.auth.sessions import Sessions, ValkeyRevocations
 from domains.auth.tokens import SigningKey, TokenService
+from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 DOMAIN = "auth"
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         pool = await create_pool(
             settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
         )
-        cache = aioredis.Redis.from_url(settings.cache.url)
+        cache = valkey.connect(settings.cache.url)
         http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
         try:
             repository = AuthRepository(pool)
@@ -52,7 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
             await cache.aclose()
             await pool.close()
 
-    app = FastAPI(title="eco2 auth", lifespan=lifespan)
+    app = FastAPI(
+        title="eco2 auth", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    )
     install_error_handlers(app, example_body='{"nickname": "eco", "user_key": "my-device-1"}')
     install_readiness(app)
     app.include_router(router)

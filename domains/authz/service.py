@@ -13,16 +13,17 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from cdc.consumer import ConsumerSpec
 from domains.authz.http import router
 from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
 from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
+from eco2 import cache as valkey
 from eco2.errors import Unavailable
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 
 def create_app(
@@ -45,7 +46,7 @@ def create_app(
             if blacklist is None:
                 if settings.cache.url is None:
                     raise Unavailable("authz needs Valkey: run `eco2 up` or set ECO2_CACHE__URL")
-                cache = aioredis.Redis.from_url(settings.cache.url)
+                cache = valkey.connect(settings.cache.url)
                 stack.push_async_callback(cache.aclose)
                 blacklist = ValkeyRevocationList(cache)
             keys = JwksCache(source, ttl_s=settings.auth.jwks_cache_s)
@@ -61,7 +62,9 @@ def create_app(
             app.state.access_cookie = settings.auth.access_cookie
             yield
 
-    app = FastAPI(title="eco2 ext-authz", lifespan=lifespan)
+    app = FastAPI(
+        title="eco2 ext-authz", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    )
     install_error_handlers(app)
     install_readiness(app, _ready)
     app.include_router(router)

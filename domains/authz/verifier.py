@@ -18,6 +18,7 @@ package pins the literal ``authz:revoked:<jti>``.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from jwt.types import Options
 
 REVOKED_KEY_PREFIX = "authz:revoked:"
+VERIFIED_CACHE_SIZE = 10_000
+"""Tokens whose signature was verified, kept so the same token is not verified again on every
+request (a user sends it with each one); ~1 KB each."""
 ALGORITHMS = ("ES256",)
 LEEWAY_S = 5
 ACCESS = "access"
@@ -136,6 +140,7 @@ class TokenVerifier:
     ) -> None:
         self._keys, self._revocations, self._clock = keys, revocations, clock
         self._issuer, self._audience = issuer, audience
+        self._verified: OrderedDict[str, tuple[str, Any, dict[str, Any]]] = OrderedDict()
 
     async def verify(self, token: str | None) -> Principal:
         """The principal of ``token``; raises :class:`Unauthenticated` (401), :class:`Forbidden`
@@ -152,6 +157,17 @@ class TokenVerifier:
         return Principal(user_id=claims["sub"], provider=claims["provider"])
 
     async def _signed_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token whose ES256 signature verifies with a key auth publishes.
+
+        A token verified before is taken from a bounded LRU while its key is still published;
+        the claims (times, audience, type) and the blacklist are checked on every request."""
+        hit = self._verified.get(token)
+        if hit is not None:
+            if await self._keys.key_for(hit[0]) is hit[1]:
+                if token in self._verified:
+                    self._verified.move_to_end(token)
+                return hit[2]
+            self._verified.pop(token, None)  # its key was withdrawn: verify again
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -159,7 +175,9 @@ class TokenVerifier:
         if header.get("alg") not in ALGORITHMS:
             raise _invalid(f"algorithm {header.get('alg')!r} is not accepted (only ES256)")
         kid = header.get("kid")
-        key = await self._keys.key_for(kid) if isinstance(kid, str) else None
+        if not isinstance(kid, str):
+            raise _invalid("the token names no signing key (kid)")
+        key = await self._keys.key_for(kid)
         if key is None:
             raise _invalid("the token was not signed by a key auth publishes")
         try:
@@ -170,4 +188,7 @@ class TokenVerifier:
             raise _invalid("the token's signature is not valid") from exc
         except jwt.PyJWTError as exc:
             raise _invalid(f"the token is malformed ({exc})", "malformed_token") from exc
+        self._verified[token] = (kid, key, claims)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
         return claims

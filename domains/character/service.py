@@ -17,6 +17,7 @@ from domains.character.http import ONBOARD_EXAMPLE, router
 from eco2.db import create_pool
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 DOMAIN = "character"
 
@@ -37,7 +38,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="eco2 character", lifespan=lifespan)
+    app = FastAPI(
+        title="eco2 character", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    )
     install_error_handlers(app, example_body=ONBOARD_EXAMPLE)
     install_readiness(app)
     app.include_router(router)

@@ -20,6 +20,7 @@ from domains.image.uploads import Uploads
 from eco2.db import create_pool
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 DOMAIN = "image"
 
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(title="Eco² image service", lifespan=lifespan)
+    app = FastAPI(
+        title="Eco² image service", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    )
     install_error_handlers(app, example_body=EXAMPLE_BODY)
     install_readiness(app)
     app.include_router(router)

@@ -13,7 +13,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from cdc.consumer import ConsumerSpec
@@ -23,11 +22,12 @@ from domains.location.http import router
 from domains.location.model import Clock
 from domains.location.queries import Locations
 from domains.location.repository import SiteRepository
+from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
-from eco2.telemetry import get_logger
+from eco2.telemetry import fastapi_options, get_logger
 
 DOMAIN = "location"
 _DEFAULT_POOL_MAX = 4
@@ -50,7 +50,7 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool_max = settings.services.pool_max.get(DOMAIN, _DEFAULT_POOL_MAX)
         pool = await create_pool(settings, DOMAIN, max_size=pool_max)
-        cache = aioredis.Redis.from_url(cache_url)
+        cache = valkey.connect(cache_url)
         try:
             locations = Locations(SiteRepository(pool), GeoIndex(cache), clock)
             source = settings.location
@@ -71,7 +71,12 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
             await cache.aclose()
             await pool.close()
 
-    app = FastAPI(title="Eco² location API", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Eco² location API",
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_options(settings.telemetry),
+    )
     install_error_handlers(app)
     install_readiness(app)
     app.include_router(router)

@@ -21,6 +21,7 @@ from domains.my.http import PATCH_EXAMPLE, router
 from eco2.db import create_pool
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 DOMAIN = "my"
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
             app.state.character_api = CharacterApi(client)
             yield
 
-    app = FastAPI(title="eco2 my", lifespan=lifespan)
+    app = FastAPI(title="eco2 my", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry))
     install_error_handlers(app, example_body=PATCH_EXAMPLE)
     install_readiness(app)
     app.include_router(router)

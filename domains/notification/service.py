@@ -22,6 +22,7 @@ from eco2.db import create_pool, domain_dsn
 from eco2.errors import Unavailable
 from eco2.http import install_error_handlers, install_readiness
 from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
 
 DOMAIN = "notification"
 
@@ -52,7 +53,12 @@ def create_app(
             await hub.close()
             await pool.close()
 
-    app = FastAPI(title="Eco² notification API", version="1", lifespan=lifespan)
+    app = FastAPI(
+        title="Eco² notification API",
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_options(settings.telemetry),
+    )
     install_error_handlers(app)
     install_readiness(app)
     app.include_router(router)

@@ -16,13 +16,13 @@ import os
 import uuid
 from typing import Any
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from eco2 import cache as valkey
 from eco2 import telemetry
 from eco2.db import create_pool
 from eco2.http import install_error_handlers, require_user
@@ -90,10 +90,7 @@ class ScanIngress:
         assert self._settings.cache.url is not None, "ECO2_CACHE__URL is unset"
         # A blocking pool: a burst of new SSE streams waits a moment for a connection instead
         # of failing with "Too many connections" (seen at 900 users).
-        valkey_pool = aioredis.BlockingConnectionPool.from_url(
-            self._settings.cache.url, max_connections=64, timeout=10
-        )
-        redis_client = aioredis.Redis.from_pool(valkey_pool)
+        redis_client = valkey.connect(self._settings.cache.url, wait_s=10)
         self._store = ScanStore(pool, owner=self._owner, lease_s=self._settings.scan.lease_s)
         self._bus = ProgressBus(redis_client)
         self._runner = ScanRunner(

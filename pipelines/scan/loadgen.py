@@ -104,6 +104,16 @@ def _quantile(values: list[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
+async def _refused(step: str, response: aiohttp.ClientResponse) -> str:
+    """``<step>_<status>[_<error code>]``: the code says which part refused (e.g. the
+    gateway's ``authz_unavailable`` vs the service's own ``overloaded``)."""
+    try:
+        code = (await response.json(content_type=None))["error"]["code"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        code = None
+    return f"{step}_{response.status}" + (f"_{code}" if code else "")
+
+
 async def _one_scan(
     session: aiohttp.ClientSession, api: str, headers: dict[str, str], image: str
 ) -> str | None:
@@ -111,12 +121,12 @@ async def _one_scan(
     body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
     async with session.post(f"{api}/api/v1/scan", json=body, headers=headers) as response:
         if response.status != 202:
-            return f"submit_{response.status}"
+            return await _refused("submit", response)
         job = await response.json()
     done = False
     async with session.get(f"{api}{job['stream_url']}", headers=headers) as stream:
         if stream.status != 200:
-            return f"events_{stream.status}"
+            return await _refused("events", stream)
         async for raw in stream.content:
             line = raw.decode().strip()
             if line == "event: error":
@@ -128,7 +138,7 @@ async def _one_scan(
         return "stream_closed_early"
     async with session.get(f"{api}{job['result_url']}", headers=headers) as result:
         if result.status != 200:
-            return f"result_{result.status}"
+            return await _refused("result", result)
         await result.read()
     return None
 
@@ -169,7 +179,7 @@ async def _user_loop(
             tally.e2e_s.append(time.monotonic() - started)
             continue
         tally.fail(reason)
-        if reason.endswith("_401") and "Cookie" in user.headers:  # the access token expired
+        if "_401" in reason and "Cookie" in user.headers:  # the access token expired
             try:
                 await sign_in(session, api, user)
             except (SignInFailed, aiohttp.ClientError, TimeoutError):

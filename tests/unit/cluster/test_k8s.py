@@ -45,7 +45,9 @@ def test_every_service_runs_as_its_own_deployment_with_its_own_reactions() -> No
     services = {d["metadata"]["name"] for d in _documents() if d["kind"] == "Service"}
     for name in SERVICES:
         args = deployments[f"eco2-{name}"]["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args[:4] == ["-m", "cluster.domain_host", "--serve", f"{name}=8000"]
+        assert args[:2] == ["-m", "cluster.domain_host"]
+        assert args[args.index("--serve") + 1] == f"{name}=8000"
+        assert args[args.index("--host") + 1] == "0.0.0.0"  # reachable through its Service
         assert f"eco2-{name}" in services
     assert (
         "scan"

@@ -43,15 +43,21 @@ def test_default_topology_starts_ray_before_serve() -> None:
     assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
         *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay"),
-        *("domains", "gateway"),
+        *("domains", "authz", "gateway"),
     }
 
 
-def test_domain_host_gets_a_port_and_exports_a_url_per_service() -> None:
+def test_service_hosts_give_every_service_one_port_and_url() -> None:
     from cluster.domain_host import SERVICES
 
-    assert topology.DOMAINS.ports == tuple(SERVICES)
+    hosted = [*topology.DOMAINS.ports, *topology.AUTHZ.ports]
+    assert sorted(hosted) == sorted(SERVICES)  # each service in exactly one process
+    assert topology.AUTHZ.ports == ("authz",)  # the sign-in check has a process of its own
     assert set(SERVICES) >= {"auth", "authz", "character", "my", "notification", "location"}
+    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), {"authz": 41000}, {}, None, None)
+    assert topology.AUTHZ.exports(ctx) == {"ECO2_SERVICES__AUTHZ_URL": "http://127.0.0.1:41000"}
+    assert topology.AUTHZ.launch is not None
+    assert "--consumers" not in topology.AUTHZ.launch(ctx).argv
 
 
 def test_ray_head_gets_every_port_explicitly() -> None:

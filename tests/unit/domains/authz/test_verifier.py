@@ -163,3 +163,32 @@ async def test_token_without_a_required_claim_is_401(missing: str) -> None:
 def test_check_claims_rejects_a_boolean_expiry() -> None:
     with pytest.raises(Unauthenticated):
         check_claims(claims(exp=True), now=time.time(), issuer=ISSUER, audience=AUDIENCE)
+
+
+async def test_a_verified_token_is_not_verified_again_but_its_claims_and_blacklist_are() -> None:
+    keys, revocations = StaticKeys(KEY), MemoryRevocations()
+    now = [1_000_000.0]
+    checker = TokenVerifier(
+        keys, revocations, issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0]
+    )
+    payload = claims(iat=int(now[0]), nbf=int(now[0]), exp=int(now[0]) + 60)
+    token = sign(KEY, payload)
+    assert (await checker.verify(token)).user_id == payload["sub"]
+    assert (await checker.verify(token)).user_id == payload["sub"]  # from the cache
+    revocations.revoked.add(payload["jti"])
+    with pytest.raises(Unauthenticated, match="revoked"):
+        await checker.verify(token)
+    revocations.revoked.clear()
+    now[0] += 61 + 5  # past exp and the leeway
+    with pytest.raises(Unauthenticated, match="expired"):
+        await checker.verify(token)
+
+
+async def test_a_cached_token_fails_once_auth_withdraws_its_key() -> None:
+    keys = StaticKeys(KEY)
+    checker = verifier(keys=keys)
+    token = sign(KEY, claims())
+    await checker.verify(token)
+    keys.keys.clear()  # auth no longer publishes the key (e.g. it was compromised)
+    with pytest.raises(Unauthenticated, match="not signed by a key"):
+        await checker.verify(token)
