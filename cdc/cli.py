@@ -1,7 +1,7 @@
 """``eco2 cdc ...``: the relay, consumers, dead letters, rebuilds (mounted by ``eco2.cli``).
 
-A consumer is named either by ``module:attribute`` (a :class:`~cdc.consumer.ConsumerSpec` or a
-function returning one) or by a name registered in :data:`CONSUMER_SPECS`.
+A consumer is named either by ``module:attribute`` (a :class:`~cdc.consumers.ConsumerSpec` or
+a function returning one) or by a name registered in :data:`CONSUMER_SPECS`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cdc.consumer import ConsumerSpec
-from cdc.projections import PROJECTIONS
+from cdc.consumers import ConsumerSpec
+from cdc.readmodels.projections import PROJECTIONS
 from eco2.settings import DOMAIN_DATABASES, load_settings
 from eco2.telemetry import configure
 
 CONSUMER_SPECS: dict[str, str] = dict(PROJECTIONS)
 """Consumer name → ``module:attribute`` of its spec: the read-model projections by name
-(``eco2 cdc rebuild scan_history``); domain reactions run in ``cluster.domain_host``."""
+(``eco2 cdc rebuild scan_history``); domain reactions run in ``runtime.domain_host``."""
 
 cdc_app = typer.Typer(help="Outbox relay (WAL → Kafka), consumers, dead letters, rebuilds.")
 dlq_app = typer.Typer(help="Dead-letter topics: list and replay.")
@@ -66,7 +66,7 @@ def relay_command(
 @cdc_app.command("status")
 def status_command(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Relay slots: bytes behind, seconds since the last acknowledged event."""
-    from cdc.metrics import relay_status
+    from cdc.relay.metrics import relay_status
 
     rows = relay_status(load_settings())
     if as_json:
@@ -90,7 +90,7 @@ def consume_command(
     consumer: Annotated[str, typer.Argument(help="module:attribute or name")],
 ) -> None:
     """Run a consumer until SIGTERM (effects exactly once through its inbox)."""
-    from cdc.consumer import run_consumer
+    from cdc.consumers.runtime import run_consumer
 
     settings = load_settings()
     configure(f"cdc-consumer-{consumer}", settings.telemetry)
@@ -102,7 +102,7 @@ def rebuild_command(
     consumer: Annotated[str, typer.Argument(help="module:attribute or name")],
 ) -> None:
     """Reset a consumer and replay its input from the event stores (no Kafka)."""
-    from cdc.rebuild import rebuild
+    from cdc.readmodels.rebuild import rebuild
 
     count = asyncio.run(rebuild(load_spec(consumer), load_settings()))
     typer.echo(json.dumps({"consumer": consumer, "events_applied": count}))
@@ -115,7 +115,7 @@ def dlq_list_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dead letters of a topic with their reasons."""
-    from cdc.dlq import list_dlq
+    from cdc.consumers.dlq import list_dlq
 
     entries = list_dlq(load_settings(), topic, limit)
     if as_json:
@@ -137,7 +137,7 @@ def dlq_replay_command(
     ] = None,
 ) -> None:
     """Republish dead letters onto their original topic (after the fix)."""
-    from cdc.dlq import replay_dlq
+    from cdc.consumers.dlq import replay_dlq
 
     count = replay_dlq(load_settings(), topic, event_ids=set(event_id) if event_id else None)
     typer.echo(json.dumps({"topic": topic, "replayed": count}))

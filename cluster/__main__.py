@@ -1,4 +1,4 @@
-"""``python -m cluster up|down|status|bench-up`` (the same commands as ``eco2``), and the
+"""``python -m cluster up|down|status`` (the same commands as ``eco2``), and the
 internal ``supervise`` command that ``up --detach`` starts in the background."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ def main() -> None:
     app.command("up")(cli.up)
     app.command("down")(cli.down)
     app.command("status")(cli.status)
-    app.command("bench-up")(cli.bench_up)
     app.command("supervise", hidden=True)(_supervise)
     app(args=sys.argv[1:], prog_name="python -m cluster")
 

@@ -30,7 +30,7 @@ def cli_settings() -> Settings:
 
 def _relay_lag(settings: Settings, state: StackState) -> list[dict[str, Any]] | str:
     """Per replication slot: bytes and seconds the CDC relay is behind (or why unknown)."""
-    from cdc.metrics import relay_status
+    from cdc.relay.metrics import relay_status
     from eco2.errors import Unavailable
 
     if "cdc_relay" not in state.components or "ECO2_DB__URL" not in state.env:
@@ -138,18 +138,3 @@ def status(
     else:
         _print_report(report)
     raise typer.Exit(0 if healthy else 1)
-
-
-def bench_up(
-    runs: Annotated[int, typer.Option("--runs", min=1, help="Cold + warm starts (median).")] = 1,
-    json_output: Annotated[bool, typer.Option("--json/--no-json", help="Print JSON.")] = True,
-) -> None:
-    """Cold and warm start time of the local stack and its RSS, in a separate run dir."""
-    from cluster.bench import bench_up as run_bench
-
-    settings = cli_settings()
-    result = run_bench(settings, runs=runs)
-    if json_output:
-        typer.echo(json.dumps(result, indent=2))
-    else:
-        console.print(result)

@@ -1,11 +1,11 @@
 """Kubernetes manifests of the domain services and the gateway, rendered from the same tables the
-local launcher uses (``cluster.domain_host.SERVICES``, ``cluster.gateway.ROUTES``), so the cluster
+local launcher uses (``runtime.domain_host.SERVICES``, ``runtime.routes.ROUTES``), so the cluster
 and ``eco2 up`` cannot drift apart.
 
 ``python -m cluster.k8s > k8s/domains.yaml`` renders them; a test checks the committed file is
-current and valid (``python -m cluster.manifests k8s/domains.yaml``). In the cluster:
+current and valid (``python -m devtools.manifests k8s/domains.yaml``). In the cluster:
 
-* each domain service is its own Deployment + Service running ``cluster.domain_host`` for that
+* each domain service is its own Deployment + Service running ``runtime.domain_host`` for that
   one service and its own reactions (its consumer groups scale with its replicas);
 * the read-model API runs its projectors; the scan domain's compensation runs on its own;
 * the gateway is Envoy with the HTTP ext_authz filter pointed at ``eco2-authz`` (the same
@@ -21,8 +21,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from cluster.domain_host import SERVICES
-from cluster.gateway import ROUTES
+from runtime.domain_host import SERVICES
+from runtime.routes import ROUTES, Route
 
 IMAGE = "ghcr.io/eco2/eco2-on-ray:0.1.0"
 PORT = 8000
@@ -38,7 +38,7 @@ def _name(service: str) -> str:
 
 
 def _container(service: str | None, consumers: list[str]) -> dict[str, Any]:
-    args = ["-m", "cluster.domain_host"]
+    args = ["-m", "runtime.domain_host"]
     if service is not None:
         args += ["--host", "0.0.0.0", "--serve", f"{service}={PORT}"]
     args += ["--consumers", *consumers] if consumers else []
@@ -116,12 +116,20 @@ def _cluster(service: str) -> str:
     return SERVE_SERVICE if service == "serve" else _name(service)
 
 
+def _match(route: Route) -> dict[str, Any]:
+    """Envoy's match for a route: a segment-aware prefix, or a regex where a segment is a
+    wildcard (a job id), in the gateway's order (most specific first)."""
+    if route.literal:
+        return {"path_separated_prefix": route.prefix}
+    return {"safe_regex": {"regex": route.regex()}}
+
+
 def envoy_config() -> dict[str, Any]:
     """Envoy's static config: ext_authz (HTTP service ``eco2-authz``, path prefix ``/check``),
     one route per gateway prefix, ext_authz disabled on the public ones."""
     routes = [
         {
-            "match": {"prefix": route.prefix},
+            "match": _match(route),
             "route": {"cluster": _cluster(route.service), "timeout": "0s"},
             **(
                 {}

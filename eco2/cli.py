@@ -22,11 +22,9 @@ def _settings_command() -> None:
 
 
 def build_cli() -> typer.Typer:
-    from cdc.bench import bench_cdc
     from cdc.cli import cdc_app
     from cluster import cli as stack
-    from cluster import gateway_bench, saga_bench, scan_commands
-    from serve.model_sim.server import model_sim_command
+    from cluster.scan_commands import scan_app
 
     app = typer.Typer(
         name="eco2",
@@ -42,31 +40,27 @@ def build_cli() -> typer.Typer:
     app.command("status", help="Probe every component; non-zero exit if any is unhealthy.")(
         stack.status
     )
-    app.command("model-sim", help="Run the OpenAI-compatible model SIMULATOR (not a real model).")(
-        model_sim_command
-    )
     app.command("settings", help="Print the effective settings as JSON (secrets masked).")(
         _settings_command
     )
-
-    bench = typer.Typer(help="Benchmarks: print JSON figures and the command that made them.")
-    bench.command("up", help="Cold and warm start time of the local stack, and its RSS.")(
-        stack.bench_up
-    )
-    bench.command("scan", help="Closed-loop scan load against the local stack (simulated model).")(
-        scan_commands.bench_scan
-    )
-    bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
-    bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(
-        saga_bench.bench_saga
-    )
-    bench.command("gateway", help="Requests per second through the gateway's sign-in check.")(
-        gateway_bench.bench_gateway
-    )
-    app.add_typer(bench, name="bench")
     app.add_typer(cdc_app, name="cdc")
-    app.add_typer(scan_commands.scan_app, name="scan")
+    app.add_typer(scan_app, name="scan")
+    _mount_development_tools(app)
     return app
+
+
+def _mount_development_tools(app: typer.Typer) -> None:
+    """``eco2 bench …`` and ``eco2 model-sim`` come from packages that do not ship (``devtools``,
+    ``model_sim``): a development checkout has them, a production image does not."""
+    try:
+        from devtools.cli import bench_app
+        from model_sim.server import model_sim_command
+    except ImportError:
+        return
+    app.command("model-sim", help="Run the OpenAI-compatible model SIMULATOR (not a real model).")(
+        model_sim_command
+    )
+    app.add_typer(bench_app(), name="bench")
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """The event loop every long-running asyncio process of the stack runs on: uvloop.
 
-uvloop (shipped with ``uvicorn[standard]``) does the same work as asyncio's own loop in C; the
-domain host spent a fifth of its samples in asyncio's selector loop before (py-spy, 900 users).
+uvloop (shipped with ``uvicorn[standard]``) does the same work as asyncio's own loop in C, for a
+fraction of the CPU under load (the profile is in docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -6,12 +6,19 @@ Migrations are plain ``NNN_name.sql`` files found by convention, in this order f
 2. ``domains/<domain>/migrations/`` or ``pipelines/<domain>/migrations/`` — the domain's own tables.
 
 Each file runs once per database, inside one transaction together with its row in
-``eco2_schema_migrations``, under an advisory lock so concurrent starters do not race.
+``eco2_schema_migrations`` (name and SHA-256 of the text), under an advisory lock so concurrent
+starters do not race. A migration whose text changed after it was applied is refused
+(:class:`MigrationChanged`): add a new file instead of editing an applied one.
+
+A migration library (alembic, yoyo) was considered: the per-domain database, its own role, the
+hand-over of ownership and the advisory lock would stay hand-written around it, for a ledger of
+a few lines.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +35,23 @@ _LEDGER = """
 CREATE TABLE IF NOT EXISTS eco2_schema_migrations (
     name text PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
-)
+);
+ALTER TABLE eco2_schema_migrations ADD COLUMN IF NOT EXISTS checksum text
 """
+
+
+class MigrationChanged(RuntimeError):
+    """An applied migration's text differs from the one that was applied."""
 
 
 @dataclass(frozen=True)
 class Migration:
     name: str
     sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode("utf-8")).hexdigest()
 
 
 def database_dsn(server_dsn: str, database: str, *, user: str | None = None) -> str:
@@ -135,19 +151,40 @@ async def apply_migrations(
             await conn.execute(_OWN_EVERYTHING)
             await conn.execute(f'SET ROLE "{owner}"')
         await conn.execute(_LEDGER)
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM eco2_schema_migrations")}
+        rows = await conn.fetch("SELECT name, checksum FROM eco2_schema_migrations")
+        done = {r["name"]: r["checksum"] for r in rows}
         for migration in migrations:
             if migration.name in done:
+                await _check_unchanged(conn, migration, done[migration.name])
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)
                 await conn.execute(
-                    "INSERT INTO eco2_schema_migrations(name) VALUES ($1)", migration.name
+                    "INSERT INTO eco2_schema_migrations(name, checksum) VALUES ($1, $2)",
+                    migration.name,
+                    migration.checksum,
                 )
             applied.append(migration.name)
     finally:
         await conn.close()
     return applied
+
+
+async def _check_unchanged(
+    conn: asyncpg.Connection, migration: Migration, recorded: str | None
+) -> None:
+    if recorded is None:  # applied before checksums were recorded: record it now
+        await conn.execute(
+            "UPDATE eco2_schema_migrations SET checksum = $2 WHERE name = $1",
+            migration.name,
+            migration.checksum,
+        )
+    elif recorded != migration.checksum:
+        database = await conn.fetchval("SELECT current_database()")
+        raise MigrationChanged(
+            f"migration {migration.name} changed after it was applied to {database}: "
+            "restore its text and put the change in a new migration file"
+        )
 
 
 async def migrate_all_async(server_dsn: str, settings: Settings) -> list[str]:

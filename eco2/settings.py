@@ -59,9 +59,8 @@ class ModelSettings(BaseModel):
     request_timeout_s: float = Field(default=30.0, gt=0)
     max_connections: int = Field(default=2000, ge=1)
     keepalive_s: float = Field(default=30.0, gt=0)
-    """How long an idle model connection is kept. The transport's 5 s default closed and
-    reopened connections between 4.5-6.7 s model calls; its sweeps were ~6 % of a stage
-    replica's CPU at 900 users (py-spy)."""
+    """How long an idle model connection is kept: longer than the gap between two model calls,
+    so connections are reused instead of closed and reopened (docs/benchmarks.md)."""
     max_retries: int = Field(default=3, ge=0, le=10)
 
     @field_validator("base_url")
@@ -102,7 +101,7 @@ class DbSettings(BaseModel):
 
 
 class CacheSettings(BaseModel):
-    """Valkey/Redis URL (read models, SSE fan-out, rate limits)."""
+    """Valkey/Redis URL (read models, job progress and its SSE fan-out, the token blacklist)."""
 
     url: str | None = None
 
@@ -195,7 +194,7 @@ class ServicesSettings(BaseModel):
     """
 
     serve_url: str | None = None
-    """Ray Serve's HTTP entry (the scan and chat ingress apps)."""
+    """Ray Serve's HTTP entry (the scan ingress app)."""
     auth_url: str | None = None
     authz_url: str | None = None
     character_url: str | None = None
@@ -205,6 +204,8 @@ class ServicesSettings(BaseModel):
     image_url: str | None = None
     readmodels_url: str | None = None
     """The read side's query API (projections in Valkey)."""
+    streams_url: str | None = None
+    """The pipelines' read side: job streams (SSE) and results, outside Ray Serve."""
     pool_max: dict[str, int] = Field(
         default_factory=lambda: {
             "auth": 8,

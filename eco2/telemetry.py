@@ -100,8 +100,8 @@ def _configure_logging(service: str, settings: TelemetrySettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # HTTP clients log every request at INFO; on the scan hot path that was a visible share of a
-    # stage replica's CPU (py-spy). Their warnings still come through.
+    # HTTP clients log every request at INFO: on the scan hot path that costs CPU for lines no
+    # one reads (docs/benchmarks.md). Their warnings still come through.
     for chatty in _CHATTY_LOGGERS:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
     structlog.configure(

@@ -24,7 +24,7 @@ from openai import AsyncOpenAI
 
 from eco2 import telemetry
 from eco2.settings import ModelSettings
-from pipelines.scan.contracts import MalformedModelOutput, ModelCallFailed
+from serve.contracts import MalformedModelOutput, ModelCallFailed
 
 T = TypeVar("T")
 _log = telemetry.get_logger(__name__)
@@ -52,7 +52,7 @@ class ModelClient:
             api_key=settings.api_key.get_secret_value(),
             max_retries=settings.max_retries,
             timeout=timeout,
-            # aiohttp transport: about a quarter less CPU per call than the default (measured).
+            # aiohttp transport: less CPU per call than the default (docs/benchmarks.md).
             http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout),
         )
         self._tracer = telemetry.tracer(__name__)
@@ -118,9 +118,9 @@ class ModelClient:
         try:
             # The SDK's documented route for a request built by hand: its retries, Retry-After,
             # timeouts, auth and typed errors all apply, but not the recursive "transform" of
-            # the typed parameters, which walked the whole response schema on every call
-            # (11 % of a VisionStage replica's samples, py-spy; CPU per vision call 4.5 -> 1.9
-            # ms, docs/benchmarks.md), nor a typed ChatCompletion for the one string we read.
+            # the typed parameters, which walks the whole response schema on every call (the
+            # profile is in docs/benchmarks.md), nor a typed ChatCompletion for the one string
+            # we read.
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,

@@ -5,20 +5,24 @@ and one unit of the ``ai_worker`` custom resource, so it lands on AI worker node
 holds thousands of concurrent model calls, so autoscaling targets many ongoing requests per
 replica. ``max_queued_requests`` bounds what callers may queue: beyond it Serve refuses at once
 instead of queueing without bound.
+
+What a stage may answer (the vision catalog, the rule documents) is handed in by the composing
+pipeline when the application is built; nothing here imports a pipeline.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ray import serve
 
 from eco2 import telemetry
 from eco2.settings import Settings
-from pipelines.rules.rulebook import load_rulebook
-from pipelines.scan import answer, vision
-from pipelines.scan.contracts import VisionResult
+from serve import answer
+from serve.contracts import ModelCallFailed, VisionResult
 from serve.model_client import ModelClient
+from serve.vision import VisionCatalog, VisionTask, response_format
 
 STAGE_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0.05, "resources": {"ai_worker": 1}},
@@ -33,8 +37,8 @@ STAGE_OPTIONS: dict[str, Any] = {
     "max_queued_requests": 4000,
     "health_check_period_s": 10,
     "health_check_timeout_s": 10,
-    # One access-log line per stage call was ~2 % of a stage replica's CPU (py-spy); the
-    # ingress keeps its HTTP access log, and each model call has its span.
+    # A stage call has no HTTP request of its own to log (the caller logs and traces it); one
+    # access-log line per call was a visible share of a stage replica's CPU.
     "logging_config": {"enable_access_log": False},
 }
 
@@ -43,20 +47,23 @@ class _ModelStage:
     kind = "stage"
 
     def __init__(self, settings: Settings) -> None:
-        telemetry.configure(f"scan-{self.kind}", settings.telemetry)
+        telemetry.configure(f"stage-{self.kind}", settings.telemetry)
         if settings.model.base_url is None:
             raise RuntimeError("ECO2_MODEL__BASE_URL is unset: start the stack with `eco2 up`")
         self._client = ModelClient(settings.model, settings.model.base_url)
 
     async def check_health(self) -> None:
-        """Exercise the request path: the model endpoint answers and the stage logic loads."""
-        load_rulebook()
+        """The model endpoint answers (``GET /models``, no tokens spent)."""
         await self._client.ping()
 
 
 @serve.deployment(name="VisionStage", **STAGE_OPTIONS)
 class VisionStage(_ModelStage):
     kind = "vision"
+
+    def __init__(self, settings: Settings, catalog: VisionCatalog) -> None:
+        super().__init__(settings)
+        self._task = VisionTask(catalog)
 
     async def classify(
         self,
@@ -70,9 +77,9 @@ class VisionStage(_ModelStage):
         result, elapsed_ms = await self._client.complete_json(
             kind="vision",
             model=model,
-            messages=vision.build_messages(image_url, user_input),
-            response_format=vision.response_format(),
-            parse=lambda text: vision.parse(text, user_input),
+            messages=self._task.messages(image_url, user_input),
+            response_format=response_format(),
+            parse=lambda text: self._task.parse(text, user_input),
             call_key=f"{job_id}:vision",
             traceparent=traceparent,
         )
@@ -83,9 +90,9 @@ class VisionStage(_ModelStage):
 class AnswerStage(_ModelStage):
     kind = "answer"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, rules: Mapping[str, Mapping[str, Any]]) -> None:
         super().__init__(settings)
-        self._rules = load_rulebook()
+        self._rules = dict(rules)
 
     async def write(
         self,
@@ -96,11 +103,17 @@ class AnswerStage(_ModelStage):
         model: str,
         traceparent: str | None,
     ) -> tuple[dict[str, Any], float]:
-        classified = VisionResult.model_validate(vision_result)
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            raise ModelCallFailed(
+                f"no disposal rule {rule_id!r} was given to this stage",
+                retriable=False,
+                kind="answer",
+            )
         result, elapsed_ms = await self._client.complete_json(
             kind="answer",
             model=model,
-            messages=answer.build_messages(classified, self._rules.get(rule_id)),
+            messages=answer.build_messages(VisionResult.model_validate(vision_result), rule),
             response_format=answer.response_format(),
             parse=answer.parse,
             call_key=f"{job_id}:answer",

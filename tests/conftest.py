@@ -118,10 +118,38 @@ def stack() -> Iterator[StackUrls]:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+class ByRoute(httpx.AsyncBaseTransport):
+    """Sends each request straight to the service the gateway's route table names (Ray Serve for
+    commands, the read side for streams and results), past the gateway and its sign-in check;
+    paths the gateway never routes (``/api/v1/admin``) go to Ray Serve."""
+
+    def __init__(self, urls: dict[str, str]) -> None:
+        self._urls = {name: httpx.URL(url) for name, url in urls.items()}
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        from runtime.routes import route_of
+
+        route = route_of(request.url.path)
+        base = self._urls[route.service if route else "serve"]
+        request.url = request.url.copy_with(scheme=base.scheme, host=base.host, port=base.port)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 @pytest.fixture(scope="session")
 async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    """Ray Serve's scan app directly (past the gateway): these tests send X-User-ID themselves."""
-    async with httpx.AsyncClient(base_url=stack.env["ECO2_SERVE__URL"], timeout=30) as client:
+    """The scan pipeline past the gateway (Ray Serve for commands, the read side for streams
+    and results): these tests send X-User-ID themselves."""
+    urls = {
+        "serve": stack.env["ECO2_SERVICES__SERVE_URL"],
+        "streams": stack.env["ECO2_SERVICES__STREAMS_URL"],
+    }
+    async with httpx.AsyncClient(
+        base_url="http://pipeline", transport=ByRoute(urls), timeout=30
+    ) as client:
         yield client
 
 

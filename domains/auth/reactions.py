@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.auth.repository import mark_user_deleted
 from eco2.events import EventEnvelope
 

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.auth.http import AuthContext, router
 from domains.auth.providers import build_providers
 from domains.auth.reactions import user_deleted_consumer

@@ -20,11 +20,12 @@ import redis.asyncio as aioredis
 
 from domains.auth.model import REFRESH_REFUSALS, ProviderProfile, RefreshVerdict
 from domains.auth.repository import AuthRepository, RefreshGrant
-from domains.auth.tokens import ACCESS, LEEWAY_S, REFRESH, IssuedToken, TokenService, revoked_key
+from domains.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenService, revoked_key
 from eco2.errors import Unauthenticated, Unavailable
 from eco2.events import EventMetadata
 from eco2.settings import AuthSettings
 from eco2.telemetry import get_logger
+from eco2.tokens import LEEWAY_S
 
 log = get_logger(__name__)
 SIGN_IN_AGAIN = (

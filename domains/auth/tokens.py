@@ -28,15 +28,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from eco2 import tokens
 from eco2.errors import Unauthenticated
 from eco2.settings import AuthSettings
+from eco2.tokens import Rejection, TokenRejected
 
 REVOKED_KEY_PREFIX = "authz:revoked:"
-ALGORITHM = "ES256"
-LEEWAY_S = 5
+ALGORITHM = tokens.ALGORITHM
 STATE_TTL_S = 600
 ACCESS, REFRESH, OAUTH_STATE = "access", "refresh", "oauth_state"
-_REQUIRED = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ"]
 
 Clock = Callable[[], float]
 
@@ -89,27 +89,6 @@ class IssuedToken:
     token: str
     jti: str
     expires_at: datetime
-
-
-def check_claims(
-    claims: Mapping[str, Any], *, now: float, issuer: str, audience: str, typ: str, check_time: bool
-) -> None:
-    """Raise :class:`Unauthenticated` unless ``claims`` were issued by ``issuer`` for
-    ``audience`` as a ``typ`` token that is valid at ``now`` (± :data:`LEEWAY_S`)."""
-    if claims.get("iss") != issuer or claims.get("aud") != audience or claims.get("typ") != typ:
-        raise Unauthenticated(f"this is not an {typ} token of this service", code="invalid_token")
-    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("jti"), str):
-        raise Unauthenticated("the token has no subject or id", code="invalid_token")
-    if not check_time:
-        return
-    times = [claims.get(name) for name in ("iat", "nbf", "exp")]
-    if not all(isinstance(t, int | float) for t in times):
-        raise Unauthenticated("the token's times are malformed", code="invalid_token")
-    iat, nbf, exp = (float(t) for t in times)  # type: ignore[arg-type]
-    if iat > now + LEEWAY_S or nbf > now + LEEWAY_S:
-        raise Unauthenticated("the token is not valid yet", code="invalid_token")
-    if exp <= now - LEEWAY_S:
-        raise Unauthenticated("the token has expired", code="token_expired")
 
 
 class TokenService:
@@ -207,34 +186,28 @@ class TokenService:
         return jwt.encode(claims, self._private, algorithm=ALGORITHM, headers=headers)
 
     def _verified(self, token: str, typ: str, audience: str, check_time: bool) -> dict[str, Any]:
+        """The claims of a ``typ`` token this service signed for ``audience`` (the shared claim
+        policy, :func:`eco2.tokens.decode`); :class:`Unauthenticated` otherwise."""
         try:
             header = jwt.get_unverified_header(token)
-            key = self._public.get(str(header.get("kid")))
-            if header.get("alg") != ALGORITHM or key is None:
-                raise Unauthenticated(
-                    "the token was not signed by this service", code="invalid_token"
-                )
-            claims: dict[str, Any] = jwt.decode(
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("the token is not a JWT", code="invalid_token") from exc
+        key = self._public.get(str(header.get("kid")))
+        if header.get("alg") != ALGORITHM or key is None:
+            raise Unauthenticated("the token was not signed by this service", code="invalid_token")
+        try:
+            claims = tokens.decode(
                 token,
                 key,
-                algorithms=[ALGORITHM],
-                options={
-                    "require": _REQUIRED,
-                    "verify_exp": False,
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                },
+                issuer=self._settings.issuer,
+                audience=audience,
+                check_time=check_time,
             )
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"the token is invalid ({exc})", code="invalid_token") from exc
-        check_claims(
-            claims,
-            now=self._clock(),
-            issuer=self._settings.issuer,
-            audience=audience,
-            typ=typ,
-            check_time=check_time,
-        )
+        except TokenRejected as exc:
+            code = "token_expired" if exc.rejection is Rejection.EXPIRED else "invalid_token"
+            raise Unauthenticated(exc.message, code=code) from exc
+        if claims.get("typ") != typ:
+            raise Unauthenticated(
+                f"this is not an {typ} token of this service", code="invalid_token"
+            )
         return claims

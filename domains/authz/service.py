@@ -15,7 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.authz.http import router
 from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
 from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList

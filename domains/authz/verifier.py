@@ -4,12 +4,17 @@ The checks, in order, and what they answer (see ``domains.authz.http`` for the s
 
 1. a token is present and parses, its header says ``alg: ES256`` (the only allowed algorithm, so
    ``none`` and ``HS256`` keyed with the public key are refused before any key is used) and names
-   a ``kid`` the auth JWKS publishes, and the ES256 signature verifies → else **401**;
-2. ``iat``/``nbf`` are not in the future and ``exp`` has not passed (± :data:`LEEWAY_S`), ``iss`` is
-   auth's issuer, ``sub``/``jti``/``provider`` are strings → else **401** (the client refreshes);
-3. ``aud`` contains our audience and ``typ`` is ``access`` → else **403**: the token is genuine but
-   not meant for this API (e.g. a refresh token), and refreshing would not change that;
+   a ``kid`` the auth JWKS publishes → else **401**;
+2. the shared claim policy (:func:`eco2.tokens.decode`, pyjwt's own checks): the ES256
+   signature, the required claims, times (± leeway), issuer and audience → **401**, except a
+   wrong audience → **403**: the token is genuine but not meant for this API;
+3. ``typ`` is ``access`` (→ else **403**: a refresh token cannot become one by refreshing) and
+   ``provider`` is a short string (→ else 401);
 4. ``authz:revoked:<jti>`` is not in Valkey (set by auth's logout) → else **401**.
+
+A token that passed 1-2 is remembered (a bounded LRU) while its key is still published, so the
+signature is not verified again on every request; its expiry (the only check that can change
+with time), 3 and 4 run on every request.
 
 Auth has its own copy of the key format (domains do not import each other); a unit test in each
 package pins the literal ``authz:revoked:<jti>``.
@@ -19,35 +24,22 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import jwt
 import redis.asyncio as aioredis
 
-from eco2.errors import Forbidden, Unauthenticated, Unavailable
-from eco2.http import MAX_USER_ID_CHARS
-
-if TYPE_CHECKING:
-    from jwt.types import Options
+from eco2 import tokens
+from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
+from eco2.tokens import Rejection, TokenRejected
 
 REVOKED_KEY_PREFIX = "authz:revoked:"
 VERIFIED_CACHE_SIZE = 10_000
 """Tokens whose signature was verified, kept so the same token is not verified again on every
 request (a user sends it with each one); ~1 KB each."""
-ALGORITHMS = ("ES256",)
-LEEWAY_S = 5
 ACCESS = "access"
-_REQUIRED = ["iss", "aud", "sub", "iat", "nbf", "exp", "jti", "typ"]
-_NO_BUILTIN_CLAIM_CHECKS: Options = {  # check_claims does them, with our own status codes
-    "require": _REQUIRED,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-}
 
 
 def revoked_key(jti: str) -> str:
@@ -100,30 +92,22 @@ def _invalid(message: str, code: str = "invalid_token") -> Unauthenticated:
     return Unauthenticated(f"{message}; sign in again or refresh the session", code=code)
 
 
-def check_claims(claims: Mapping[str, Any], *, now: float, issuer: str, audience: str) -> None:
-    """Steps 2 and 3 of the module docstring on already signature-checked ``claims``."""
-    times = [claims.get(name) for name in ("iat", "nbf", "exp")]
-    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in times):
-        raise _invalid("the token's iat/nbf/exp are malformed", "malformed_token")
-    iat, nbf, exp = (float(t) for t in times)  # type: ignore[arg-type]
-    if iat > now + LEEWAY_S or nbf > now + LEEWAY_S:
-        raise _invalid("the token is not valid yet")
-    if exp <= now - LEEWAY_S:
-        raise _invalid("the access token has expired", "token_expired")
-    if claims.get("iss") != issuer:
-        raise _invalid("the token was not issued by eco2 auth")
-    for name in ("sub", "jti", "provider"):
-        value = claims.get(name)
-        if not isinstance(value, str) or not value or len(value) > MAX_USER_ID_CHARS:
-            raise _invalid(f"the token's {name} is missing or malformed", "malformed_token")
-    aud = claims.get("aud")
-    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
-        raise Forbidden(f"this token is not for {audience}", code="wrong_audience")
+def _refused(exc: TokenRejected, audience: str) -> Eco2Error:
+    if exc.rejection is Rejection.AUDIENCE:
+        return Forbidden(f"this token is not for {audience}", code="wrong_audience")
+    codes = {Rejection.EXPIRED: "token_expired", Rejection.MALFORMED: "malformed_token"}
+    return _invalid(exc.message, codes.get(exc.rejection, "invalid_token"))
+
+
+def _check_access(claims: dict[str, Any]) -> None:
     if claims.get("typ") != ACCESS:
         raise Forbidden(
             "only access tokens are accepted here (refresh tokens go to POST /api/v1/auth/refresh)",
             code="wrong_token_type",
         )
+    provider = claims.get("provider")
+    if not isinstance(provider, str) or not provider or len(provider) > tokens.MAX_ID_CHARS:
+        raise _invalid("the token's provider is missing or malformed", "malformed_token")
 
 
 class TokenVerifier:
@@ -150,29 +134,41 @@ class TokenVerifier:
                 "sign in first: send Authorization: Bearer <access token> or the s_access cookie",
                 code="missing_token",
             )
-        claims = await self._signed_claims(token)
-        check_claims(claims, now=self._clock(), issuer=self._issuer, audience=self._audience)
+        claims = await self._verified_claims(token)
+        _check_access(claims)
         if await self._revocations.is_revoked(claims["jti"]):
             raise _invalid("this token was revoked by a logout", "token_revoked")
         return Principal(user_id=claims["sub"], provider=claims["provider"])
 
-    async def _signed_claims(self, token: str) -> dict[str, Any]:
-        """The claims of a token whose ES256 signature verifies with a key auth publishes.
-
-        A token verified before is taken from a bounded LRU while its key is still published;
-        the claims (times, audience, type) and the blacklist are checked on every request."""
+    async def _verified_claims(self, token: str) -> dict[str, Any]:
+        """Checks 1 and 2 of the module docstring, or their remembered outcome."""
         hit = self._verified.get(token)
-        if hit is not None:
-            if await self._keys.key_for(hit[0]) is hit[1]:
-                if token in self._verified:
-                    self._verified.move_to_end(token)
-                return hit[2]
-            self._verified.pop(token, None)  # its key was withdrawn: verify again
+        if hit is not None and await self._keys.key_for(hit[0]) is hit[1]:
+            try:
+                tokens.still_valid(hit[2], self._clock())
+            except TokenRejected as exc:
+                self._verified.pop(token, None)
+                raise _refused(exc, self._audience) from exc
+            if token in self._verified:
+                self._verified.move_to_end(token)
+            return hit[2]
+        self._verified.pop(token, None)  # never seen, or its key was withdrawn: verify again
+        kid, key = await self._signing_key(token)
+        try:
+            claims = tokens.decode(token, key, issuer=self._issuer, audience=self._audience)
+        except TokenRejected as exc:
+            raise _refused(exc, self._audience) from exc
+        self._verified[token] = (kid, key, claims)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _signing_key(self, token: str) -> tuple[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise _invalid("the token is not a JWT", "malformed_token") from exc
-        if header.get("alg") not in ALGORITHMS:
+        if header.get("alg") != tokens.ALGORITHM:
             raise _invalid(f"algorithm {header.get('alg')!r} is not accepted (only ES256)")
         kid = header.get("kid")
         if not isinstance(kid, str):
@@ -180,15 +176,4 @@ class TokenVerifier:
         key = await self._keys.key_for(kid)
         if key is None:
             raise _invalid("the token was not signed by a key auth publishes")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=list(ALGORITHMS), options=_NO_BUILTIN_CLAIM_CHECKS
-            )
-        except jwt.InvalidSignatureError as exc:
-            raise _invalid("the token's signature is not valid") from exc
-        except jwt.PyJWTError as exc:
-            raise _invalid(f"the token is malformed ({exc})", "malformed_token") from exc
-        self._verified[token] = (kid, key, claims)
-        if len(self._verified) > VERIFIED_CACHE_SIZE:
-            self._verified.popitem(last=False)
-        return claims
+        return kid, key

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.character import repository
 from domains.character.model import Grant, Source
 from eco2.events import EventEnvelope, EventMetadata
@@ -61,8 +61,8 @@ async def on_scan_event(envelope: EventEnvelope, conn: Any) -> None:
     outcome = await repository.grant(
         conn, request, follow_up(envelope, reward.user_id, reward.scan_id)
     )
-    # One line per scan is noise at load (5 MB of logs after ~18,000 scans); a rejected grant,
-    # the start of the compensation, is worth a line at the default level.
+    # One line per scan is noise at load; a rejected grant, the start of the compensation, is
+    # worth a line at the default level.
     log = _log.info if outcome.rejected else _log.debug
     log(
         "reward applied",

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.character import reactions, repository
 from domains.character.http import ONBOARD_EXAMPLE, router
 from eco2.db import create_pool

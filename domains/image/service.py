@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.image.http import EXAMPLE_BODY, router
 from domains.image.repository import UploadRepository
 from domains.image.storage import LocalStorage, Storage

@@ -15,7 +15,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.location import dataset
 from domains.location.geo import GeoIndex
 from domains.location.http import router

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.my import model, repository
 from domains.my.model import OwnedCharacter
 from eco2.events import EventEnvelope, EventMetadata

@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.my import reactions
 from domains.my.character_api import CharacterApi
 from domains.my.http import PATCH_EXAMPLE, router

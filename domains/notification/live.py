@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from domains.notification.repository import CHANNEL
 from eco2.telemetry import get_logger
@@ -33,6 +34,11 @@ RESYNC: Final = None
 """Queue item telling a reader that it missed announcements and must re-read the database."""
 
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+
+
+def _log_reconnect_failure(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("notification listener cannot reconnect yet", error=str(error))
 
 
 class Subscription:
@@ -172,16 +178,18 @@ class NotificationHub:
                 return
 
     async def _reopen(self) -> None:
-        delay = self._retry_s
-        while True:
-            try:
+        """Open the connection again, backing off exponentially between failures, until it
+        works."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential(multiplier=self._retry_s, max=self._max_retry_s),
+            before_sleep=_log_reconnect_failure,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
                 await self._open()
-                log.info("notification listener reconnected")
-                return
-            except Exception as exc:
-                log.warning("notification listener cannot reconnect yet", error=str(exc))
-                await asyncio.sleep(delay)
-                delay = min(self._max_retry_s, delay * 2)
+        log.info("notification listener reconnected")
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

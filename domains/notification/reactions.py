@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cdc.apply import BatchHandler, batch_handler
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
+from cdc.consumers.apply import BatchHandler, batch_handler
 from domains.notification.model import (
     Notice,
     notice_from_character_event,

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from domains.notification import reactions
 from domains.notification.http import Backend, StreamConfig, router
 from domains.notification.live import NotificationHub

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from cdc.consumer import ConsumerSpec
+from cdc.consumers import ConsumerSpec
 from eco2.events import EventEnvelope, EventMetadata
 from eco2.settings import Settings
 from eco2.telemetry import get_logger

@@ -16,44 +16,26 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from eco2.errors import Conflict
 from eco2.events import Event, EventMetadata
-from pipelines.scan.contracts import JobStatus
 from pipelines.scan.events import AGGREGATE_TYPE, RewardRevoked, ScanRequested
+from pipelines.scan.machine import Job, JobStatus
 
 
-@dataclass(frozen=True)
-class Job:
-    job_id: uuid.UUID
-    user_id: str
-    image_url: str
-    user_input: str | None
-    model: str
-    status: JobStatus
-    stage: str
-    version: int
-    attempt: int
-    vision_result: dict[str, Any] | None
-    rule_id: str | None
-    answer_result: dict[str, Any] | None
-    reward: dict[str, Any] | None
-    metadata: dict[str, Any]
-    traceparent: str | None
-    error: str | None
-    failed_stage: str | None
-    created_at: datetime
+def job_from_row(row: asyncpg.Record) -> Job:
+    fields = {name: row[name] for name in Job.__dataclass_fields__}
+    fields["status"] = JobStatus(row["status"])
+    return Job(**fields)
 
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Job:
-        fields = {name: row[name] for name in cls.__dataclass_fields__}
-        fields["status"] = JobStatus(row["status"])
-        return cls(**fields)
+
+async def fetch_job(pool: asyncpg.Pool, job_id: uuid.UUID) -> Job | None:
+    """The stored job, or None (reads only: the read side uses it without a runner)."""
+    row = await pool.fetchrow("SELECT * FROM scan_jobs WHERE job_id = $1", job_id)
+    return job_from_row(row) if row else None
 
 
 _ADVANCE = """
@@ -144,18 +126,21 @@ class ScanStore:
             meta,
         )
         if row is not None:
-            return Job.from_row(row), True
+            return job_from_row(row), True
         existing = await self._pool.fetchrow(
             "SELECT * FROM scan_jobs WHERE user_id = $1 AND idempotency_key = $2",
             user_id,
             idempotency_key,
         )
         assert existing is not None  # the conflicting row exists; jobs are never deleted
-        return Job.from_row(existing), False
+        return job_from_row(existing), False
 
     async def get(self, job_id: uuid.UUID) -> Job | None:
-        row = await self._pool.fetchrow("SELECT * FROM scan_jobs WHERE job_id = $1", job_id)
-        return Job.from_row(row) if row else None
+        return await fetch_job(self._pool, job_id)
+
+    async def ping(self) -> None:
+        """Raise unless the scan database answers."""
+        await self._pool.fetchval("SELECT 1")
 
     async def advance(self, job: Job, events: Sequence[Event], **columns: Any) -> Job:
         """Set ``columns`` on the job and append ``events`` in one statement.
@@ -177,7 +162,7 @@ class ScanStore:
         )
         if row is None:
             raise Conflict(f"scan job {job.job_id} moved past version {job.version}")
-        return Job.from_row(row)
+        return job_from_row(row)
 
     async def renew_leases(self, job_ids: Sequence[uuid.UUID]) -> None:
         if job_ids:
@@ -205,7 +190,7 @@ class ScanStore:
             self.lease_s,
             limit,
         )
-        return [Job.from_row(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     async def reclaim_failed(self, job_id: uuid.UUID | None = None) -> list[Job]:
         """Move failed jobs (one, or all) back to running under this runner for reprocessing."""
@@ -221,7 +206,7 @@ class ScanStore:
             self.lease_s,
             job_id,
         )
-        return [Job.from_row(r) for r in rows]
+        return [job_from_row(r) for r in rows]
 
     @staticmethod
     def _meta(traceparent: str | None, correlation_id: str, user_id: str) -> str:

@@ -1,12 +1,17 @@
-"""Client-facing shapes of the scan API [compat with the original web client, domain.md §11.1]."""
+"""Client-facing shapes of the scan API [compat with the original web client, domain.md §11.1]:
+the submit answer, the result, the progress (SSE) events. Stage names and progress come from the
+state machine (:mod:`pipelines.scan.machine`)."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+from eco2 import telemetry
+from pipelines.jobs.progress import ProgressEvent
 from pipelines.rules.rulebook import RuleBook
-from pipelines.scan.contracts import JobStatus, Stage
-from pipelines.scan.store import Job
+from pipelines.scan.machine import Job, JobStatus, Mark, Stage, current_stage, last_completed
 
 CATEGORIES: list[dict[str, Any]] = [
     {
@@ -36,8 +41,6 @@ CATEGORIES: list[dict[str, Any]] = [
 ]
 
 _REVOKED_MESSAGE = "스캔이 끝났어요. 다만 이번 캐릭터 지급은 취소됐어요."
-
-_STAGE_OF_COMMIT = {"queued": Stage.VISION, "vision": Stage.ANSWER, "answer": Stage.REWARD}
 
 
 def submitted(job: Job) -> dict[str, Any]:
@@ -74,7 +77,7 @@ def result(job: Job, rules: RuleBook) -> dict[str, Any]:
 
 def processing(job: Job) -> dict[str, Any]:
     """The 202 body while the job runs."""
-    stage = _STAGE_OF_COMMIT.get(job.stage, Stage.DONE)
+    stage = current_stage(job)
     return {
         "task_id": str(job.job_id),
         "status": "processing",
@@ -93,3 +96,52 @@ def failed(job: Job) -> dict[str, Any]:
         "reward": None,
         "error": {"stage": job.failed_stage, "reason": job.error},
     }
+
+
+def final(job: Job, rules: RuleBook) -> dict[str, Any]:
+    """The body of the result read (and of the synchronous endpoint) for the job's state."""
+    if job.status is JobStatus.COMPLETED:
+        return result(job, rules)
+    if job.status is JobStatus.FAILED:
+        return failed(job)
+    return processing(job)
+
+
+def progress_event(
+    job: Job,
+    mark: Mark,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> ProgressEvent:
+    """One SSE event: ``event: <stage>`` (``error`` when failed), ``id: <attempt>-<seq+1>``."""
+    stage = mark.stage
+    data: dict[str, Any] = {
+        "job_id": str(job.job_id),
+        "stage": stage.value,
+        "status": mark.status,
+        "seq": mark.seq,
+        "ts": round(time.time(), 3),
+        "progress": stage.progress_started
+        if mark.status == "started"
+        else stage.progress_completed,
+        "trace_id": telemetry.trace_id_of(job.traceparent),
+        "traceparent": job.traceparent,
+    }
+    if result is not None:
+        data["result"] = result
+    if error is not None:
+        data["error"] = error
+    name = "error" if mark.status == "failed" else stage.value
+    body = json.dumps(data, ensure_ascii=False)
+    return ProgressEvent(id=f"{job.attempt}-{mark.seq + 1}", event=name, body=body)
+
+
+def snapshot_event(job: Job, rules: RuleBook) -> ProgressEvent:
+    """The job's state as one event, for a stream that finds no progress history."""
+    if job.status is JobStatus.COMPLETED:
+        return progress_event(job, Mark(Stage.DONE, "completed"), result=result(job, rules))
+    if job.status is JobStatus.FAILED:
+        stage = Stage(job.failed_stage or Stage.VISION.value)
+        return progress_event(job, Mark(stage, "failed"), error=job.error)
+    return progress_event(job, Mark(last_completed(job), "completed"))

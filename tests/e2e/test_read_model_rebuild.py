@@ -11,9 +11,9 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from cdc.projections import LIVE, leaderboard, my_page, scan_history
-from cdc.readmodel import connect, delete_prefix
-from cdc.rebuild import rebuild
+from cdc.readmodels.projections import LIVE, leaderboard, my_page, scan_history
+from cdc.readmodels.rebuild import rebuild
+from cdc.readmodels.store import connect, delete_prefix
 from eco2.settings import Settings
 from tests.conftest import StackUrls
 from tests.e2e.saga_support import eventually, rewarded_scan, sign_in

@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.dlq import list_dlq, replay_dlq
+from cdc.consumers.dlq import list_dlq, replay_dlq
 from eco2.migrations import database_dsn
 from eco2.settings import Settings
 from tests.conftest import StackUrls

@@ -11,6 +11,6 @@ from tests.integration.simulator_process import Sim, running_simulator
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Sim]:
-    """A model SIMULATOR of the module's own (no stack): ``python -m serve.model_sim``."""
+    """A model SIMULATOR of the module's own (no stack): ``python -m model_sim``."""
     with running_simulator() as server:
         yield server

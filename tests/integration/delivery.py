@@ -7,9 +7,9 @@ import uuid
 
 import asyncpg
 
-from cdc.apply import apply_batch
-from cdc.consumer import ConsumerSpec
-from cdc.inbox import PostgresStore
+from cdc.consumers import ConsumerSpec
+from cdc.consumers.apply import apply_batch
+from cdc.consumers.inbox import PostgresStore
 from eco2.events import EventEnvelope, EventMetadata
 
 

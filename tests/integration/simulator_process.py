@@ -43,9 +43,9 @@ class Sim:
 
 @contextmanager
 def running_simulator() -> Iterator[Sim]:
-    """``python -m serve.model_sim`` on a free 127.0.0.1 port, stopped on exit."""
+    """``python -m model_sim`` on a free 127.0.0.1 port, stopped on exit."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "serve.model_sim", "--port", "0", "--preset", "zero"],
+        [sys.executable, "-m", "model_sim", "--port", "0", "--preset", "zero"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -10,8 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.apply import apply_batch
-from cdc.inbox import PostgresStore
+from cdc.consumers.apply import apply_batch
+from cdc.consumers.inbox import PostgresStore
 from domains.auth.service import consumers, create_app
 from eco2.db import create_pool
 from eco2.events import EventEnvelope

@@ -21,12 +21,12 @@ import psycopg2
 import pytest
 from confluent_kafka import Producer
 
-from cdc.apply import Handler, batch_handler
-from cdc.consumer import ConsumerRuntime, ConsumerSpec, RetryPolicy
-from cdc.dlq import list_dlq, replay_dlq
-from cdc.inbox import PostgresStore, Store
+from cdc.consumers.apply import Handler, batch_handler
+from cdc.consumers.dlq import list_dlq, replay_dlq
+from cdc.consumers.inbox import PostgresStore, Store
+from cdc.consumers.runtime import ConsumerRuntime, ConsumerSpec, RetryPolicy
 from cdc.outbox import EVENT_COLUMNS, RowLayout, record_from_values
-from cdc.rebuild import rebuild
+from cdc.readmodels.rebuild import rebuild
 from eco2.events import EventEnvelope
 from eco2.migrations import database_dsn
 from tests.conftest import REPO, StackUrls

@@ -29,9 +29,9 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from cdc.outbox import header_map, topic_for
-from cdc.polling import PollingRelay
 from cdc.relay import Relay
-from cdc.slots import slot_name
+from cdc.relay.slots import slot_name
+from devtools.bench.polling_relay import PollingRelay
 from eco2.events import Event, EventRegistry
 from eco2.migrations import database_dsn, migrations_for
 from eco2.settings import DbSettings, KafkaSettings, Settings
@@ -328,7 +328,7 @@ def test_idle_database_slot_keeps_up(stack: StackUrls, databases: list[str]) -> 
             cur.execute("CREATE TABLE filler AS SELECT generate_series(1, 20000) AS n")
         busy.commit()
         busy.close()
-        from cdc.metrics import relay_status
+        from cdc.relay.metrics import relay_status
 
         deadline, lag = time.monotonic() + 20, None
         while time.monotonic() < deadline:

@@ -13,8 +13,8 @@ import pytest
 import structlog
 from aiohttp import web
 
-from cluster.gateway import build_app
 from eco2.settings import Settings
+from runtime.gateway import build_app
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,8 @@ async def gateway() -> AsyncIterator[str]:
     upstream_app.router.add_route("*", "/{tail:.*}", _echo)
     authz, authz_url = await _serve(authz_app)
     upstream, upstream_url = await _serve(upstream_app)
-    names = ("serve", "auth", "my", "image", "readmodels", "location", "notification", "character")
+    names = ("serve", "streams", "auth", "my", "image", "readmodels", "location")
+    names += ("notification", "character")
     settings = Settings(
         services={"authz_url": authz_url, **{f"{n}_url": upstream_url for n in names}}  # type: ignore[arg-type]
     )

@@ -12,10 +12,13 @@ import time
 import pytest
 
 from eco2.settings import ModelSettings
-from pipelines.scan import vision
-from pipelines.scan.contracts import ModelCallFailed, VisionResult
+from pipelines.scan.stages import vision_catalog
+from serve import vision
+from serve.contracts import ModelCallFailed, VisionResult
 from serve.model_client import ModelClient
 from tests.integration.simulator_process import Sim
+
+TASK = vision.VisionTask(vision_catalog())
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +36,9 @@ async def _classify(sim: Sim, key: str, *, max_retries: int = 3) -> tuple[Vision
         return await client.complete_json(
             kind="vision",
             model="gpt-5.2",
-            messages=vision.build_messages(IMAGE, "어떻게 버려?"),
+            messages=TASK.messages(IMAGE, "어떻게 버려?"),
             response_format=vision.response_format(),
-            parse=lambda text: vision.parse(text, "어떻게 버려?"),
+            parse=lambda text: TASK.parse(text, "어떻게 버려?"),
             call_key=key,
         )
     finally:

@@ -1,6 +1,6 @@
 """Contract of the Eco² model SIMULATOR against the real ``openai`` SDK (sync and async).
 
-The simulator runs as ``python -m serve.model_sim`` in a subprocess on a free 127.0.0.1 port;
+The simulator runs as ``python -m model_sim`` in a subprocess on a free 127.0.0.1 port;
 each test installs its own configuration through ``PUT /sim/config`` and zeroes the counters.
 """
 

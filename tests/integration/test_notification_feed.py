@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.apply import apply_batch
-from cdc.consumer import ConsumerSpec
-from cdc.inbox import PostgresStore
+from cdc.consumers import ConsumerSpec
+from cdc.consumers.apply import apply_batch
+from cdc.consumers.inbox import PostgresStore
 from domains.notification import reactions
 from domains.notification.repository import CHANNEL
 from domains.notification.service import consumers, create_app

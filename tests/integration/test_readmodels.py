@@ -13,11 +13,12 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
-from cdc.apply import apply_batch
-from cdc.inbox import Store
-from cdc.projections import leaderboard, my_page, scan_history
-from cdc.readmodel import ValkeyStore, connect, delete_prefix
-from cdc.rebuild import rebuild
+from cdc.consumers.apply import apply_batch
+from cdc.consumers.inbox import Store
+from cdc.consumers.valkey_inbox import ValkeyStore
+from cdc.readmodels.projections import leaderboard, my_page, scan_history
+from cdc.readmodels.rebuild import rebuild
+from cdc.readmodels.store import connect, delete_prefix
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
 from tests.conftest import StackUrls

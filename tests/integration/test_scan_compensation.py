@@ -9,8 +9,8 @@ import asyncpg
 import httpx
 import pytest
 
-from cdc.apply import apply_batch
-from cdc.inbox import PostgresStore
+from cdc.consumers.apply import apply_batch
+from cdc.consumers.inbox import PostgresStore
 from eco2.db import create_pool
 from eco2.events import EventEnvelope, EventMetadata
 from eco2.settings import Settings

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cdc.inbox import Store
+from cdc.consumers.inbox import Store
 
 
 class InboxContract:

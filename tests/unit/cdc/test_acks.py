@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from cdc.acks import AckTracker
+from cdc.relay.acks import AckTracker
 
 
 def test_confirms_only_contiguous_acked_prefix() -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from cdc.apply import BatchHandler, Failure, apply_batch, batch_handler, classify
-from cdc.inbox import MemoryStore, Store
+from cdc.consumers.apply import BatchHandler, Failure, apply_batch, batch_handler, classify
+from cdc.consumers.inbox import MemoryStore, Store
 from eco2.errors import PermanentFailure, Unavailable
 from eco2.events import EventEnvelope
 from tests.unit.cdc.inbox_contract import InboxContract

@@ -6,7 +6,7 @@ import gc
 import weakref
 from typing import Any, cast
 
-from cdc import metrics
+from cdc.relay import metrics
 
 
 class _StandIn:

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from cdc.pgoutput import (
+from cdc.relay.pgoutput import (
     PG_EPOCH_OFFSET_US,
     Begin,
     Commit,

@@ -8,9 +8,10 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from cluster import k8s, manifests
-from cluster.domain_host import SERVICES
-from cluster.gateway import ROUTES
+from cluster import k8s
+from devtools import manifests
+from runtime.domain_host import SERVICES
+from runtime.routes import ROUTES
 
 RENDERED = Path(__file__).resolve().parents[3] / "k8s" / "domains.yaml"
 
@@ -45,7 +46,7 @@ def test_every_service_runs_as_its_own_deployment_with_its_own_reactions() -> No
     services = {d["metadata"]["name"] for d in _documents() if d["kind"] == "Service"}
     for name in SERVICES:
         args = deployments[f"eco2-{name}"]["spec"]["template"]["spec"]["containers"][0]["args"]
-        assert args[:2] == ["-m", "cluster.domain_host"]
+        assert args[:2] == ["-m", "runtime.domain_host"]
         assert args[args.index("--serve") + 1] == f"{name}=8000"
         assert args[args.index("--host") + 1] == "0.0.0.0"  # reachable through its Service
         assert f"eco2-{name}" in services
@@ -59,6 +60,10 @@ def test_envoy_routes_match_the_local_gateway() -> None:
     routes = k8s.envoy_config()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][
         0
     ]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    assert [r["match"]["prefix"] for r in routes] == [r.prefix for r in ROUTES]
-    public = {r["match"]["prefix"] for r in routes if "typed_per_filter_config" in r}
-    assert public == {r.prefix for r in ROUTES if not r.sign_in}
+    matches = [r["match"] for r in routes]
+    assert matches == [
+        {"path_separated_prefix": r.prefix} if r.literal else {"safe_regex": {"regex": r.regex()}}
+        for r in ROUTES
+    ]
+    public = {i for i, r in enumerate(routes) if "typed_per_filter_config" in r}
+    assert public == {i for i, r in enumerate(ROUTES) if not r.sign_in}

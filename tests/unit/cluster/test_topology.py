@@ -43,14 +43,14 @@ def test_default_topology_starts_ray_before_serve() -> None:
     assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
         *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay"),
-        *("domains", "authz", "gateway"),
+        *("domains", "authz", "streams", "gateway"),
     }
 
 
 def test_service_hosts_give_every_service_one_port_and_url() -> None:
-    from cluster.domain_host import SERVICES
+    from runtime.domain_host import SERVICES
 
-    hosted = [*topology.DOMAINS.ports, *topology.AUTHZ.ports]
+    hosted = [*topology.DOMAINS.ports, *topology.AUTHZ.ports, *topology.STREAMS.ports]
     assert sorted(hosted) == sorted(SERVICES)  # each service in exactly one process
     assert topology.AUTHZ.ports == ("authz",)  # the sign-in check has a process of its own
     assert set(SERVICES) >= {"auth", "authz", "character", "my", "notification", "location"}

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from serve.model_sim.answers import (
+from model_sim.answers import (
     detect_kind,
     disposal_answer,
     find_context,
@@ -13,7 +13,7 @@ from serve.model_sim.answers import (
     intent_of,
     text_reply,
 )
-from serve.model_sim.config import CallKind
+from model_sim.config import CallKind
 
 
 @pytest.mark.parametrize(

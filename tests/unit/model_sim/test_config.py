@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from serve.model_sim.config import CallKind, Fault, SimConfig, preset
-from serve.model_sim.engine import Simulator, TokenBucket
-from serve.model_sim.lexicon import default_lexicon
-from serve.model_sim.request import parse_chat
+from model_sim.config import CallKind, Fault, SimConfig, preset
+from model_sim.engine import Simulator, TokenBucket
+from model_sim.lexicon import default_lexicon
+from model_sim.request import parse_chat
 
 
 def _chat(text: str = "안녕") -> dict[str, object]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve.model_sim.lexicon import Lexicon, default_lexicon
+from model_sim.lexicon import Lexicon, default_lexicon
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import TypeAdapter
 
-from serve.model_sim import wire
-from serve.model_sim.request import parse_chat, parse_responses
+from model_sim import wire
+from model_sim.request import parse_chat, parse_responses
 
 CHAT = {
     "model": "gpt-4o",

@@ -6,14 +6,14 @@ import pytest
 from eco2.errors import InvalidInput, Overloaded
 from eco2.settings import load_settings
 from pipelines.rules.rulebook import load_rulebook
-from pipelines.scan.api import ScanRequest, ScanService
-from pipelines.scan.store import Job
+from pipelines.scan.intake import ScanIntake, ScanRequest
+from pipelines.scan.machine import Job, Policy
 
 
-class _BusyRunner:
+class _BusyJobs:
     inflight = 10
 
-    def start_job(self, job: Job) -> None:
+    def start(self, job: Job) -> None:
         raise AssertionError("must not start anything")
 
     async def run_inline(self, job: Job) -> Job:
@@ -23,10 +23,12 @@ class _BusyRunner:
         return []
 
 
-def _service(**scan: Any) -> ScanService:
+def _service(**scan: Any) -> ScanIntake:
     settings = load_settings(scan={"max_inflight_jobs": 10, **scan})
-    # The store and bus are never reached when the request is refused up front.
-    return ScanService(settings, cast(Any, None), cast(Any, None), load_rulebook(), _BusyRunner())
+    # The store and the progress bus are never reached when the request is refused up front.
+    jobs = cast(Any, _BusyJobs())
+    policy = Policy(load_rulebook())
+    return ScanIntake(settings, cast(Any, None), cast(Any, None), jobs, policy)
 
 
 async def test_a_full_replica_refuses_new_scans_at_once_with_retry_after() -> None:

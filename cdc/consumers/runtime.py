@@ -1,0 +1,369 @@
+"""The idempotent consumer runtime: Kafka outbox topics → a handler inside a database transaction.
+
+Delivery guarantees:
+
+* **effects exactly once** — ``handler(envelope, conn)`` runs inside an asyncpg transaction on
+  the consumer's own database together with the inbox row ``(consumer, event_id)``; an event the
+  inbox already holds is skipped, so redelivery (after a crash, a rebalance, a relay duplicate or a
+  DLQ replay of an event that did get applied) changes nothing. The inbox rows of a batch are
+  one statement; a handler with ``apply_batch(conn, envelopes)``
+  (:func:`cdc.consumers.apply.batch_handler`) gets the batch's new events in one call, so it
+  can write their effects in one statement too;
+* **offsets after the database** — a batch's offsets are committed (synchronously) only after its
+  transaction committed and its dead letters were acknowledged; a crash in between redelivers;
+* **order per partition** — messages are applied in partition order, one batch at a time;
+* **failures** — infrastructure errors (database/network) are retried without limit; handler
+  errors are retried with exponential backoff up to ``RetryPolicy.max_attempts`` (permanent ones,
+  e.g. ``retriable=False``, at once) and then published to ``<topic>.dlq`` with the error in
+  headers; processing continues with the next message. Each application has a deadline
+  (``ConsumerSpec.timeout_s``): one that overruns is rolled back and counts as a failed
+  attempt. When a batch fails, its events are applied again one per transaction (a batch
+  handler gets a batch of one), so a poison event is dead-lettered alone. A dead-lettered
+  event gets no inbox row, so ``eco2 cdc dlq replay`` can deliver it again after the fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import asyncpg
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+
+from cdc.consumers.apply import Failure, Handler, apply_batch, classify
+from cdc.consumers.inbox import PostgresStore, Store
+from cdc.outbox import (
+    H_EVENT_TYPE,
+    OutboxRecord,
+    dead_letter,
+    envelope_from_message,
+    header_map,
+    normalize_headers,
+)
+from eco2.db import domain_dsn
+from eco2.errors import Eco2Error
+from eco2.events import EventEnvelope
+from eco2.kafka import consumer_config, ensure_topics, producer_config
+from eco2.migrations import database_dsn
+from eco2.settings import DOMAIN_DATABASES, Settings
+from eco2.telemetry import get_logger
+
+log = get_logger(__name__)
+
+POLL_S = 0.5
+DLQ_ACK_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.max_backoff_s, self.backoff_s * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    """A consumer: its group/inbox name, input topics, own database and handler.
+
+    ``reset`` clears the consumer's read model before a rebuild; ``sources`` are the databases
+    (domain or database names) whose event stores a rebuild reads.
+    """
+
+    name: str
+    topics: tuple[str, ...]
+    database: str
+    handler: Handler
+    reset: Callable[[Any], Awaitable[None]] | None = None
+    sources: tuple[str, ...] = DOMAIN_DATABASES
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_s: float | None = None
+    """Deadline of one application (a batch, or one event); ``None``: the settings'
+    ``services.reaction_timeout_s``. Past it the transaction is rolled back and the step
+    counts as a failed attempt (retried with backoff, then dead-lettered)."""
+    event_types: frozenset[str] | None = None
+    """The event types the handler reacts to (``None``: all). Others are skipped before they
+    are decoded or recorded in the inbox; their offsets are committed all the same."""
+    fetch_wait_ms: int | None = None
+    """Longest wait of one fetch (``None``: ``settings.kafka.fetch_wait_max_ms``). The embedded
+    broker answers each fetch only when its wait is over and lists every stored batch of a
+    partition it has news for, so a consumer off the latency-critical path asks less often."""
+    target: Literal["postgres", "valkey"] = "postgres"
+    """Where the effects and the inbox live: the consumer's own ``database``, or the read-model
+    Valkey (``settings.cache.url``; ``database`` is then unused)."""
+
+
+def database_of(settings: Settings, name: str) -> str:
+    return settings.database_name(name) if name in DOMAIN_DATABASES else name
+
+
+def event_type_of(message: Message) -> str | None:
+    """The ``eventType`` header of an outbox message, without decoding the rest."""
+    headers = cast(list[tuple[str, bytes | str | None]], message.headers() or [])
+    for key, value in headers:
+        if key == H_EVENT_TYPE:
+            return value.decode() if isinstance(value, bytes) else value
+    return None
+
+
+def dsn_of(settings: Settings, name: str) -> str:
+    """DSN of a domain's database as its own role, or of another database (tests, benchmarks)."""
+    if name in DOMAIN_DATABASES:
+        return domain_dsn(settings, name)
+    if settings.db.url is None:
+        raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
+    return database_dsn(settings.db.url, name)
+
+
+class StepTimedOut(Eco2Error):
+    """A reaction overran its deadline: rolled back, retried with backoff, then dead-lettered
+    (unlike a database or network error, which is retried without limit)."""
+
+    code = "step_timed_out"
+    retriable = True
+
+
+class _Stopping(Exception):
+    """Raised out of an endless infrastructure retry when the runtime is asked to stop."""
+
+
+@dataclass
+class ConsumerStats:
+    applied: int = 0
+    messages: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+    skipped: int = 0
+    """Messages of event types the consumer does not handle (not decoded, no inbox row)."""
+
+
+class ConsumerRuntime:
+    """Consumes ``spec.topics`` as group ``spec.name`` and applies them through ``store``."""
+
+    def __init__(
+        self,
+        spec: ConsumerSpec,
+        settings: Settings,
+        store: Store,
+        *,
+        batch_size: int = 500,
+        kafka: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec, self.store, self.batch_size = spec, store, batch_size
+        self.settings = settings
+        self.timeout_s = spec.timeout_s or settings.services.reaction_timeout_s
+        tuning = {} if spec.fetch_wait_ms is None else {"fetch.wait.max.ms": spec.fetch_wait_ms}
+        self.consumer = Consumer(
+            consumer_config(settings, spec.name, **{**tuning, **(kafka or {})})
+        )
+        self.producer = Producer(producer_config(settings))
+        self.stats = ConsumerStats()
+        self._stop = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; the batch in progress finishes first."""
+        self._stop = stop or self._stop
+        missing = await asyncio.to_thread(ensure_topics, self.settings, self.spec.topics)
+        if missing:
+            log.warning("topics not created; waiting for them to appear", topics=missing)
+        self.consumer.subscribe(list(self.spec.topics))
+        try:
+            while not self._stop.is_set():
+                messages = await asyncio.to_thread(self._next_batch)
+                if messages:
+                    await self.process(messages)
+        except _Stopping:
+            pass
+        finally:
+            await asyncio.to_thread(self.consumer.close)
+            self.producer.flush(5)
+
+    async def _apply(self, envelopes: list[EventEnvelope]) -> int:
+        """Apply ``envelopes`` in one transaction, within the step's deadline."""
+        try:
+            return await asyncio.wait_for(
+                apply_batch(self.store, self.spec.name, envelopes, self.spec.handler),
+                self.timeout_s,
+            )
+        except TimeoutError as exc:
+            raise StepTimedOut(
+                f"{self.spec.name}: {len(envelopes)} event(s) not applied within "
+                f"{self.timeout_s:g} s; rolled back"
+            ) from exc
+
+    def _next_batch(self) -> list[Message]:
+        """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to
+        ``batch_size``. (``consume(n, timeout)`` alone waits the whole timeout for ``n``
+        messages, adding up to ``POLL_S`` of latency to every hop of a saga at light load.)"""
+        first = self.consumer.consume(1, POLL_S)
+        if not first:
+            return []
+        return (
+            [*first, *self.consumer.consume(self.batch_size - 1, 0)]
+            if self.batch_size > 1
+            else first
+        )
+
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Apply one consumed batch, dead-letter what fails, then commit its offsets."""
+        items: list[tuple[Message, EventEnvelope | None, Exception | None]] = []
+        wanted, skipped = self.spec.event_types, 0
+        for message in messages:
+            err = message.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka consume error", error=str(err))
+                continue
+            if wanted is not None and event_type_of(message) not in wanted:
+                skipped += 1
+                continue
+            try:
+                envelope = envelope_from_message(message.key(), message.value(), message.headers())
+            except ValueError as exc:
+                items.append((message, None, exc))
+            else:
+                items.append((message, envelope, None))
+        self.stats.skipped += skipped
+        if not items:
+            if skipped:
+                await self._commit(messages)
+            return
+        self.stats.messages += len(items)
+        self.stats.batches += 1
+        envelopes = [env for _m, env, _e in items if env is not None]
+        done = False
+        if len(envelopes) == len(items):
+            try:
+                self.stats.applied += await self._apply(envelopes)
+                done = True
+            except Exception as exc:  # fall back to one message per transaction
+                log.info(
+                    "batch failed; applying one by one", consumer=self.spec.name, error=str(exc)
+                )
+        if not done:
+            for message, maybe, error in items:
+                if maybe is None:
+                    self._dead_letter(message, "undecodable", error or ValueError("?"), 1)
+                else:
+                    await self._apply_one(message, maybe)
+            self._await_dead_letters()
+        await self._commit(messages)
+
+    async def _apply_one(self, message: Message, envelope: EventEnvelope) -> None:
+        """Apply one event until it is applied or dead-lettered. The two counters stay
+        hand-written (not tenacity): an infrastructure failure retries without limit and does
+        not count against the handler's attempts that lead to the dead-letter topic."""
+        attempt, infra_attempt = 0, 0
+        while True:
+            try:
+                self.stats.applied += await self._apply([envelope])
+                return
+            except Exception as exc:
+                kind = classify(exc)
+                if kind is Failure.INFRASTRUCTURE:
+                    infra_attempt += 1
+                    if self._stop.is_set():
+                        raise _Stopping from exc
+                    await asyncio.sleep(self.spec.retry.delay(infra_attempt))
+                    continue
+                attempt += 1
+                if kind is Failure.PERMANENT or attempt >= self.spec.retry.max_attempts:
+                    self._dead_letter(message, f"handler_{kind.value}", exc, attempt)
+                    return
+                await asyncio.sleep(self.spec.retry.delay(attempt))
+
+    def _dead_letter(
+        self, message: Message, reason: str, exc: BaseException, attempts: int
+    ) -> None:
+        headers = normalize_headers(message.headers())
+        record = OutboxRecord(
+            cast(str, message.topic()),
+            message.key() or b"",
+            message.value() or b"",
+            headers,
+            header_map(headers).get("id", ""),
+        )
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        letter = dead_letter(
+            record, reason=reason, error=error, source=self.spec.name, attempts=attempts
+        )
+        self.producer.produce(
+            letter.topic, letter.value, letter.key, headers=cast(Any, letter.headers)
+        )
+        self.stats.dead_lettered += 1
+        log.warning(
+            "event dead-lettered",
+            consumer=self.spec.name,
+            topic=letter.topic,
+            event_id=letter.event_id,
+            reason=reason,
+            attempts=attempts,
+        )
+
+    def _await_dead_letters(self) -> None:
+        if self.producer.flush(DLQ_ACK_TIMEOUT_S):
+            raise RuntimeError("dead letters not acknowledged by Kafka; not committing offsets")
+
+    async def _commit(self, messages: Sequence[Message]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            if message.error() is None:
+                key = (cast(str, message.topic()), cast(int, message.partition()))
+                last[key] = max(last.get(key, -1), cast(int, message.offset()))
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            await asyncio.to_thread(self._commit_sync, offsets)
+        except Exception as exc:  # e.g. a rebalance: redelivery is harmless (inbox)
+            log.warning("offset commit failed", consumer=self.spec.name, error=str(exc))
+
+    def _commit_sync(self, offsets: list[TopicPartition]) -> None:
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+
+
+@asynccontextmanager
+async def open_store(spec: ConsumerSpec, settings: Settings) -> AsyncIterator[Store]:
+    """The inbox store ``spec`` writes to (its own database, or Valkey for read models)."""
+    if spec.target == "valkey":
+        from cdc.consumers.valkey_inbox import ValkeyStore
+        from eco2.cache import connect
+
+        if settings.cache.url is None:
+            raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
+        client = connect(settings.cache.url, decode_responses=True)
+        try:
+            yield ValkeyStore(client)
+        finally:
+            await client.aclose()
+        return
+    pool = await asyncpg.create_pool(dsn_of(settings, spec.database), min_size=1, max_size=2)
+    try:
+        yield PostgresStore(pool)
+    finally:
+        await pool.close()
+
+
+async def run_consumer_async(
+    spec: ConsumerSpec, settings: Settings, stop: asyncio.Event | None = None
+) -> None:
+    async with open_store(spec, settings) as store:
+        await ConsumerRuntime(spec, settings, store).run(stop)
+
+
+def run_consumer(spec: ConsumerSpec, settings: Settings) -> None:
+    """Run ``spec`` until SIGTERM/SIGINT (blocking)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_consumer_async(spec, settings, stop)
+
+    asyncio.run(main())

@@ -1,0 +1,91 @@
+"""The read side's HTTP API: queries answered from the Valkey read models, never from a domain's
+tables; :func:`consumers` are the projectors that build them. Eventually consistent: a read may
+lag the write side by the CDC delay (milliseconds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import redis.asyncio as redis
+from fastapi import FastAPI, Query, Request
+
+from cdc.consumers import ConsumerSpec
+from cdc.readmodels.projections import leaderboard, my_page, scan_history
+from cdc.readmodels.store import connect
+from eco2.errors import InvalidInput
+from eco2.http import CurrentUser, install_error_handlers, install_readiness
+from eco2.settings import Settings
+from eco2.telemetry import fastapi_options
+
+
+def _client(request: Request) -> redis.Redis:
+    client: redis.Redis = request.app.state.valkey
+    return client
+
+
+def _cursor(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidInput("cursor must be the next_cursor of a previous page", code="bad_cursor")
+    return int(raw)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    if settings.cache.url is None:
+        raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
+    url = settings.cache.url
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.valkey = connect(url)
+        try:
+            yield
+        finally:
+            await app.state.valkey.aclose()
+
+    app = FastAPI(
+        title="Eco² read models",
+        version="1",
+        lifespan=lifespan,
+        telemetry=fastapi_options(settings.telemetry),
+    )
+    install_error_handlers(app)
+    install_readiness(app)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, str]:
+        await _client(request).ping()
+        return {"status": "ok"}
+
+    @app.get("/api/v1/scan/history")
+    async def history(
+        request: Request,
+        user: CurrentUser,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        items, following = await scan_history.history(
+            _client(request), user, limit, _cursor(cursor)
+        )
+        return {"items": items, "next_cursor": None if following is None else str(following)}
+
+    @app.get("/api/v1/users/me/page")
+    async def page(request: Request, user: CurrentUser) -> dict[str, Any]:
+        return await my_page.my_page(_client(request), user)
+
+    @app.get("/api/v1/character/leaderboard")
+    async def board(
+        request: Request, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=50)] = 13
+    ) -> dict[str, Any]:
+        return await leaderboard.leaderboard(_client(request), user, limit)
+
+    return app
+
+
+def consumers(_settings: Settings) -> list[ConsumerSpec]:
+    """The projectors that build the read models this API answers from."""
+    return [module.spec() for module in (scan_history, my_page, leaderboard)]

@@ -1,0 +1,3 @@
+from cdc.relay.relay import main
+
+main()

@@ -1,0 +1,158 @@
+"""``eco2 bench scan``: closed-loop virtual users against the running local stack's scan API,
+with the simulator's latencies set for the run, and the stack's CPU per scan by process."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import httpx
+import psutil
+import typer
+
+from cluster import process
+from cluster.running import api_url, running_state, serve_url
+from cluster.state import StackState
+from devtools.bench import loadgen
+from devtools.bench.machine import machine
+
+LATENCY_PRESETS: dict[str, tuple[float, float]] = {
+    "original": (4500.0, 6700.0),  # the original's measured vision / answer means (domain.md §12)
+    "zero": (0.0, 0.0),
+    "fast": (50.0, 80.0),
+}
+
+
+def parse_latency(value: str) -> tuple[float, float]:
+    """``original`` | ``zero`` | ``fast`` | ``<vision_ms>,<answer_ms>``."""
+    if value in LATENCY_PRESETS:
+        return LATENCY_PRESETS[value]
+    try:
+        vision_ms, answer_ms = (float(part) for part in value.split(","))
+    except ValueError:
+        raise typer.BadParameter("use original, zero, fast or <vision_ms>,<answer_ms>") from None
+    if vision_ms < 0 or answer_ms < 0:
+        raise typer.BadParameter("latencies must be >= 0")
+    return vision_ms, answer_ms
+
+
+def _set_sim_latency(sim: str, vision_ms: float, answer_ms: float) -> dict[str, Any]:
+    original: dict[str, Any] = httpx.get(f"{sim}/sim/config").raise_for_status().json()
+    config = json.loads(json.dumps(original))
+    for kind, fixed in (("vision", vision_ms), ("answer", answer_ms)):
+        config["kinds"][kind].update(fixed_ms=fixed, jitter_ms=0.0)
+    httpx.put(f"{sim}/sim/config", json=config).raise_for_status()
+    httpx.post(f"{sim}/sim/reset").raise_for_status()
+    return original
+
+
+def _stack_rss_mb(state: StackState) -> float:
+    return round(process.rss_bytes(state.supervisor_pid) / 2**20, 1)
+
+
+def _cpu_by_process(state: StackState) -> dict[str, float]:
+    """CPU seconds so far of each process of the stack, keyed by a readable name."""
+    seconds: dict[str, float] = {}
+    for proc in process.tree(state.supervisor_pid):
+        try:
+            argv = proc.cmdline()
+            name = " ".join(argv[:1])
+            if name.startswith("ray::"):
+                name = name.split(".")[0]
+            elif "-m" in argv[:-1]:  # our own Python processes: relay, simulator, domain host...
+                name = argv[argv.index("-m") + 1]
+            else:
+                name = proc.name()
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        seconds[name] = seconds.get(name, 0.0) + times.user + times.system
+    return seconds
+
+
+def _cpu_ms_per_scan(
+    before: dict[str, float], after: dict[str, float], scans: int
+) -> dict[str, float]:
+    if scans == 0:
+        return {}
+    deltas = {k: (v - before.get(k, 0.0)) * 1000 / scans for k, v in after.items()}
+    top = {k: round(v, 2) for k, v in sorted(deltas.items(), key=lambda kv: -kv[1]) if v >= 0.1}
+    return {**top, "total": round(sum(deltas.values()), 2)}
+
+
+def bench_scan(
+    users: Annotated[int, typer.Option(min=1, max=5000)] = 50,
+    model_latency: Annotated[str, typer.Option(help="original | zero | fast | <ms>,<ms>")] = "zero",
+    duration: Annotated[float, typer.Option(min=5, max=900, help="Measured seconds.")] = 60,
+    ramp: Annotated[float, typer.Option(min=0, max=300, help="Ramp-up seconds.")] = 10,
+    protocol: Annotated[
+        str, typer.Option(help="sse: submit + SSE + result (the client's way); sync: one call")
+    ] = "sse",
+    direct: Annotated[
+        bool,
+        typer.Option(
+            "--direct",
+            help="Drive Ray Serve itself with X-User-ID (past the gateway and the sign-in check)",
+        ),
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Closed-loop users against the real scan API on the local stack (simulated model).
+
+    By default every virtual user signs in (dev login) and goes through the gateway with its
+    cookie, as the web client does; ``--direct`` measures the Serve pipeline alone."""
+    if protocol not in loadgen.PROTOCOLS:
+        raise typer.BadParameter(f"--protocol must be one of {sorted(loadgen.PROTOCOLS)}")
+    if protocol == "sync" and not direct:
+        raise typer.BadParameter(
+            "--protocol sync is internal (not routed by the gateway): --direct"
+        )
+    path: loadgen.Path = "direct" if direct else "gateway"
+    vision_ms, answer_ms = parse_latency(model_latency)
+    state = running_state()
+    target = serve_url(state) if direct else api_url(state)
+    sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
+    original = _set_sim_latency(sim, vision_ms, answer_ms)
+    virtual_users = loadgen.prepare(target, users, path)  # sign-ins stay out of the figures
+    host = machine()  # before the load: its reference loop times the idle stack's machine
+    cpu_before = _cpu_by_process(state)
+    try:
+        model_time_s = (vision_ms + answer_ms) / 1000
+        result = loadgen.run(target, virtual_users, duration, ramp, model_time_s, protocol)
+        cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
+    finally:
+        httpx.put(f"{sim}/sim/config", json=original)
+    stats = httpx.get(f"{sim}/stats").json()
+    result = {
+        "command": (
+            f"eco2 bench scan --users {users} --model-latency {model_latency} "
+            f"--duration {duration:g} --ramp {ramp:g} --protocol {protocol}"
+            f"{' --direct' if direct else ''} --json"
+        ),
+        "path": path,
+        "path_detail": (
+            "Ray Serve directly, X-User-ID header (no gateway, no sign-in check)"
+            if direct
+            else "gateway, each virtual user signed in (dev login, s_access cookie)"
+        ),
+        "target": target,
+        "users": users,
+        "protocol": protocol,
+        "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},
+        **result,
+        "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
+        "rss_mb": _stack_rss_mb(state),
+        "stack_cpu_ms_per_scan": cpu_ms,
+        "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
+        "machine": host,
+        "load_average": [round(x, 2) for x in psutil.getloadavg()],
+    }
+    typer.echo(loadgen.to_json(result) if json_output else _table(result))
+
+
+def _table(result: dict[str, Any]) -> str:
+    keys = (
+        *("users", "completed", "failed", "completed_per_min", "e2e_p50_s", "e2e_p95_s"),
+        *("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb"),
+    )
+    return "\n".join(f"{k:>20}: {result[k]}" for k in keys)

@@ -1,0 +1,267 @@
+"""The local gateway: one base URL for everything, doing what Envoy does in the cluster.
+
+For each request: find the route by path prefix (segment-aware, longest first); strip any
+``X-User-ID``/``X-Auth-Provider`` the client sent (only ext-authz may set them); for a route that
+needs sign-in, ask ext-authz (Envoy's HTTP ext_authz protocol: the original method, path and
+credential headers to ``<authz>/check<path>``) and copy ``x-user-id``/``x-auth-provider`` from its
+200 onto the upstream request, or answer with its 401/403; then proxy to the upstream, streaming
+both bodies (uploads in, SSE out) without buffering.
+
+``/internal/...`` and ``/api/v1/admin/...`` are never routed from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from eco2.loop import new_event_loop
+from eco2.settings import Settings, load_settings
+from eco2.telemetry import configure, get_logger
+from runtime import LOOPBACK, openapi
+from runtime.routes import ROUTES, Route, route_of
+
+log = get_logger(__name__)
+
+
+IDENTITY_HEADERS = ("x-user-id", "x-auth-provider")
+CREDENTIAL_HEADERS = ("authorization", "cookie", "traceparent", "x-request-id")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+NOT_FORWARDED = HOP_BY_HOP | {"host", *IDENTITY_HEADERS}
+NOT_RETURNED = HOP_BY_HOP | {"content-length"}  # set from the upstream's, after prepare
+
+
+CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
+"""What writing to a client that closed its connection raises: a browser leaving the page or an
+``EventSource`` closed after ``done`` is normal, not a proxy failure."""
+AUTHZ_PASSED_HEADERS = ("content-type", "www-authenticate", "retry-after")
+
+
+def _json_error(
+    status: int, code: str, message: str, retry_after_s: int | None = None
+) -> web.Response:
+    headers = {"Retry-After": str(retry_after_s)} if retry_after_s is not None else None
+    return web.json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -> CIMultiDict[str]:
+    """The client's headers minus hop-by-hop and identity ones, plus ext-authz's identity."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in incoming.items():
+        if name.lower() not in NOT_FORWARDED:
+            headers.add(name, value)
+    for name, value in identity.items():
+        headers[name] = value
+    return headers
+
+
+OPENAPI_PATH, DOCS_PATH = "/openapi.json", "/docs"
+OPENAPI_CACHE_S = 30.0
+TITLE = "Eco² API"
+
+
+class Gateway:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._openapi: tuple[float, dict[str, Any]] | None = None
+
+    async def start(self, _app: web.Application) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=4000, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
+            auto_decompress=False,
+        )
+
+    async def stop(self, _app: web.Application) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "the gateway is not started"
+        return self._session
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path == "/-/healthz":
+            return web.json_response({"status": "ok"})
+        if request.path == "/-/readyz":
+            return await self._ready()
+        if request.path == OPENAPI_PATH:
+            return web.json_response(await self._openapi_document())
+        if request.path == DOCS_PATH:
+            page = openapi.docs_page(OPENAPI_PATH, TITLE)
+            return web.Response(text=page, content_type="text/html")
+        route = route_of(request.path)
+        if route is None:
+            return _json_error(404, "not_found", f"no API at {request.path}; see the README")
+        identity: dict[str, str] = {}
+        if route.sign_in:
+            refused, identity = await self._check(request)
+            if refused is not None:
+                return refused
+        return await self._proxy(request, route, identity)
+
+    async def _check(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
+        """Envoy-style ext_authz: 200 → identity headers; anything else is passed back."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS}
+        url = f"{self._settings.services.url_of('authz')}/check{request.path}"
+        try:
+            async with self.session.request(
+                request.method,
+                url,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s),
+            ) as answer:
+                if answer.status == 200:
+                    return None, {
+                        h: answer.headers[h] for h in IDENTITY_HEADERS if h in answer.headers
+                    }
+                body = await answer.read()
+                passed = {
+                    k: v for k, v in answer.headers.items() if k.lower() in AUTHZ_PASSED_HEADERS
+                }
+                return web.Response(status=answer.status, body=body, headers=passed), {}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("ext-authz unreachable", error=str(exc))
+            return _json_error(
+                503, "authz_unavailable", "sign-in check unavailable; retry shortly", 1
+            ), {}
+
+    async def _openapi_document(self) -> dict[str, Any]:
+        """The merged document of every routed service (see :mod:`runtime.openapi`), rebuilt
+        at most every ``OPENAPI_CACHE_S``."""
+        if self._openapi is not None and time.monotonic() - self._openapi[0] < OPENAPI_CACHE_S:
+            return self._openapi[1]
+        services = sorted({route.service for route in ROUTES})
+        answers = await asyncio.gather(*(self._fetch_openapi(s) for s in services))
+        documents = {s: doc for s, (doc, _) in zip(services, answers, strict=True) if doc}
+        unavailable = {s: why for s, (_, why) in zip(services, answers, strict=True) if why}
+        merged = openapi.merge(documents, route_of, title=TITLE, unavailable=unavailable)
+        if not unavailable:
+            self._openapi = (time.monotonic(), merged)
+        return merged
+
+    async def _fetch_openapi(self, service: str) -> tuple[dict[str, Any] | None, str | None]:
+        url = f"{self._settings.services.url_of(service)}{OPENAPI_PATH}"
+        timeout = aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s)
+        try:
+            async with self.session.get(url, timeout=timeout) as answer:
+                if answer.status != 200:
+                    return None, f"HTTP {answer.status}"
+                document: dict[str, Any] = await answer.json()
+                return document, None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    async def _ready(self) -> web.Response:
+        """Ready when ext-authz, asked through this gateway's own client, is ready: keys
+        loaded and blacklist reachable, so a signed-in request would pass the check."""
+        url = f"{self._settings.services.url_of('authz')}/readyz"
+        try:
+            async with self.session.get(
+                url, timeout=aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s)
+            ) as answer:
+                if answer.status == 200:
+                    return web.json_response({"status": "ready"})
+                reason = (await answer.read()).decode(errors="replace")[:300]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        return _json_error(503, "not_ready", f"ext-authz is not ready: {reason}", 1)
+
+    async def _proxy(
+        self, request: web.Request, route: Route, identity: Mapping[str, str]
+    ) -> web.StreamResponse:
+        base = self._settings.services.url_of(route.service)
+        headers = upstream_headers(request.headers, identity)
+        headers["X-Forwarded-For"] = request.remote or ""
+        headers["X-Forwarded-Proto"] = request.scheme
+        headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self.session.request(
+                request.method,
+                f"{base}{request.rel_url}",
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("upstream unreachable", service=route.service, error=str(exc))
+            return _json_error(
+                502, "upstream_unavailable", f"{route.service} is unreachable; retry"
+            )
+        async with upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in NOT_RETURNED:
+                    response.headers.add(name, value)
+            if upstream.headers.get("content-length") is not None:
+                response.content_length = int(upstream.headers["content-length"])
+            try:
+                await response.prepare(request)
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+                await response.write_eof()
+            except CLIENT_GONE:
+                log.debug("client closed its connection", path=request.path)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # the upstream broke off
+                log.error(
+                    "upstream failed mid-response",
+                    service=route.service,
+                    path=request.path,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                if request.transport is not None:  # the client must see it is cut short
+                    request.transport.close()
+            return response
+
+
+def build_app(settings: Settings) -> web.Application:
+    gateway = Gateway(settings)
+    app = web.Application(client_max_size=settings.image.max_bytes + 1024 * 1024)
+    app.on_startup.append(gateway.start)
+    app.on_cleanup.append(gateway.stop)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m runtime.gateway", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default=LOOPBACK, help="address to bind (default loopback)")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure("gateway", settings.telemetry)
+    web.run_app(
+        build_app(settings),
+        host=args.host,
+        port=args.port,
+        print=None,
+        access_log=None,
+        loop=new_event_loop(),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,0 @@
-"""Eco² model SIMULATOR: a local OpenAI-compatible endpoint for development and load tests.
-
-It is not a real model. Answers are deterministic functions of the request (see README.md);
-latency, faults and rate limits come from a :class:`~serve.model_sim.config.SimConfig`.
-"""
