@@ -39,6 +39,21 @@ IMAGES = (
 
 
 Path = Literal["gateway", "direct"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where commands (submit, classify) and reads (stream, result) go: both to the gateway on
+    the users' path; to Ray Serve and to the read service, past the gateway, when ``direct``."""
+
+    commands: str
+    reads: str
+
+    @classmethod
+    def gateway(cls, api: str) -> Target:
+        return cls(api, api)
+
+
 SIGN_IN_CONCURRENCY = 50
 
 
@@ -115,16 +130,18 @@ async def _refused(step: str, response: aiohttp.ClientResponse) -> str:
 
 
 async def _one_scan(
-    session: aiohttp.ClientSession, api: str, headers: dict[str, str], image: str
+    session: aiohttp.ClientSession, target: Target, headers: dict[str, str], image: str
 ) -> str | None:
     """Run one scan; return None on success or a failure reason."""
     body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
-    async with session.post(f"{api}/api/v1/scan", json=body, headers=headers) as response:
+    async with session.post(
+        f"{target.commands}/api/v1/scan", json=body, headers=headers
+    ) as response:
         if response.status != 202:
             return await _refused("submit", response)
         job = await response.json()
     done = False
-    async with session.get(f"{api}{job['stream_url']}", headers=headers) as stream:
+    async with session.get(f"{target.reads}{job['stream_url']}", headers=headers) as stream:
         if stream.status != 200:
             return await _refused("events", stream)
         async for raw in stream.content:
@@ -136,7 +153,7 @@ async def _one_scan(
                 break
     if not done:
         return "stream_closed_early"
-    async with session.get(f"{api}{job['result_url']}", headers=headers) as result:
+    async with session.get(f"{target.reads}{job['result_url']}", headers=headers) as result:
         if result.status != 200:
             return await _refused("result", result)
         await result.read()
@@ -144,12 +161,13 @@ async def _one_scan(
 
 
 async def _one_sync_scan(
-    session: aiohttp.ClientSession, api: str, headers: dict[str, str], image: str
+    session: aiohttp.ClientSession, target: Target, headers: dict[str, str], image: str
 ) -> str | None:
     """One scan through the synchronous endpoint (no SSE, no result fetch; direct path only:
     the gateway does not route it)."""
     body = {"image_url": f"https://cdn.eco2.local/scan/{image}"}
-    async with session.post(f"{api}/v1/scan:classify", json=body, headers=headers) as response:
+    url = f"{target.commands}/v1/scan:classify"
+    async with session.post(url, json=body, headers=headers) as response:
         await response.read()
         return None if response.status == 200 else f"classify_{response.status}"
 
@@ -159,7 +177,7 @@ PROTOCOLS = {"sse": _one_scan, "sync": _one_sync_scan}
 
 async def _user_loop(
     session: aiohttp.ClientSession,
-    api: str,
+    target: Target,
     user: User,
     index: int,
     deadline: float,
@@ -170,7 +188,8 @@ async def _user_loop(
     while time.monotonic() < deadline:
         started = time.monotonic()
         try:
-            reason = await PROTOCOLS[protocol](session, api, user.headers, IMAGES[n % len(IMAGES)])
+            image = IMAGES[n % len(IMAGES)]
+            reason = await PROTOCOLS[protocol](session, target, user.headers, image)
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = type(exc).__name__
         n += 1
@@ -181,14 +200,14 @@ async def _user_loop(
         tally.fail(reason)
         if "_401" in reason and "Cookie" in user.headers:  # the access token expired
             try:
-                await sign_in(session, api, user)
+                await sign_in(session, target.commands, user)
             except (SignInFailed, aiohttp.ClientError, TimeoutError):
                 tally.fail("sign_in_again")
         await asyncio.sleep(0.5)
 
 
 async def drive(
-    api: str,
+    target: Target,
     users: list[User],
     duration_s: float,
     ramp_s: float,
@@ -204,7 +223,7 @@ async def drive(
         tasks = []
         for i, user in enumerate(users):
             tasks.append(
-                asyncio.create_task(_user_loop(session, api, user, i, deadline, tally, protocol))
+                asyncio.create_task(_user_loop(session, target, user, i, deadline, tally, protocol))
             )
             if ramp_s:
                 await asyncio.sleep(ramp_s / len(users))
@@ -250,8 +269,8 @@ def summarise(raw: dict[str, Any], model_time_s: float) -> dict[str, Any]:
     }
 
 
-def check_target(api: str) -> None:
-    if urlsplit(api).hostname not in ("127.0.0.1", "localhost"):
+def check_target(*urls: str) -> None:
+    if any(urlsplit(url).hostname not in ("127.0.0.1", "localhost") for url in urls):
         raise ValueError("the load generator only targets 127.0.0.1")
 
 
@@ -265,15 +284,15 @@ def prepare(api: str, count: int, path: Path) -> list[User]:
 
 
 def run(
-    api: str,
+    target: Target,
     users: list[User],
     duration_s: float,
     ramp_s: float,
     model_time_s: float,
     protocol: str = "sse",
 ) -> dict[str, Any]:
-    check_target(api)
-    raw = eco2.loop.run(drive(api, users, duration_s, ramp_s, protocol))
+    check_target(target.commands, target.reads)
+    raw = eco2.loop.run(drive(target, users, duration_s, ramp_s, protocol))
     return summarise(raw, model_time_s)
 
 

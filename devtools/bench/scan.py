@@ -110,10 +110,14 @@ def bench_scan(
     path: loadgen.Path = "direct" if direct else "gateway"
     vision_ms, answer_ms = parse_latency(model_latency)
     state = running_state()
-    target = serve_url(state) if direct else api_url(state)
+    target = (
+        loadgen.Target(serve_url(state), state.env["ECO2_SERVICES__STREAMS_URL"])
+        if direct
+        else loadgen.Target.gateway(api_url(state))
+    )
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     original = _set_sim_latency(sim, vision_ms, answer_ms)
-    virtual_users = loadgen.prepare(target, users, path)  # sign-ins stay out of the figures
+    virtual_users = loadgen.prepare(api_url(state), users, path)  # sign-ins: not measured
     host = machine()  # before the load: its reference loop times the idle stack's machine
     cpu_before = _cpu_by_process(state)
     try:
@@ -131,11 +135,12 @@ def bench_scan(
         ),
         "path": path,
         "path_detail": (
-            "Ray Serve directly, X-User-ID header (no gateway, no sign-in check)"
+            "past the gateway: Ray Serve for submits, the read service for streams and results, "
+            "X-User-ID header (no sign-in check)"
             if direct
             else "gateway, each virtual user signed in (dev login, s_access cookie)"
         ),
-        "target": target,
+        "target": {"commands": target.commands, "reads": target.reads},
         "users": users,
         "protocol": protocol,
         "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},

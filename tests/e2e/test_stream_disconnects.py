@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 def _logs(stack: StackUrls) -> list[Path]:
     paths = RunPaths(stack.run_dir)
     serve_logs = paths.ray_temp / "session_latest" / "logs" / "serve"
-    return [paths.log("gateway"), paths.log("domains"), *sorted(serve_logs.glob("*.log"))]
+    processes = ("gateway", "streams", "authz", "domains")
+    return [*(paths.log(name) for name in processes), *sorted(serve_logs.glob("*.log"))]
 
 
 def _is_error(line: str) -> bool:
