@@ -27,6 +27,12 @@ class InvalidInput(Eco2Error):
     code = "invalid_input"
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed, but a value the service cannot work with (an unknown model name)."""
+
+    code = "unprocessable"
+
+
 class NotFound(Eco2Error):
     code = "not_found"
 

@@ -41,7 +41,7 @@ class AuthContext:
     providers: dict[str, OAuthProvider]
 
 
-def _context(request: Request) -> AuthContext:
+async def _context(request: Request) -> AuthContext:
     context: AuthContext = request.app.state.auth
     return context
 

@@ -44,7 +44,7 @@ class CallbackBody(BaseModel):
     checksum: str | None = Field(default=None, max_length=256)
 
 
-def _uploads(request: Request) -> Uploads:
+async def _uploads(request: Request) -> Uploads:
     uploads: Uploads = request.app.state.uploads
     return uploads
 

@@ -39,7 +39,7 @@ Category = Annotated[str | None, Query(description="one or more, comma-separated
 SearchText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)]
 
 
-def _locations(request: Request) -> Locations:
+async def _locations(request: Request) -> Locations:
     locations: Locations = request.app.state.locations
     return locations
 

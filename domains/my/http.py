@@ -50,7 +50,7 @@ class OwnershipAnswer(BaseModel):
     owned: bool
 
 
-def _character_api(request: Request) -> CharacterApi:
+async def _character_api(request: Request) -> CharacterApi:
     api: CharacterApi = request.app.state.character_api
     return api
 

@@ -54,7 +54,7 @@ class Backend:
     stream: StreamConfig
 
 
-def _backend(request: Request) -> Backend:
+async def _backend(request: Request) -> Backend:
     backend = getattr(request.app.state, "notification", None)
     if backend is None:
         raise Unavailable("the notification service is starting; retry in a moment")
