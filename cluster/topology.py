@@ -349,7 +349,7 @@ def _serve_url(ctx: Context) -> str:
     return f"http://{HOST}:{ctx.port}"
 
 
-SERVE_APPS = ("pipelines.scan.deploy:deploy",)
+SERVE_APPS = ("pipelines.scan.deploy:deploy", "pipelines.chat.deploy:deploy")
 """Applications deployed by the same short-lived driver that starts Serve."""
 
 SERVE = Component(
@@ -408,21 +408,23 @@ MODEL_SIM = Component(
 )
 
 
-# --- scan application (Ray Serve) -------------------------------------------------------------
+# --- the Serve applications (deployed by the serve component's driver, SERVE_APPS) ------------
 
 
-def _scan_health(ctx: Context) -> str | None:
-    """The ingress replicas answer and their pipeline is wired (database, Valkey)."""
-    return probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}/internal/scan/ready")
+def serve_app(name: str, route_prefix: str, ready_path: str) -> Component:
+    """A Serve application behind the serve component: healthy when its ingress replicas answer
+    ``ready_path`` (their pipeline is wired: database, Valkey)."""
+    return Component(
+        name=name,
+        requires=("serve",),
+        url=lambda ctx: f"{ctx.env['ECO2_SERVE__URL']}{route_prefix}",
+        health=lambda ctx: probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}{ready_path}"),
+        start_deadline_s=60.0,
+    )
 
 
-SCAN_APP = Component(
-    name="scan_app",
-    requires=("serve",),  # deployed by the serve component's driver (SERVE_APPS)
-    url=lambda ctx: f"{ctx.env['ECO2_SERVE__URL']}/api/v1/scan",
-    health=_scan_health,
-    start_deadline_s=60.0,
-)
+SCAN_APP = serve_app("scan_app", "/api/v1/scan", "/internal/scan/ready")
+CHAT_APP = serve_app("chat_app", "/api/v1/chat", "/api/v1/chat/-/ready")
 
 
 # --- CDC relay (event stores → Kafka) ----------------------------------------------------------
@@ -439,7 +441,10 @@ def _relay_health(ctx: Context) -> str | None:
     return None if active >= len(DOMAIN_DATABASES) else f"{active} slots active, waiting"
 
 
-EVENT_REGISTRIES = {"scan": "pipelines.scan.events:registry"}
+EVENT_REGISTRIES = {
+    "scan": "pipelines.scan.events:registry",
+    "chat": "domains.chat.events:registry",
+}
 """Aggregate type → the registry its owner hands the relay, which validates those events
 (others are relayed unchecked; consumers validate what they read)."""
 
@@ -543,7 +548,7 @@ def _gateway_url(ctx: Context) -> str:
 
 GATEWAY = Component(
     name="gateway",
-    requires=("domains", "authz", "streams", "serve", "scan_app"),
+    requires=("domains", "authz", "streams", "serve", "scan_app", "chat_app"),
     launch=lambda ctx: Launch([sys.executable, "-m", "runtime.gateway", "--port", str(ctx.port)]),
     url=_gateway_url,
     # Ready means a signed-in request would pass: the gateway reaches ext-authz, which has
@@ -566,6 +571,7 @@ def default_components() -> list[Component]:
         SERVE,
         MODEL_SIM,
         SCAN_APP,
+        CHAT_APP,
         CDC_RELAY,
         DOMAINS,
         AUTHZ,

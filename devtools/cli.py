@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from devtools.bench.cdc import bench_cdc
+from devtools.bench.chat import bench_chat
 from devtools.bench.gateway import bench_gateway
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
@@ -32,6 +33,9 @@ def bench_app() -> typer.Typer:
     )
     bench.command("scan", help="Closed-loop scan load against the local stack (simulated model).")(
         bench_scan
+    )
+    bench.command("chat", help="Concurrent conversations through the gateway (simulated model).")(
+        bench_chat
     )
     bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
     bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(

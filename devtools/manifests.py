@@ -57,6 +57,7 @@ CORE_FIELDS: dict[str, frozenset[str]] = {
 }
 APP_ARGS_MODELS: dict[str, str] = {
     "pipelines.scan.app:build_app": "pipelines.scan.app:ScanAppArgs",
+    "pipelines.chat.app:build_app": "pipelines.chat.app:ChatAppArgs",
 }
 """Application builder → the pydantic model of its ``args`` (for builders typed ``dict``)."""
 

@@ -49,12 +49,15 @@ async def _reset_cheaply(conn: asyncpg.Connection) -> None:
 async def create_pool(
     settings: Settings, domain: str, *, min_size: int | None = None, max_size: int | None = None
 ) -> asyncpg.Pool:
-    """A pool on ``domain``'s database; JSON columns decode to Python objects."""
+    """A pool on ``domain``'s database; JSON columns decode to Python objects. Its size is
+    ``max_size``, else the service's own (``services.pool_max``), else ``db.pool_max``."""
+    if max_size is None:
+        max_size = settings.services.pool_max.get(domain, settings.db.pool_max)
     try:
         pool: asyncpg.Pool = await asyncpg.create_pool(
             domain_dsn(settings, domain),
             min_size=settings.db.pool_min if min_size is None else min_size,
-            max_size=settings.db.pool_max if max_size is None else max_size,
+            max_size=max_size,
             init=_init_connection,
             reset=_reset_cheaply,
         )

@@ -89,17 +89,28 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
 ReadyCheck = Callable[[FastAPI], Awaitable[None]]
 """Raises :class:`Unavailable` (with what is missing) while the app cannot serve its traffic."""
 
+HealthDetail = Callable[[FastAPI], Awaitable[dict[str, str]]]
+"""Extra fields for ``/healthz`` (say, whether a listener is connected); never fails it."""
 
-def install_readiness(app: FastAPI, check: ReadyCheck | None = None) -> None:
-    """``GET /readyz`` on ``app``: 200 once its lifespan ran and ``check`` passes, else 503 with
-    ``Retry-After``. ``/healthz`` stays the liveness probe (the process answers); readiness is
-    what the launcher waits for and what a Kubernetes readiness probe asks."""
+
+def install_probes(
+    app: FastAPI, ready: ReadyCheck | None = None, *, detail: HealthDetail | None = None
+) -> None:
+    """The two probes every service answers. ``GET /healthz`` (liveness): 200 while the process
+    serves, with ``detail``'s fields. ``GET /readyz`` (readiness): 200 once the lifespan ran and
+    ``ready`` passes, else 503 with ``Retry-After``; the launcher waits for it and a Kubernetes
+    readiness probe asks it."""
+
+    async def healthz(request: Request) -> dict[str, str]:
+        extra = await detail(request.app) if detail is not None else {}
+        return {"status": "ok", **extra}
 
     async def readyz(request: Request) -> dict[str, str]:
-        if check is not None:
-            await check(request.app)
+        if ready is not None:
+            await ready(request.app)
         return {"status": "ready"}
 
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
 
 

@@ -178,6 +178,58 @@ class ScanSettings(BaseModel):
     reconcile_every_s: float = Field(default=5.0, gt=0)
 
 
+class ChatSettings(BaseModel):
+    """The chat pipeline's limits, models, context window and tools."""
+
+    models: dict[str, str] = Field(
+        default_factory=lambda: {"gpt-5.2": "gpt-5.2", "gemini-3-flash-preview": "gpt-4o-mini"}
+    )
+    """The web client's model names → the model the endpoint is asked for (one ``openai`` SDK
+    path, so every name maps to an OpenAI-compatible model). Any other name is a 422."""
+    default_model: str = "gpt-5.2"
+    max_message_chars: int = Field(default=1000, ge=1)
+    max_title_chars: int = Field(default=60, ge=1)
+    intent_cache_s: int = Field(default=3600, ge=0)
+    """Intent classifications are cached this long by normalised message hash (0: off)."""
+    recent_turns: int = Field(default=6, ge=0)
+    """Messages of the conversation passed to the answer as they are."""
+    summary_threshold_tokens: int = Field(default=1200, ge=100)
+    """Past this estimate (characters / 3) of the older turns, they are summarised once and
+    the summary is stored and used instead."""
+    token_flush_ms: float = Field(default=50.0, ge=0)
+    """The answer's deltas after the first are passed on in chunks at most this often, each
+    holding what arrived since the last (0: every delta on its own). Each chunk is a streamed
+    object, a stream entry and an SSE event, so fewer chunks cost less CPU; the first delta is
+    never held."""
+    input_timeout_s: float = Field(default=30.0, gt=0)
+    """How long a job waits for the user's reply to ``needs_input`` (then answers without)."""
+    max_inflight_jobs: int = Field(default=2000, ge=1)
+    tools: Literal["fake", "real"] = "fake"
+    """``fake``: offline adapters with canned data (development and tests); ``real``: the HTTP
+    adapters below, each under its intent's budget."""
+    weather_url: str | None = None
+    bulk_waste_url: str | None = None
+    collection_point_url: str | None = None
+    web_search_url: str | None = None
+    image_generation_url: str | None = None
+    fake_latency_ms: dict[str, float] = Field(
+        default_factory=lambda: {
+            "character": 20.0,
+            "location": 60.0,
+            "collection_point": 50.0,
+            "weather": 40.0,
+            "bulk_waste": 50.0,
+            "web_search": 80.0,
+            "image_generation": 100.0,
+        }
+    )
+    """How long each offline fake takes, as its upstream would (0 answers at once)."""
+    image_generation: bool = False
+    """Image generation is off unless switched on (it is slow and costly)."""
+    api_key: SecretStr = SecretStr("")
+    """Key for the external tool APIs (sent as a bearer token)."""
+
+
 class ApiSettings(BaseModel):
     """The public HTTP entry point (the gateway locally)."""
 
@@ -198,6 +250,8 @@ class ServicesSettings(BaseModel):
     auth_url: str | None = None
     authz_url: str | None = None
     character_url: str | None = None
+    chat_url: str | None = None
+    """The chat domain's service (conversations); posting a message goes to Ray Serve."""
     my_url: str | None = None
     notification_url: str | None = None
     location_url: str | None = None
@@ -210,6 +264,7 @@ class ServicesSettings(BaseModel):
         default_factory=lambda: {
             "auth": 8,
             "character": 8,
+            "chat": 8,
             "my": 8,
             "notification": 4,
             "location": 4,
@@ -301,6 +356,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     services: ServicesSettings = ServicesSettings()
     scan: ScanSettings = ScanSettings()
+    chat: ChatSettings = ChatSettings()
     auth: AuthSettings = AuthSettings()
     image: ImageSettings = ImageSettings()
     location: LocationSettings = LocationSettings()

@@ -54,20 +54,28 @@ _INTENT_WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def intent_of(text: str) -> dict[str, Any]:
-    """``{"intent", "confidence", "reasoning"}`` by keywords; ``general`` when nothing matches."""
+    """``{"intent", "confidence", "reasoning", "additional_intents"}`` by keywords: the first
+    group that matches is the intent, the next ones (up to 3) the additional intents; ``general``
+    when nothing matches."""
     lowered = text.lower()
-    for intent, words in _INTENT_WORDS:
-        hit = next((w for w in words if w in lowered), None)
-        if hit is not None:
-            return {
-                "intent": intent,
-                "confidence": 0.9,
-                "reasoning": f"시뮬레이터: '{hit}' 키워드로 {intent} 의도로 판단했어요.",
-            }
+    hits = [
+        (intent, hit)
+        for intent, words in _INTENT_WORDS
+        if (hit := next((w for w in words if w in lowered), None)) is not None
+    ]
+    if not hits:
+        return {
+            "intent": "general",
+            "confidence": 0.6,
+            "reasoning": "시뮬레이터: 특정 키워드가 없어 일반 대화로 판단했어요.",
+            "additional_intents": [],
+        }
+    (intent, hit), others = hits[0], hits[1:4]
     return {
-        "intent": "general",
-        "confidence": 0.6,
-        "reasoning": "시뮬레이터: 특정 키워드가 없어 일반 대화로 판단했어요.",
+        "intent": intent,
+        "confidence": 0.9,
+        "reasoning": f"시뮬레이터: '{hit}' 키워드로 {intent} 의도로 판단했어요.",
+        "additional_intents": [name for name, _ in others],
     }
 
 
@@ -124,6 +132,72 @@ def _insufficiencies(tags: list[str], middle: str) -> list[str]:
     from pipelines.rules.tags import fault_tags, insufficiency_text
 
     return [insufficiency_text(tag) for tag in fault_tags(tags, middle)]
+
+
+# ---- chat ----
+def find_chat_context(texts: Sequence[str]) -> dict[str, Any] | None:
+    """The ``chat_context`` object the chat pipeline puts after the user's message, if any."""
+    decoder = json.JSONDecoder()
+    for text in texts:
+        start = text.find('{"chat_context"')
+        if start < 0:
+            continue
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("chat_context"), dict):
+            return dict(value["chat_context"])
+    return None
+
+
+def _fact_sentences(facts: dict[str, Any]) -> list[str]:
+    said: list[str] = []
+    rules = facts.get("disposal_rules") or {}
+    if rules.get("steps"):
+        said.append(f"{rules.get('middle_category', '이 물건')}은(는) {rules['steps'][0]}")
+    elif rules.get("note"):
+        said.append(str(rules["note"]))
+    prices = facts.get("price_context") or {}
+    for quote in prices.get("quotes", [])[:3]:
+        said.append(
+            f"{quote['item']}은(는) {quote['region']} 기준 kg당 {quote['price']}원이에요 "
+            f"({prices.get('survey_month')} 조사)"
+        )
+    for place in (facts.get("location_context") or {}).get("places", [])[:2]:
+        said.append(f"{place['name']}이(가) {place.get('distance_km')}km 거리에 있어요")
+    for box in (facts.get("collection_point_context") or {}).get("bins", [])[:1]:
+        said.append(f"가까운 수거함은 {box['name']}이에요")
+    bulky = facts.get("bulk_waste_context") or {}
+    if bulky:
+        said.append(f"{bulky.get('item')} 배출 수수료는 {bulky.get('fee_won')}원이에요")
+    weather = facts.get("weather_context") or {}
+    if weather:
+        said.append(
+            f"오늘 날씨는 {weather.get('sky')}, 강수 확률 {weather.get('rain_chance')}%예요"
+        )
+    character = facts.get("character_context") or {}
+    if character:
+        said.append(f"이 물건으로는 {character.get('name')} 캐릭터를 만날 수 있어요")
+    for result in (facts.get("web_search_context") or {}).get("results", [])[:1]:
+        said.append(f"검색해 보니 '{result.get('title')}'라는 안내가 있어요")
+    image = facts.get("image_context") or {}
+    if image:
+        said.append(f"그림을 만들었어요: {image.get('image_url')}")
+    return said
+
+
+def chat_answer(context: dict[str, Any]) -> str:
+    """이코's answer from the gathered context: one sentence per fact, then what is missing."""
+    sentences = ["안녕, 이코야!"]
+    sentences += [f"{s}." for s in _fact_sentences(context.get("facts") or {})]
+    missing = [str(m) for m in context.get("missing") or []]
+    if missing:
+        sentences.append(f"다만 지금은 {', '.join(missing)} 정보를 알 수 없어요.")
+    if len(sentences) == 1:
+        sentences.append("분리배출에 대해 궁금한 걸 더 물어봐 줘.")
+    sentences.append("(시뮬레이터 응답)")
+    return " ".join(sentences)
 
 
 # ---- text ----

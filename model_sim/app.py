@@ -70,7 +70,7 @@ def _malformed(content: str) -> str:
 async def _call(
     request: web.Request,
     parse: Callable[[Any], CallRequest],
-    reply: Callable[[web.Request, CallRequest, str, float], Awaitable[web.StreamResponse]],
+    reply: Callable[[web.Request, CallRequest, str, Plan], Awaitable[web.StreamResponse]],
 ) -> web.StreamResponse:
     sim = request.app[SIM_KEY]
     try:
@@ -93,16 +93,18 @@ async def _call(
             await asyncio.sleep(plan.delay_s)
         if plan.fault is Fault.SERVER_ERROR:
             return _fault_response(plan)
-        response = await reply(request, req, content, plan.delay_s if req.stream else 0.0)
+        response = await reply(request, req, content, plan if req.stream else _NO_DELAY)
     if plan.fault is None:
         sim.record(kind, None, request.headers.get(CALL_KEY_HEADER))
     return response
 
 
-async def _stream(
-    request: web.Request, frames: Iterable[bytes], delay_s: float
-) -> web.StreamResponse:
-    """Send SSE frames: a quarter of the delay before the first, the rest spread over the others."""
+_NO_DELAY = Plan(None, 0.0)
+
+
+async def _stream(request: web.Request, frames: Iterable[bytes], plan: Plan) -> web.StreamResponse:
+    """Send SSE frames: with a token gap, the delay before the first and the gap between the
+    others; without, a quarter of the delay before the first, the rest spread over the others."""
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream; charset=utf-8",
@@ -112,9 +114,13 @@ async def _stream(
     )
     await response.prepare(request)
     items = list(frames)
-    if delay_s:
-        await asyncio.sleep(delay_s / 4)
-    gap = delay_s * 3 / 4 / max(1, len(items) - 1)
+    delay_s = plan.delay_s
+    if plan.token_gap_s:
+        first, gap = delay_s, plan.token_gap_s
+    else:
+        first, gap = delay_s / 4, delay_s * 3 / 4 / max(1, len(items) - 1)
+    if first:
+        await asyncio.sleep(first)
     for i, frame in enumerate(items):
         if gap and i:
             await asyncio.sleep(gap)
@@ -124,21 +130,21 @@ async def _stream(
 
 
 async def _chat_reply(
-    request: web.Request, req: CallRequest, content: str, delay_s: float
+    request: web.Request, req: CallRequest, content: str, plan: Plan
 ) -> web.StreamResponse:
     if not req.stream:
         return _json(wire.chat_completion(req, content))
     frames = [wire.sse_data(chunk) for chunk in wire.chat_chunks(req, content)]
-    return await _stream(request, [*frames, wire.sse_data("[DONE]")], delay_s)
+    return await _stream(request, [*frames, wire.sse_data("[DONE]")], plan)
 
 
 async def _responses_reply(
-    request: web.Request, req: CallRequest, content: str, delay_s: float
+    request: web.Request, req: CallRequest, content: str, plan: Plan
 ) -> web.StreamResponse:
     if not req.stream:
         return _json(wire.response_object(req, content, created_at=time.time()))
     frames = [wire.sse_data(body, event) for event, body in wire.response_events(req, content)]
-    return await _stream(request, frames, delay_s)
+    return await _stream(request, frames, plan)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:

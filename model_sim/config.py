@@ -36,6 +36,9 @@ class KindConfig(_Strict):
 
     fixed_ms: float = Field(default=0.0, ge=0)
     jitter_ms: float = Field(default=0.0, ge=0)
+    token_delay_ms: float = Field(default=0.0, ge=0)
+    """Streamed answers: the gap between two deltas (the first comes after ``fixed_ms``).
+    0 spreads the whole latency over the stream instead."""
     rate_429: float = Field(default=0.0, ge=0, le=1)
     rate_500: float = Field(default=0.0, ge=0, le=1)
     rate_hang: float = Field(default=0.0, ge=0, le=1)
@@ -83,10 +86,12 @@ def preset(name: str, seed: int = 0) -> SimConfig:
         kinds = _kinds(vision=50, answer=80, intent=20, text=20)
         for cfg in kinds.values():
             cfg.jitter_ms = 5
+        kinds[CallKind.TEXT].token_delay_ms = 2
     elif name == "original":
         kinds = _kinds(vision=4500, answer=6700, intent=1500, text=2000)
         for kind, cfg in kinds.items():
             cfg.jitter_ms = 300 if kind in (CallKind.VISION, CallKind.ANSWER) else 100
+        kinds[CallKind.TEXT].token_delay_ms = 40
     else:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return SimConfig(preset=name, seed=seed, kinds=kinds)

@@ -70,6 +70,8 @@ class Plan:
     fault: Fault | None
     delay_s: float
     retry_after_s: int = 0
+    token_gap_s: float = 0.0
+    """Between two streamed deltas (0: the delay is spread over the stream)."""
 
 
 ANSWER_CACHE_SIZE = 4096
@@ -116,7 +118,12 @@ class Simulator:
         fault = self._injected(kind) or self._rolled(kind)
         if fault is Fault.HANG:
             delay = self.config.hang_s
-        return Plan(fault, 0.0 if fault is Fault.RATE_LIMIT else delay, self.config.retry_after_s)
+        return Plan(
+            fault,
+            0.0 if fault is Fault.RATE_LIMIT else delay,
+            self.config.retry_after_s,
+            cfg.token_delay_ms / 1000,
+        )
 
     def _rate_limited(self, req: CallRequest) -> float:
         waits = [0.0]
@@ -179,7 +186,8 @@ class Simulator:
             return answers.disposal_answer(req.user_texts)
         if kind is CallKind.INTENT:
             return answers.intent_of(user_input)
-        reply = answers.text_reply(user_input)
+        context = answers.find_chat_context(req.user_texts)
+        reply = answers.chat_answer(context) if context else answers.text_reply(user_input)
         return {"reply": reply} if req.json_object or req.schema is not None else reply
 
     # ---- counting ----

@@ -1,11 +1,12 @@
 """The pipelines' read side: job streams (SSE) and results, a regular service outside Ray Serve.
 
 It answers from what the stages wrote — the Valkey progress history and the job rows in the
-pipeline's own database — so Ray Serve only takes the commands that need a model (submit,
-classify). One route set per job kind (scan now), each with the wire contract of domain.md §11.1:
+pipeline's own database — so Ray Serve only takes the commands that need a model. One route
+set per job kind (scan, chat), each with the wire contracts of domain.md §11.1-11.2:
 
 * ``GET /api/v1/<kind>/{job_id}/events`` — SSE: history or snapshot on connect, live events with
-  ``id``/``seq``, ``Last-Event-ID`` (or ``?lastEventId=``) resume, ends after ``done``/``error``;
+  ``id``/``seq``, ``Last-Event-ID`` (or ``?lastEventId=``) resume, ends after ``done``/``error``
+  (a chat's missed tokens come back as one ``token_recovery``);
 * ``GET /api/v1/<kind>/{job_id}/result`` — 200 result (stored before ``done`` is published),
   202 + ``Retry-After`` while running, 422 when dead-lettered;
 * 404 for another user's job and for no job; 401 without the gateway's ``X-User-ID``.
@@ -26,9 +27,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from cdc.consumers import ConsumerSpec
 from eco2 import cache as valkey
 from eco2.db import create_pool
-from eco2.http import CurrentUser, install_error_handlers, install_readiness
+from eco2.http import CurrentUser, install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
+from pipelines.chat import views as chat_views
+from pipelines.chat.machine import KIND as CHAT
+from pipelines.chat.reads import ChatReads
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.streams import JobStreams
 from pipelines.rules.rulebook import load_rulebook
@@ -51,10 +55,23 @@ def create_app(settings: Settings) -> FastAPI:
         async with AsyncExitStack() as stack:
             pool = await create_pool(settings, SCAN)
             stack.push_async_callback(pool.close)
+            chat_pool = await create_pool(settings, CHAT)
+            stack.push_async_callback(chat_pool.close)
             client = valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS, wait_s=10)
             bus = ProgressBus(client, SCAN)  # owns the client
             stack.push_async_callback(bus.close)
-            app.state.job_streams = {SCAN: JobStreams(bus, ScanReads(pool, load_rulebook()))}
+            chat_client = valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS, wait_s=10)
+            chat_bus = ProgressBus(chat_client, CHAT, history_len=chat_views.HISTORY_LEN)
+            stack.push_async_callback(chat_bus.close)
+            app.state.job_streams = {
+                SCAN: JobStreams(bus, ScanReads(pool, load_rulebook())),
+                CHAT: JobStreams(
+                    chat_bus,
+                    ChatReads(chat_pool),
+                    keepalive=chat_views.KEEPALIVE,
+                    resume=chat_views.recover,
+                ),
+            }
             yield
 
     app = FastAPI(
@@ -64,11 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry=fastapi_options(settings.telemetry),
     )
     install_error_handlers(app)
-    install_readiness(app)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    install_probes(app)
 
     @app.get("/api/v1/scan/categories")
     async def categories() -> list[dict[str, Any]]:
@@ -76,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
         return views.CATEGORIES
 
     app.include_router(job_routes(SCAN))
+    app.include_router(job_routes(CHAT))
     return app
 
 

@@ -34,6 +34,7 @@ SERVICES: dict[str, str] = {
     "auth": "domains.auth.service",
     "authz": "domains.authz.service",
     "character": "domains.character.service",
+    "chat": "domains.chat.service",
     "my": "domains.my.service",
     "notification": "domains.notification.service",
     "location": "domains.location.service",

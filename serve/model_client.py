@@ -13,14 +13,16 @@ Delivery contract of :meth:`ModelClient.complete_json`:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import httpx2
 import openai
 from openai import AsyncOpenAI
+from opentelemetry.trace import Span
 
 from eco2 import telemetry
 from eco2.settings import ModelSettings
@@ -80,15 +82,44 @@ class ModelClient:
         call_key: str | None = None,
         traceparent: str | None = None,
     ) -> tuple[T, float]:
-        """Call the model and parse its JSON answer; returns ``(result, elapsed_ms)``."""
-        headers = {"x-eco2-call-key": call_key} if call_key else {}
-        if traceparent:
-            headers["traceparent"] = traceparent
+        """Call the model and parse its JSON answer; returns ``(result, elapsed_ms)``. An answer
+        ``parse`` rejects is sent back once with the error for repair."""
+        return await self._complete(
+            kind,
+            model,
+            messages,
+            response_format,
+            parse,
+            _headers(call_key, traceparent),
+            traceparent,
+        )
+
+    async def complete_text(
+        self,
+        *,
+        kind: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        call_key: str | None = None,
+        traceparent: str | None = None,
+    ) -> tuple[str, float]:
+        """A plain-text answer (no schema); returns ``(text, elapsed_ms)``."""
+        return await self._complete(
+            kind, model, messages, None, str, _headers(call_key, traceparent), traceparent
+        )
+
+    async def _complete(
+        self,
+        kind: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        parse: Callable[[str], T],
+        headers: dict[str, str],
+        traceparent: str | None,
+    ) -> tuple[T, float]:
         started = time.perf_counter()
-        with self._tracer.start_as_current_span(
-            f"model.{kind}", context=telemetry.extract(traceparent)
-        ) as span:
-            span.set_attribute("gen_ai.request.model", model)
+        with self._span(kind, model, traceparent) as span:
             text = await self._create(kind, model, messages, response_format, headers)
             try:
                 result = parse(text)
@@ -107,12 +138,58 @@ class ModelClient:
                     ) from second
         return result, (time.perf_counter() - started) * 1000
 
+    @contextlib.contextmanager
+    def _span(self, kind: str, model: str, traceparent: str | None) -> Iterator[Span]:
+        with self._tracer.start_as_current_span(
+            f"model.{kind}", context=telemetry.extract(traceparent)
+        ) as span:
+            span.set_attribute("gen_ai.request.model", model)
+            yield span
+
+    async def stream_text(
+        self,
+        *,
+        kind: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        call_key: str | None = None,
+        traceparent: str | None = None,
+    ) -> AsyncIterator[str]:
+        """The answer's text as it is generated (the SDK's ``stream=True``), delta by delta.
+
+        Opening the stream is retried by the SDK like any call (429, 5xx, timeouts); a failure
+        after it opened raises :class:`ModelCallFailed` (``retriable``): the caller has already
+        passed part of the answer on and decides what to do with it."""
+        headers = _headers(call_key, traceparent)
+        with self._span(kind, model, traceparent):
+            try:
+                stream = await self._client.chat.completions.create(
+                    model=model, messages=cast(Any, messages), stream=True, extra_headers=headers
+                )
+            except _TRANSIENT as exc:
+                raise _failed(kind, exc, retriable=True) from exc
+            except openai.APIError as exc:
+                raise _failed(kind, exc, retriable=False) from exc
+            try:
+                async for chunk in stream:
+                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    if delta:
+                        yield delta
+            except Exception as exc:
+                raise ModelCallFailed(
+                    f"{kind} model stream broke off: {type(exc).__name__}: {exc}",
+                    retriable=True,
+                    kind=kind,
+                ) from exc
+            finally:
+                await stream.close()
+
     async def _create(
         self,
         kind: str,
         model: str,
         messages: list[dict[str, Any]],
-        response_format: dict[str, Any],
+        response_format: dict[str, Any] | None,
         headers: dict[str, str],
     ) -> str:
         try:
@@ -121,25 +198,20 @@ class ModelClient:
             # the typed parameters, which walks the whole response schema on every call (the
             # profile is in docs/benchmarks.md), nor a typed ChatCompletion for the one string
             # we read.
+            body: dict[str, Any] = {"model": model, "messages": messages}
+            if response_format is not None:
+                body["response_format"] = response_format
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body={"model": model, "messages": messages, "response_format": response_format},
+                body=body,
                 options={"headers": headers},
             )
             body = json.loads(await response.aread())
         except _TRANSIENT as exc:
-            raise ModelCallFailed(
-                f"{kind} model call failed after retries: {type(exc).__name__}: {exc}",
-                retriable=True,
-                kind=kind,
-            ) from exc
+            raise _failed(kind, exc, retriable=True) from exc
         except openai.APIError as exc:
-            raise ModelCallFailed(
-                f"{kind} model call refused: {type(exc).__name__}: {exc}",
-                retriable=False,
-                kind=kind,
-            ) from exc
+            raise _failed(kind, exc, retriable=False) from exc
         except ValueError as exc:  # not JSON at all: the endpoint is not speaking the API
             raise ModelCallFailed(
                 f"{kind} model endpoint sent a body that is not JSON: {exc}",
@@ -155,6 +227,20 @@ class ModelClient:
                 kind=kind,
             ) from exc
         return content if isinstance(content, str) else ""
+
+
+def _headers(call_key: str | None, traceparent: str | None) -> dict[str, str]:
+    headers = {"x-eco2-call-key": call_key} if call_key else {}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    return headers
+
+
+def _failed(kind: str, exc: Exception, *, retriable: bool) -> ModelCallFailed:
+    verb = "failed after retries" if retriable else "refused"
+    return ModelCallFailed(
+        f"{kind} model call {verb}: {type(exc).__name__}: {exc}", retriable=retriable, kind=kind
+    )
 
 
 def _repair_note(error: Exception) -> dict[str, str]:

@@ -12,14 +12,18 @@ pipeline when the application is built; nothing here imports a pipeline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
+import redis.asyncio as aioredis
 from ray import serve
 
+from eco2 import cache as valkey
 from eco2 import telemetry
 from eco2.settings import Settings
-from serve import answer
+from serve import answer, text
 from serve.contracts import ModelCallFailed, VisionResult
 from serve.model_client import ModelClient
 from serve.vision import VisionCatalog, VisionTask, response_format
@@ -120,3 +124,101 @@ class AnswerStage(_ModelStage):
             traceparent=traceparent,
         )
         return result.model_dump(mode="json"), elapsed_ms
+
+
+@serve.deployment(name="TextStage", **STAGE_OPTIONS)
+class TextStage(_ModelStage):
+    """Chat's text model: intent classification (cached by normalised message), the answer as
+    a token stream (consume with ``handle.options(stream=True)``), summaries of old turns."""
+
+    kind = "text"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._cache_s = settings.chat.intent_cache_s
+        self._flush_s = settings.chat.token_flush_ms / 1000
+        self._cache: aioredis.Redis | None = None
+        if settings.cache.url and self._cache_s:
+            self._cache = valkey.connect(settings.cache.url, max_connections=16, wait_s=1)
+
+    async def classify_intent(
+        self, *, job_id: str, message: str, model: str, traceparent: str | None
+    ) -> tuple[dict[str, Any], float, bool]:
+        """``(classification, model ms, from the cache)``."""
+        key = text.intent_cache_key(message, model)
+        cached = await self._cached(key)
+        if cached is not None:
+            return cached, 0.0, True
+        result, elapsed_ms = await self._client.complete_json(
+            kind="intent",
+            model=model,
+            messages=text.intent_messages(message),
+            response_format=text.intent_format(),
+            parse=text.parse_intent,
+            call_key=f"{job_id}:intent",
+            traceparent=traceparent,
+        )
+        classification = result.model_dump(mode="json")
+        await self._remember(key, classification)
+        return classification, elapsed_ms, False
+
+    async def answer(
+        self,
+        *,
+        job_id: str,
+        attempt: int,
+        message: str,
+        context: dict[str, Any],
+        history: Sequence[Mapping[str, str]],
+        summary: str | None,
+        model: str,
+        traceparent: str | None,
+    ) -> AsyncIterator[str]:
+        """The answer's text as the model writes it, in chunks (``chat.token_flush_ms``)."""
+        messages = text.answer_messages(message, context, history, summary)
+        deltas = self._client.stream_text(
+            kind="text",
+            model=model,
+            messages=messages,
+            call_key=f"{job_id}:answer:{attempt}",
+            traceparent=traceparent,
+        )
+        async for chunk in text.coalesce(deltas, self._flush_s):
+            yield chunk
+
+    async def summarise(
+        self,
+        *,
+        job_id: str,
+        turns: Sequence[Mapping[str, str]],
+        previous: str | None,
+        model: str,
+        traceparent: str | None,
+    ) -> tuple[str, float]:
+        summary, elapsed_ms = await self._client.complete_text(
+            kind="summary",
+            model=model,
+            messages=text.summary_messages(turns, previous),
+            call_key=f"{job_id}:summary",
+            traceparent=traceparent,
+        )
+        return summary.strip(), elapsed_ms
+
+    async def _cached(self, key: str) -> dict[str, Any] | None:
+        if self._cache is None:
+            return None
+        try:
+            raw = await self._cache.get(key)
+        except (aioredis.RedisError, OSError):  # a cache, not a dependency
+            return None
+        if not raw:
+            return None
+        return text.parse_intent(raw.decode() if isinstance(raw, bytes) else raw).model_dump(
+            mode="json"
+        )
+
+    async def _remember(self, key: str, classification: dict[str, Any]) -> None:
+        if self._cache is None:
+            return
+        with contextlib.suppress(aioredis.RedisError, OSError):
+            await self._cache.set(key, json.dumps(classification), ex=self._cache_s)

@@ -65,11 +65,16 @@ def short_run_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
+TEST_STACK_ENV = {"ECO2_CHAT__INPUT_TIMEOUT_S": "5"}
+"""Settings of the test stack that differ from a developer's: a chat job waits 5 s (not 30) for
+the user's reply to ``needs_input``, so the timeout test is quick."""
+
+
 def cluster_cli(
     run_dir: Path, *args: str, timeout: float = UP_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m cluster <args>`` against ``run_dir``."""
-    env = {**os.environ, "ECO2_RUN_DIR": str(run_dir)}
+    env = {**os.environ, **TEST_STACK_ENV, "ECO2_RUN_DIR": str(run_dir)}
     return subprocess.run(
         [sys.executable, "-m", "cluster", *args],
         cwd=REPO,
@@ -92,13 +97,20 @@ def start_stack(run_dir: Path) -> StackUrls:
     return StackUrls.from_state(state)
 
 
-FIRST_ON_STACK = "first_on_stack"
+FIRST_ON_STACK, LAST_ON_STACK = "first_on_stack", "last_on_stack"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``first_on_stack`` run before every other test, so they meet the session
-    stack the moment ``eco2 up`` returned (the stack fixture starts on first use)."""
-    items.sort(key=lambda item: item.get_closest_marker(FIRST_ON_STACK) is None)
+    stack the moment ``eco2 up`` returned (the stack fixture starts on first use); tests marked
+    ``last_on_stack`` run after every other, because they restart the stack."""
+
+    def order(item: pytest.Item) -> int:
+        if item.get_closest_marker(FIRST_ON_STACK) is not None:
+            return 0
+        return 2 if item.get_closest_marker(LAST_ON_STACK) is not None else 1
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,13 @@ from typing import Annotated, Any
 
 import redis.asyncio as redis
 from fastapi import FastAPI, Query, Request
+from redis.exceptions import RedisError
 
 from cdc.consumers import ConsumerSpec
-from cdc.readmodels.projections import leaderboard, my_page, scan_history
+from cdc.readmodels.projections import chat_index, leaderboard, my_page, scan_history
 from cdc.readmodels.store import connect
-from eco2.errors import InvalidInput
-from eco2.http import CurrentUser, install_error_handlers, install_readiness
+from eco2.errors import InvalidInput, Unavailable
+from eco2.http import CurrentUser, install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -32,6 +33,13 @@ def _cursor(raw: str | None) -> int | None:
     if not raw.isdigit():
         raise InvalidInput("cursor must be the next_cursor of a previous page", code="bad_cursor")
     return int(raw)
+
+
+async def _valkey_answers(app: FastAPI) -> None:
+    try:
+        await app.state.valkey.ping()
+    except RedisError as exc:
+        raise Unavailable(f"the read models' Valkey does not answer: {exc}") from exc
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -54,12 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry=fastapi_options(settings.telemetry),
     )
     install_error_handlers(app)
-    install_readiness(app)
-
-    @app.get("/healthz")
-    async def healthz(request: Request) -> dict[str, str]:
-        await _client(request).ping()
-        return {"status": "ok"}
+    install_probes(app, _valkey_answers)
 
     @app.get("/api/v1/scan/history")
     async def history(
@@ -83,9 +86,19 @@ def create_app(settings: Settings) -> FastAPI:
     ) -> dict[str, Any]:
         return await leaderboard.leaderboard(_client(request), user, limit)
 
+    @app.get("/api/v1/chat/search")
+    async def chat_search(
+        request: Request,
+        user: CurrentUser,
+        q: Annotated[str, Query(min_length=1, max_length=200)],
+        limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    ) -> dict[str, Any]:
+        """The caller's chats whose title or messages contain every word of ``q``."""
+        return {"items": await chat_index.search(_client(request), user, q, limit)}
+
     return app
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:
     """The projectors that build the read models this API answers from."""
-    return [module.spec() for module in (scan_history, my_page, leaderboard)]
+    return [module.spec() for module in (scan_history, my_page, leaderboard, chat_index)]

@@ -50,7 +50,7 @@ def _stack_rss_mb(state: StackState) -> float:
     return round(process.rss_bytes(state.supervisor_pid) / 2**20, 1)
 
 
-def _cpu_by_process(state: StackState) -> dict[str, float]:
+def cpu_by_process(state: StackState) -> dict[str, float]:
     """CPU seconds so far of each process of the stack, keyed by a readable name."""
     seconds: dict[str, float] = {}
     for proc in process.tree(state.supervisor_pid):
@@ -70,7 +70,7 @@ def _cpu_by_process(state: StackState) -> dict[str, float]:
     return seconds
 
 
-def _cpu_ms_per_scan(
+def cpu_ms_per_unit(
     before: dict[str, float], after: dict[str, float], scans: int
 ) -> dict[str, float]:
     if scans == 0:
@@ -119,11 +119,11 @@ def bench_scan(
     original = _set_sim_latency(sim, vision_ms, answer_ms)
     virtual_users = loadgen.prepare(api_url(state), users, path)  # sign-ins: not measured
     host = machine()  # before the load: its reference loop times the idle stack's machine
-    cpu_before = _cpu_by_process(state)
+    cpu_before = cpu_by_process(state)
     try:
         model_time_s = (vision_ms + answer_ms) / 1000
         result = loadgen.run(target, virtual_users, duration, ramp, model_time_s, protocol)
-        cpu_ms = _cpu_ms_per_scan(cpu_before, _cpu_by_process(state), result["all_completed"])
+        cpu_ms = cpu_ms_per_unit(cpu_before, cpu_by_process(state), result["all_completed"])
     finally:
         httpx.put(f"{sim}/sim/config", json=original)
     stats = httpx.get(f"{sim}/stats").json()
@@ -147,7 +147,7 @@ def bench_scan(
         **result,
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "rss_mb": _stack_rss_mb(state),
-        "stack_cpu_ms_per_scan": cpu_ms,
+        "stackcpu_ms_per_unit": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": host,
         "load_average": [round(x, 2) for x in psutil.getloadavg()],

@@ -23,7 +23,7 @@ from domains.auth.tokens import SigningKey, TokenService
 from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -35,9 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.cache.url is None:
             raise Unavailable("auth needs Valkey for logout: run `eco2 up` or set ECO2_CACHE__URL")
-        pool = await create_pool(
-            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
-        )
+        pool = await create_pool(settings, DOMAIN)
         cache = valkey.connect(settings.cache.url)
         http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
         try:
@@ -57,12 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="eco2 auth", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
     )
     install_error_handlers(app, example_body='{"nickname": "eco", "user_key": "my-device-1"}')
-    install_readiness(app)
+    install_probes(app)
     app.include_router(router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app
 

@@ -21,7 +21,7 @@ from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
 from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
 from eco2 import cache as valkey
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -66,12 +66,8 @@ def create_app(
         title="eco2 ext-authz", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
     )
     install_error_handlers(app)
-    install_readiness(app, _ready)
+    install_probes(app, _ready)
     app.include_router(router)
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app
 

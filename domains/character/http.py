@@ -101,11 +101,6 @@ def _ownership_view(ownership: Ownership) -> OwnershipView:
     )
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/api/v1/character/catalog")
 async def get_catalog(request: Request) -> list[CatalogEntry]:
     """The 13 characters in catalogue order (loaded once at start-up; they change by migration)."""

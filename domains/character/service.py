@@ -15,7 +15,7 @@ from cdc.consumers import ConsumerSpec
 from domains.character import reactions, repository
 from domains.character.http import ONBOARD_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -27,9 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(
-            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
-        )
+        pool = await create_pool(settings, DOMAIN)
         try:
             app.state.pool = pool
             app.state.catalog = await repository.catalog(pool)
@@ -42,7 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="eco2 character", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
     )
     install_error_handlers(app, example_body=ONBOARD_EXAMPLE)
-    install_readiness(app)
+    install_probes(app)
     app.include_router(router)
     return app
 

@@ -52,11 +52,6 @@ async def _uploads(request: Request) -> Uploads:
 UploadsDep = Annotated[Uploads, Depends(_uploads)]
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.post("/api/v1/images/{channel}", status_code=201)
 async def create_upload(
     channel: str, body: CreateUploadBody, user_id: CurrentUser, uploads: UploadsDep

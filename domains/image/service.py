@@ -18,7 +18,7 @@ from domains.image.repository import UploadRepository
 from domains.image.storage import LocalStorage, Storage
 from domains.image.uploads import Uploads
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         title="Eco² image service", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
     )
     install_error_handlers(app, example_body=EXAMPLE_BODY)
-    install_readiness(app)
+    install_probes(app)
     app.include_router(router)
     return app
 

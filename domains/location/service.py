@@ -25,7 +25,7 @@ from domains.location.repository import SiteRepository
 from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options, get_logger
 
@@ -78,12 +78,8 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
         telemetry=fastapi_options(settings.telemetry),
     )
     install_error_handlers(app)
-    install_readiness(app)
+    install_probes(app)
     app.include_router(router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
 
     return app
 

@@ -99,11 +99,6 @@ def _metadata(user_id: str, traceparent: str | None) -> EventMetadata:
     return EventMetadata(traceparent=traceparent, correlation_id=uuid.uuid4().hex, user_id=user_id)
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/api/v1/users/me")
 async def get_me(user_id: CurrentUser, pool: Pool, provider: Provider = None) -> ProfileView:
     """The caller's profile; created empty on first access (idempotent)."""

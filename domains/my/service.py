@@ -19,7 +19,7 @@ from domains.my import reactions
 from domains.my.character_api import CharacterApi
 from domains.my.http import PATCH_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -40,11 +40,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
                         timeout=settings.services.call_timeout_s,
                     )
                 )
-            pool = await create_pool(
-                settings,
-                DOMAIN,
-                max_size=settings.services.pool_max.get(DOMAIN, settings.db.pool_max),
-            )
+            pool = await create_pool(settings, DOMAIN)
             stack.push_async_callback(pool.close)
             app.state.pool = pool
             app.state.character_api = CharacterApi(client)
@@ -52,7 +48,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
 
     app = FastAPI(title="eco2 my", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry))
     install_error_handlers(app, example_body=PATCH_EXAMPLE)
-    install_readiness(app)
+    install_probes(app)
     app.include_router(router)
     return app
 

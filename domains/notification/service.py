@@ -20,7 +20,7 @@ from domains.notification.live import NotificationHub
 from domains.notification.repository import NotificationRepository
 from eco2.db import create_pool, domain_dsn
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_readiness
+from eco2.http import install_error_handlers, install_probes
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options
 
@@ -39,8 +39,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        max_size = settings.services.pool_max.get(DOMAIN, settings.db.pool_max)
-        pool = await create_pool(settings, DOMAIN, max_size=max_size)
+        pool = await create_pool(settings, DOMAIN)
         hub = NotificationHub(listen_connection, queue_size=queue_size)
         try:
             await _start(hub)
@@ -60,17 +59,16 @@ def create_app(
         telemetry=fastapi_options(settings.telemetry),
     )
     install_error_handlers(app)
-    install_readiness(app)
+    install_probes(app, detail=_listener)
     app.include_router(router)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        """Always 200 once serving; ``listener`` says whether live pushes are flowing."""
-        backend: Backend | None = getattr(app.state, "notification", None)
-        listening = backend is not None and backend.hub.connected
-        return {"status": "ok", "listener": "connected" if listening else "reconnecting"}
-
     return app
+
+
+async def _listener(app: FastAPI) -> dict[str, str]:
+    """Whether live pushes are flowing (``/healthz`` stays 200 while the listener reconnects)."""
+    backend: Backend | None = getattr(app.state, "notification", None)
+    listening = backend is not None and backend.hub.connected
+    return {"listener": "connected" if listening else "reconnecting"}
 
 
 async def _start(hub: NotificationHub) -> None:

@@ -66,9 +66,10 @@ class ProgressBus:
     """Publishes progress events of one job ``kind`` and serves per-job subscriptions in this
     process. The bus owns its Valkey client and closes it in :meth:`close`."""
 
-    def __init__(self, client: aioredis.Redis, kind: str) -> None:
+    def __init__(self, client: aioredis.Redis, kind: str, *, history_len: int = 64) -> None:
         self._redis = client
         self.kind = kind
+        self._history_len = history_len
         self._channel_prefix = f"{kind}:events:"
         self._idle_channel = f"{kind}:events:-"  # always subscribed: keeps the connection open
         self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
@@ -121,8 +122,14 @@ class ProgressBus:
                 for job_id, events in by_job.items():
                     for event in events:
                         # The user id rides along so a stream can be authorised from history.
-                        fields = {"event": event.event, "data": event.body, "user": users[job_id]}
-                        pipe.xadd(self._stream(job_id), fields, id=event.id, maxlen=64)  # type: ignore[arg-type]
+                        fields: dict[Any, Any] = {
+                            "event": event.event,
+                            "data": event.body,
+                            "user": users[job_id],
+                        }
+                        pipe.xadd(
+                            self._stream(job_id), fields, id=event.id, maxlen=self._history_len
+                        )
                     finished = any(e.terminal for e in events)
                     ttl = FINISHED_HISTORY_TTL_S if finished else HISTORY_TTL_S
                     pipe.expire(self._stream(job_id), ttl)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from redis.exceptions import RedisError
@@ -28,6 +28,11 @@ from pipelines.jobs.progress import ProgressBus, ProgressEvent
 
 KEEPALIVE_S = 15
 FIRST_EVENT_WAIT_S = 1.0
+COMMENT_KEEPALIVE = b": keep-alive\n\n"
+
+Resume = Callable[[list[ProgressEvent], str], list[ProgressEvent]]
+"""A job kind's way to resume: given the job's whole history and the ``Last-Event-ID``, the
+events to send first (by default: those after it)."""
 
 
 class JobReader(Protocol):
@@ -62,8 +67,16 @@ def not_yours(kind: str, job_id: object) -> NotFound:
 class JobStreams:
     """The streams and result reads of one job kind (its progress bus and its reader)."""
 
-    def __init__(self, bus: ProgressBus, reader: JobReader) -> None:
+    def __init__(
+        self,
+        bus: ProgressBus,
+        reader: JobReader,
+        *,
+        keepalive: bytes = COMMENT_KEEPALIVE,
+        resume: Resume | None = None,
+    ) -> None:
         self._bus, self._reader, self.kind = bus, reader, bus.kind
+        self._keepalive, self._resume = keepalive, resume
 
     async def result(self, user_id: str, job_id: str) -> tuple[int, dict[str, Any]]:
         return await self._reader.result(user_id, job_key(self.kind, job_id))
@@ -92,7 +105,10 @@ class JobStreams:
         """History (or a snapshot) first, then live events until the terminal one.
         Events that are ready together go out in one write."""
         async with self._bus.subscription(str(key)) as live:
-            pending = await self._bus.history(str(key), last_event_id)
+            if last_event_id is not None and self._resume is not None:
+                pending = self._resume(await self._bus.history(str(key), None), last_event_id)
+            else:
+                pending = await self._bus.history(str(key), last_event_id)
             if not pending and last_event_id is None:
                 pending = await self._first_event(key, live)
             last: ProgressEvent | None = None
@@ -109,7 +125,7 @@ class JobStreams:
                 try:
                     pending = [await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)]
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    yield self._keepalive
                     # A live event lost on the way (a Valkey reconnect) is in the history.
                     after = last.id if last else last_event_id
                     pending = await self._bus.history(str(key), after)

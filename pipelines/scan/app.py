@@ -11,8 +11,6 @@ No ``from __future__ import annotations`` here: Serve rebuilds the ingress route
 and FastAPI must see real annotation objects there, not strings.
 """
 
-import asyncio
-import contextlib
 from typing import Any
 
 from fastapi import FastAPI, Header
@@ -23,13 +21,12 @@ from ray.serve.handle import DeploymentHandle
 from eco2 import telemetry
 from eco2.http import install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
+from pipelines.jobs.replica import ReplicaPipeline
 from pipelines.rules.rulebook import load_rulebook
-from pipelines.scan.bootstrap import ScanPipeline, open_pipeline
+from pipelines.scan.bootstrap import open_pipeline
 from pipelines.scan.intake import ScanRequest
 from pipelines.scan.stages import rule_documents, vision_catalog
 from serve.stages import AnswerStage, VisionStage
-
-READY_TIMEOUT_S = 30
 
 # FastAPI's own request metrics and exception logs duplicate Serve's request metrics and our
 # JSON logs; its request spans stay on.
@@ -58,24 +55,15 @@ class ScanIngress:
         self, vision: DeploymentHandle[Any], answer: DeploymentHandle[Any], settings: Settings
     ) -> None:
         telemetry.configure("scan-ingress", settings.telemetry)
-        self._pipeline: ScanPipeline | None = None
-        self._ready = asyncio.Event()
-        self._running = asyncio.get_event_loop().create_task(self._run(vision, answer, settings))
-
-    async def _run(self, vision: Any, answer: Any, settings: Settings) -> None:
         # Stage calls go replica to replica over Serve's gRPC transport instead of as Ray actor
         # tasks (less CPU per call, docs/benchmarks.md). Set here, on the replica's running
         # loop, so it holds however the application was built.
-        self._pipeline = await open_pipeline(
-            settings, vision.options(_by_reference=False), answer.options(_by_reference=False)
+        self._replica = ReplicaPipeline(
+            "scan",
+            open_pipeline(
+                settings, vision.options(_by_reference=False), answer.options(_by_reference=False)
+            ),
         )
-        self._ready.set()
-        await self._pipeline.jobs.maintain()
-
-    async def _live(self) -> ScanPipeline:
-        await self._ready.wait()
-        assert self._pipeline is not None
-        return self._pipeline
 
     @api.post("/api/v1/scan", status_code=202)
     async def submit(
@@ -86,7 +74,7 @@ class ScanIngress:
         traceparent: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Accept a scan: ``{job_id, stream_url, result_url, status: "queued"}``."""
-        pipeline = await self._live()
+        pipeline = await self._replica.live()
         user = require_user(x_user_id)
         return await pipeline.intake.submit(user, body, x_idempotency_key, traceparent)
 
@@ -98,35 +86,25 @@ class ScanIngress:
         traceparent: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Synchronous inference for internal and batch callers: the full result inline."""
-        pipeline = await self._live()
+        pipeline = await self._replica.live()
         return await pipeline.intake.classify_inline(x_user_id or "internal", body, traceparent)
 
     @api.post("/api/v1/admin/scan/reprocess")
     async def admin_reprocess(self, job_id: str | None = None) -> dict[str, Any]:
         """Re-run failed jobs (one, or all) from their last committed stage."""
-        pipeline = await self._live()
+        pipeline = await self._replica.live()
         return await pipeline.intake.reprocess(job_id)
 
     @api.get("/internal/scan/ready", include_in_schema=False)
     async def ready(self) -> dict[str, str]:
         """The replica's pipeline is wired (the launcher's probe; never routed by the gateway)."""
-        await asyncio.wait_for(self._live(), timeout=READY_TIMEOUT_S)
-        return {"status": "ready"}
+        return await self._replica.ready()
 
     async def check_health(self) -> None:
-        if self._running.done():
-            raise RuntimeError(f"scan pipeline stopped: {self._running.exception()!r}")
-        pipeline = await asyncio.wait_for(self._live(), timeout=READY_TIMEOUT_S)
-        await pipeline.store.ping()
+        await self._replica.check_health()
 
     async def __del__(self) -> None:
-        """Replica shutdown: stop maintenance, close the pool and Valkey. Running jobs keep
-        their committed stages; their leases expire and another replica resumes them."""
-        self._running.cancel()
-        with contextlib.suppress(BaseException):
-            await self._running
-        if self._pipeline is not None:
-            await self._pipeline.close()
+        await self._replica.close()
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

@@ -57,6 +57,6 @@ async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPip
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)
     runner = ScanRunner(store, ScanStages(vision, answer), progress, policy)
-    jobs = JobTasks(store, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
+    jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
     intake = ScanIntake(settings, store, progress, jobs, policy)
     return ScanPipeline(intake, jobs, store, progress, pool)

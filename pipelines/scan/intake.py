@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from eco2 import telemetry
 from eco2.errors import InvalidInput, Overloaded
 from eco2.settings import Settings
+from pipelines.jobs import url_guard
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
-from pipelines.scan import url_guard, views
+from pipelines.scan import views
 from pipelines.scan.machine import SUBMITTED, Job, Policy
 from pipelines.scan.store import ScanStore
 

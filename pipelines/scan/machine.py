@@ -42,6 +42,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from eco2.events import Event
+from pipelines.jobs.status import JobStatus
 from pipelines.rules.characters import Character
 from pipelines.rules.reward import decide_reward
 from pipelines.rules.rulebook import RuleBook, RuleMatch
@@ -58,13 +59,6 @@ from serve.contracts import AnswerResult, ModelCallFailed, VisionResult
 KIND = "scan"
 """The job kind: the name of its routes (``/api/v1/scan/...``) and of its progress keys."""
 NO_RULE_INSUFFICIENCY = "배출 규정 매칭 실패"
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"  # the dead-letter state: reason recorded, reprocessable
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,11 @@ from typing import Any
 import asyncpg
 
 from pipelines.jobs.progress import ProgressEvent
+from pipelines.jobs.status import JobStatus
 from pipelines.jobs.streams import not_yours
 from pipelines.rules.rulebook import RuleBook
 from pipelines.scan import views
-from pipelines.scan.machine import KIND, JobStatus
+from pipelines.scan.machine import KIND
 from pipelines.scan.store import fetch_job
 
 

@@ -8,7 +8,8 @@ Contract:
 * A commit against a stale ``version`` raises :class:`~eco2.errors.Conflict` and changes nothing
   (another runner owns the job now).
 * Jobs are leased to a runner (``lease_owner``/``lease_expires_at``); leases of running jobs are
-  renewed in batches, and :meth:`ScanStore.claim_expired` hands jobs whose runner died to another.
+  renewed in batches, and a job whose runner died is claimed by another as a new attempt
+  (:class:`~pipelines.jobs.leases.TableLeases`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import asyncpg
 
 from eco2.errors import Conflict
 from eco2.events import Event, EventMetadata
+from pipelines.jobs.leases import TableLeases
+from pipelines.jobs.status import JobStatus
 from pipelines.scan.events import AGGREGATE_TYPE, RewardRevoked, ScanRequested
-from pipelines.scan.machine import Job, JobStatus
+from pipelines.scan.machine import Job
 
 
 def job_from_row(row: asyncpg.Record) -> Job:
@@ -85,6 +88,7 @@ class ScanStore:
         self._pool = pool
         self.owner = owner
         self.lease_s = lease_s
+        self.leases = TableLeases(pool, "scan_jobs", job_from_row, owner=owner, lease_s=lease_s)
 
     async def submit(
         self,
@@ -163,50 +167,6 @@ class ScanStore:
         if row is None:
             raise Conflict(f"scan job {job.job_id} moved past version {job.version}")
         return job_from_row(row)
-
-    async def renew_leases(self, job_ids: Sequence[uuid.UUID]) -> None:
-        if job_ids:
-            await self._pool.execute(
-                "UPDATE scan_jobs SET lease_expires_at = now() + make_interval(secs => $3) "
-                "WHERE job_id = ANY($1) AND lease_owner = $2 AND status IN ('queued', 'running')",
-                list(job_ids),
-                self.owner,
-                self.lease_s,
-            )
-
-    async def claim_expired(self, limit: int = 50) -> list[Job]:
-        """Take over unfinished jobs whose lease expired (their runner died)."""
-        rows = await self._pool.fetch(
-            """
-            UPDATE scan_jobs
-            SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2)
-            WHERE job_id IN (
-                SELECT job_id FROM scan_jobs
-                WHERE status IN ('queued', 'running') AND lease_expires_at < now()
-                ORDER BY lease_expires_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-            RETURNING *
-            """,
-            self.owner,
-            self.lease_s,
-            limit,
-        )
-        return [job_from_row(r) for r in rows]
-
-    async def reclaim_failed(self, job_id: uuid.UUID | None = None) -> list[Job]:
-        """Move failed jobs (one, or all) back to running under this runner for reprocessing."""
-        rows = await self._pool.fetch(
-            """
-            UPDATE scan_jobs SET status = 'running', attempt = attempt + 1, error = NULL,
-                   failed_stage = NULL, lease_owner = $1,
-                   lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-            WHERE status = 'failed' AND ($3::uuid IS NULL OR job_id = $3)
-            RETURNING *
-            """,
-            self.owner,
-            self.lease_s,
-            job_id,
-        )
-        return [job_from_row(r) for r in rows]
 
     @staticmethod
     def _meta(traceparent: str | None, correlation_id: str, user_id: str) -> str:

@@ -10,8 +10,9 @@ from typing import Any
 
 from eco2 import telemetry
 from pipelines.jobs.progress import ProgressEvent
+from pipelines.jobs.status import JobStatus
 from pipelines.rules.rulebook import RuleBook
-from pipelines.scan.machine import Job, JobStatus, Mark, Stage, current_stage, last_completed
+from pipelines.scan.machine import Job, Mark, Stage, current_stage, last_completed
 
 CATEGORIES: list[dict[str, Any]] = [
     {

@@ -5,57 +5,25 @@ with ``Last-Event-ID`` that continues where it stopped, with nothing repeated or
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.conftest import StackUrls
 from tests.e2e.saga_support import REWARDING_INPUT, sign_in
+from tests.e2e.sse import Event, read_events
 
 pytestmark = pytest.mark.e2e
-BROWSER_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-
-
-@dataclass
-class Received:
-    id: str = ""
-    event: str = "message"
-    data: list[str] = field(default_factory=list)
 
 
 async def _read(
     client: httpx.AsyncClient, url: str, last_event_id: str | None, stop_after: int | None
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(id, event, data)`` of each event, by the EventSource parsing rules; stops after
-    ``stop_after`` events (the connection drops) or at ``done``/``error``."""
-    headers = dict(BROWSER_HEADERS)
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    events: list[tuple[str, str, dict[str, Any]]] = []
-    async with client.stream("GET", url, headers=headers, timeout=60) as response:
-        assert response.status_code == 200, await response.aread()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        current = Received()
-        async for line in response.aiter_lines():
-            if line == "":
-                if current.data:
-                    events.append((current.id, current.event, json.loads("\n".join(current.data))))
-                    if current.event in ("done", "error") or len(events) == stop_after:
-                        return events
-                current = Received(id=current.id)
-                continue
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "id":
-                current.id = value
-            elif name == "event":
-                current.event = value
-            elif name == "data":
-                current.data.append(value)
-    return events
+) -> list[Event]:
+    return await read_events(
+        client,
+        url,
+        last_event_id=last_event_id,
+        stop=None if stop_after is None else (lambda events: len(events) == stop_after),
+    )
 
 
 async def test_event_source_resumes_after_a_drop_without_repeats_or_gaps(

@@ -22,6 +22,7 @@ PROJECTIONS: dict[str, str] = {
     "scan_history": "cdc.readmodels.projections.scan_history:spec",
     "my_page": "cdc.readmodels.projections.my_page:spec",
     "leaderboard": "cdc.readmodels.projections.leaderboard:spec",
+    "chat_index": "cdc.readmodels.projections.chat_index:spec",
 }
 """Projection name → ``module:function`` returning its :class:`~cdc.consumers.ConsumerSpec`."""
 

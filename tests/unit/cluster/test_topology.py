@@ -42,7 +42,8 @@ def test_default_topology_starts_ray_before_serve() -> None:
         assert names.index(dependency) < names.index("domains")
     assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
-        *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "cdc_relay"),
+        *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "chat_app"),
+        "cdc_relay",
         *("domains", "authz", "streams", "gateway"),
     }
 

@@ -20,10 +20,12 @@ def test_the_image_domain_reacts_to_no_events() -> None:
 
 
 def test_the_app_has_the_compat_routes_and_a_health_check() -> None:
-    paths = create_app(Settings()).openapi()["paths"]
+    app = create_app(Settings())
+    paths = app.openapi()["paths"]
     routes = {(method.upper(), path) for path, item in paths.items() for method in item}
+    probes = {getattr(route, "path", None) for route in app.routes}
+    assert {"/healthz", "/readyz"} <= probes
     assert routes == {
-        ("GET", "/healthz"),
         ("POST", "/api/v1/images/{channel}"),
         ("POST", "/api/v1/images/{channel}/callback"),
         ("PUT", "/api/v1/images/upload/{key}"),

@@ -1,0 +1,60 @@
+"""A browser ``EventSource``'s reading of an SSE stream, for the end-to-end tests: cookies
+only, ``Accept: text/event-stream``, ``id``/``event``/``data`` lines, a blank line ends an event,
+``:`` lines are comments; a reconnect sends ``Last-Event-ID``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+BROWSER_HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+Event = tuple[str, str, dict[str, Any]]
+"""``(id, event, data)``."""
+
+
+@dataclass
+class _Pending:
+    id: str = ""
+    event: str = "message"
+    data: list[str] = field(default_factory=list)
+
+
+async def read_events(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    last_event_id: str | None = None,
+    stop: Callable[[list[Event]], bool] | None = None,
+    timeout_s: float = 60,
+) -> list[Event]:
+    """The events of one connection, until ``done``/``error`` or until ``stop(events)`` says
+    so (then the connection is dropped, as a network blip would)."""
+    headers = dict(BROWSER_HEADERS)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    events: list[Event] = []
+    async with client.stream("GET", url, headers=headers, timeout=timeout_s) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        current = _Pending()
+        async for line in response.aiter_lines():
+            if line == "":
+                if current.data:
+                    events.append((current.id, current.event, json.loads("\n".join(current.data))))
+                    if current.event in ("done", "error") or (stop is not None and stop(events)):
+                        return events
+                current = _Pending(id=current.id)
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "id":
+                current.id = value
+            elif name == "event":
+                current.event = value
+            elif name == "data":
+                current.data.append(value)
+    return events
