@@ -7,8 +7,10 @@ thinks ``--think`` seconds (reading the answer, typing the next question) before
 multi-tool message. Figures:
 
 * first-token overhead: from the post to the first ``token`` event, minus what the simulated
-  parts spent — the model simulator's intent and first-token latencies (its configuration) and
-  the slowest tool of the job (the fakes take their upstream's time, ``chat.fake_latency_ms``);
+  parts spent — the model simulator's first-token latency and, unless the classification came
+  from the cache (its ``latency_ms.intent`` is 0), its intent latency (both its configuration),
+  and the slowest tool of the job (the fakes take their upstream's time,
+  ``chat.fake_latency_ms``);
 * completed chats per minute, failed, stack CPU per chat (per process);
 * for the multi-tool message: the tool phase's wall time against its slowest tool and the sum.
 """
@@ -47,12 +49,22 @@ MESSAGES = (
 MULTI_TOOL = "근처 재활용센터 어디야? 캔 가격이랑 날씨도 알려줘"
 
 
+@dataclass(frozen=True)
+class SimLatency:
+    """The simulator's configured latencies (ms) before an answer's first token."""
+
+    intent_ms: float
+    first_token_ms: float
+
+
 @dataclass
 class Tally:
     first_token_ms: list[float] = field(default_factory=list)
     overhead_ms: list[float] = field(default_factory=list)
     done_s: list[float] = field(default_factory=list)
     tool_phases: list[dict[str, float]] = field(default_factory=list)
+    chunks: list[float] = field(default_factory=list)
+    """``token`` events per answer."""
     failures: Counter[str] = field(default_factory=Counter)
     completed: int = 0
     all_completed: int = 0
@@ -74,7 +86,7 @@ async def _one_message(
     user: loadgen.User,
     chat_id: str,
     message: str,
-    model_ms: float,
+    model: SimLatency,
     tally: Tally,
 ) -> None:
     body = {"message": message, "user_location": SEOUL}
@@ -86,6 +98,7 @@ async def _one_message(
             return
         job = await response.json()
     first: float | None = None
+    chunks = 0
     result: dict[str, Any] | None = None
     async with session.get(f"{api}{job['stream_url']}", headers=user.headers) as stream:
         name = ""
@@ -93,8 +106,10 @@ async def _one_message(
             line = raw.decode().rstrip("\n")
             if line.startswith("event:"):
                 name = line.split(":", 1)[1].strip()
-                if name == "token" and first is None:
-                    first = (time.perf_counter() - started) * 1000
+                if name == "token":
+                    chunks += 1
+                    if first is None:
+                        first = (time.perf_counter() - started) * 1000
             elif line.startswith("data:") and name in ("done", "error"):
                 data = json.loads(line.split(":", 1)[1])
                 result = data.get("result") if name == "done" else None
@@ -108,7 +123,10 @@ async def _one_message(
     tally.completed += 1
     latency = result.get("latency_ms") or {}
     tally.first_token_ms.append(first)
-    tally.overhead_ms.append(first - model_ms - float(latency.get("tools_slowest", 0.0)))
+    intent_ms = model.intent_ms if float(latency.get("intent", 0.0)) > 0 else 0.0
+    simulated = intent_ms + model.first_token_ms + float(latency.get("tools_slowest", 0.0))
+    tally.overhead_ms.append(first - simulated)
+    tally.chunks.append(chunks)
     tally.done_s.append(time.perf_counter() - started)
     if message == MULTI_TOOL and latency.get("tools_sum"):
         tally.tool_phases.append(
@@ -121,7 +139,7 @@ async def _user(
     user: loadgen.User,
     index: int,
     deadline: float,
-    model_ms: float,
+    model: SimLatency,
     think_s: float,
     tally: Tally,
 ) -> None:
@@ -134,7 +152,7 @@ async def _user(
             message = MULTI_TOOL if n % 3 == 0 else MESSAGES[n % len(MESSAGES)]
             n += 1
             try:
-                await _one_message(session, api, user, chat_id, message, model_ms, tally)
+                await _one_message(session, api, user, chat_id, message, model, tally)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 tally.failures[type(exc).__name__] += 1
             if think_s:
@@ -147,14 +165,14 @@ async def _drive(
     users: list[loadgen.User],
     duration_s: float,
     ramp_s: float,
-    model_ms: float,
+    model: SimLatency,
     think_s: float,
 ) -> tuple[Tally, float]:
     tally = Tally()
     deadline = time.monotonic() + ramp_s + duration_s
     tasks = []
     for i, user in enumerate(users):
-        tasks.append(asyncio.create_task(_user(api, user, i, deadline, model_ms, think_s, tally)))
+        tasks.append(asyncio.create_task(_user(api, user, i, deadline, model, think_s, tally)))
         if ramp_s:
             await asyncio.sleep(ramp_s / len(users))
     tally.measuring = True
@@ -177,11 +195,11 @@ def bench_chat(
     api = api_url(state)
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     kinds = httpx.get(f"{sim}/sim/config").raise_for_status().json()["kinds"]
-    model_ms = float(kinds["intent"]["fixed_ms"]) + float(kinds["text"]["fixed_ms"])
+    model = SimLatency(float(kinds["intent"]["fixed_ms"]), float(kinds["text"]["fixed_ms"]))
     virtual_users = loadgen.prepare(api, users, "gateway")
     host = machine()
     cpu_before = cpu_by_process(state)
-    tally, elapsed = eco2.loop.run(_drive(api, virtual_users, duration, ramp, model_ms, think))
+    tally, elapsed = eco2.loop.run(_drive(api, virtual_users, duration, ramp, model, think))
     phases = tally.tool_phases
     result = {
         "command": (
@@ -195,7 +213,12 @@ def bench_chat(
         "completed_per_min": round(tally.completed / elapsed * 60, 1),
         "failed": sum(tally.failures.values()),
         "failures": dict(tally.failures),
-        "simulated_model_ms_before_first_token": model_ms,
+        "simulated_model_ms": {
+            "intent": model.intent_ms,
+            "first_token": model.first_token_ms,
+            "token_gap": float(kinds["text"].get("token_delay_ms", 0.0)),
+        },
+        "token_events_per_answer_p50": _q(tally.chunks, 0.5),
         "first_token_ms": {
             "p50": _q(tally.first_token_ms, 0.5),
             "p95": _q(tally.first_token_ms, 0.95),
