@@ -8,11 +8,12 @@ without it is answered 401.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -28,6 +29,8 @@ from eco2.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from eco2.settings import TelemetrySettings
+from eco2.telemetry import fastapi_options
 
 MAX_USER_ID_CHARS = 128
 _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
@@ -112,6 +115,27 @@ def install_probes(
 
     app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
+
+
+def service_app(
+    title: str,
+    telemetry: TelemetrySettings,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
+    routers: Sequence[APIRouter] = (),
+    example_body: str | None = None,
+    ready: ReadyCheck | None = None,
+    detail: HealthDetail | None = None,
+) -> FastAPI:
+    """A service's app, the same way for every service: its lifespan, FastAPI's telemetry as
+    :func:`eco2.telemetry.fastapi_options` says, the error taxonomy (``example_body`` shows a
+    valid request in a 422), ``/healthz`` and ``/readyz`` (:func:`install_probes`), its routers."""
+    app = FastAPI(title=title, version="1", lifespan=lifespan, telemetry=fastapi_options(telemetry))
+    install_error_handlers(app, example_body=example_body)
+    install_probes(app, ready, detail=detail)
+    for router in routers:
+        app.include_router(router)
+    return app
 
 
 def require_user(user_id: str | None) -> str:

@@ -91,8 +91,8 @@ async def _call(
             content = _malformed(content)
         if not req.stream:
             await asyncio.sleep(plan.delay_s)
-        if plan.fault is Fault.SERVER_ERROR:
-            return _fault_response(plan)
+        if plan.fault is Fault.SERVER_ERROR or (plan.fault is Fault.BREAK and not req.stream):
+            return _fault_response(Plan(Fault.SERVER_ERROR, 0.0))
         response = await reply(request, req, content, plan if req.stream else _NO_DELAY)
     if plan.fault is None:
         sim.record(kind, None, request.headers.get(CALL_KEY_HEADER))
@@ -124,6 +124,11 @@ async def _stream(request: web.Request, frames: Iterable[bytes], plan: Plan) -> 
     for i, frame in enumerate(items):
         if gap and i:
             await asyncio.sleep(gap)
+        if plan.fault is Fault.BREAK and i == len(items) // 2:
+            # Half the answer, then the connection drops (no [DONE], no end of the body).
+            if request.transport is not None:
+                request.transport.close()
+            return response
         await response.write(frame)
     await response.write_eof()
     return response

@@ -25,6 +25,9 @@ class Fault(StrEnum):
     SERVER_ERROR = "500"
     HANG = "hang"
     MALFORMED = "malformed"
+    BREAK = "break"
+    """A streamed answer stops half-way: the connection closes before ``[DONE]`` (a call that
+    does not stream gets a 500 instead)."""
 
 
 class _Strict(BaseModel):
@@ -43,6 +46,7 @@ class KindConfig(_Strict):
     rate_500: float = Field(default=0.0, ge=0, le=1)
     rate_hang: float = Field(default=0.0, ge=0, le=1)
     rate_malformed: float = Field(default=0.0, ge=0, le=1)
+    rate_break: float = Field(default=0.0, ge=0, le=1)
 
 
 class FaultInjection(_Strict):

@@ -21,7 +21,7 @@ from model_sim.config import CallKind, Fault, SimConfig
 from model_sim.lexicon import Lexicon, default_lexicon
 from model_sim.request import CallRequest
 
-_FAULT_ORDER = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.HANG, Fault.MALFORMED)
+_FAULT_ORDER = (Fault.RATE_LIMIT, Fault.SERVER_ERROR, Fault.HANG, Fault.MALFORMED, Fault.BREAK)
 
 
 @dataclass
@@ -144,7 +144,7 @@ class Simulator:
 
     def _rolled(self, kind: CallKind) -> Fault | None:
         cfg = self.config.for_kind(kind)
-        rates = (cfg.rate_429, cfg.rate_500, cfg.rate_hang, cfg.rate_malformed)
+        rates = (cfg.rate_429, cfg.rate_500, cfg.rate_hang, cfg.rate_malformed, cfg.rate_break)
         if not any(rates):
             return None
         draw, edge = self.rng.random(), 0.0

@@ -27,9 +27,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from cdc.consumers import ConsumerSpec
 from eco2 import cache as valkey
 from eco2.db import create_pool
-from eco2.http import CurrentUser, install_error_handlers, install_probes
+from eco2.http import CurrentUser, service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 from pipelines.chat import views as chat_views
 from pipelines.chat.machine import KIND as CHAT
 from pipelines.chat.reads import ChatReads
@@ -74,14 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             }
             yield
 
-    app = FastAPI(
-        title="Eco² job streams and results",
-        version="1",
-        lifespan=lifespan,
-        telemetry=fastapi_options(settings.telemetry),
-    )
-    install_error_handlers(app)
-    install_probes(app)
+    app = service_app("Eco² job streams and results", settings.telemetry, lifespan)
 
     @app.get("/api/v1/scan/categories")
     async def categories() -> list[dict[str, Any]]:

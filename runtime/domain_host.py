@@ -81,10 +81,23 @@ def consumer_specs(names: list[str], settings: Settings) -> list[ConsumerSpec]:
     return specs
 
 
+IDLE_KEEPALIVE_S = 75
+"""How long a service keeps an idle client connection open: longer than the gateway keeps one
+in its pool (``runtime.gateway.POOL_IDLE_S``), so the gateway never sends a request on a
+connection the service is closing at that moment (uvicorn's default of 5 s against aiohttp's 15 s
+did, and the gateway answered 502)."""
+
+
 def _server(name: str, host: str, port: int, settings: Settings) -> _Server:
     app = _load(SERVICES[name]).create_app(settings)
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=IDLE_KEEPALIVE_S,
     )
     return _Server(config)
 

@@ -30,6 +30,11 @@ from runtime.routes import ROUTES, Route, route_of
 
 log = get_logger(__name__)
 
+POOL_IDLE_S = 30
+"""How long an idle upstream connection stays in the pool: shorter than every upstream keeps one
+(``runtime.domain_host.IDLE_KEEPALIVE_S``; Ray Serve's proxy: 90 s)."""
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 IDENTITY_HEADERS = ("x-user-id", "x-auth-provider")
 CREDENTIAL_HEADERS = ("authorization", "cookie", "traceparent", "x-request-id")
@@ -88,7 +93,9 @@ class Gateway:
 
     async def start(self, _app: web.Application) -> None:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=4000, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=4000, ttl_dns_cache=300, keepalive_timeout=POOL_IDLE_S
+            ),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             auto_decompress=False,
         )
@@ -198,14 +205,16 @@ class Gateway:
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
         body = request.content if request.body_exists else None
+        # A request without a body that cannot have changed anything (the pooled connection
+        # was closed under it) is sent once more, on a new connection.
+        retry = request.method in IDEMPOTENT and body is None
         try:
-            upstream = await self.session.request(
-                request.method,
-                f"{base}{request.rel_url}",
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            )
+            try:
+                upstream = await self._send(request, f"{base}{request.rel_url}", headers, body)
+            except aiohttp.ServerDisconnectedError:
+                if not retry:
+                    raise
+                upstream = await self._send(request, f"{base}{request.rel_url}", headers, body)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("upstream unreachable", service=route.service, error=str(exc))
             return _json_error(
@@ -235,6 +244,13 @@ class Gateway:
                 if request.transport is not None:  # the client must see it is cut short
                     request.transport.close()
             return response
+
+    async def _send(
+        self, request: web.Request, url: str, headers: CIMultiDict[str], body: Any
+    ) -> aiohttp.ClientResponse:
+        return await self.session.request(
+            request.method, url, headers=headers, data=body, allow_redirects=False
+        )
 
 
 def build_app(settings: Settings) -> web.Application:

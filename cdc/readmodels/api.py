@@ -17,9 +17,8 @@ from cdc.consumers import ConsumerSpec
 from cdc.readmodels.projections import chat_index, leaderboard, my_page, scan_history
 from cdc.readmodels.store import connect
 from eco2.errors import InvalidInput, Unavailable
-from eco2.http import CurrentUser, install_error_handlers, install_probes
+from eco2.http import CurrentUser, service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 
 def _client(request: Request) -> redis.Redis:
@@ -55,14 +54,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await app.state.valkey.aclose()
 
-    app = FastAPI(
-        title="Eco² read models",
-        version="1",
-        lifespan=lifespan,
-        telemetry=fastapi_options(settings.telemetry),
-    )
-    install_error_handlers(app)
-    install_probes(app, _valkey_answers)
+    app = service_app("Eco² read models", settings.telemetry, lifespan, ready=_valkey_answers)
 
     @app.get("/api/v1/scan/history")
     async def history(

@@ -8,7 +8,8 @@ multi-tool message. Figures:
 
 * first-token overhead: from the post to the first ``token`` event, minus what the simulated
   parts spent — the model simulator's first-token latency and, unless the classification came
-  from the cache (its ``latency_ms.intent`` is 0), its intent latency (both its configuration),
+  from the cache (its ``latency_ms.intent`` is 0), its intent latency (both as configured: fixed
+  plus the mean jitter),
   and the slowest tool of the job (the fakes take their upstream's time,
   ``chat.fake_latency_ms``);
 * completed chats per minute, failed, stack CPU per chat (per process);
@@ -70,6 +71,11 @@ class Tally:
     all_completed: int = 0
     """Including the ramp (for CPU per chat over the whole run)."""
     measuring: bool = False
+
+
+def _sim_ms(kind: dict[str, Any]) -> float:
+    """A call kind's configured latency: fixed plus the mean of its uniform jitter."""
+    return float(kind["fixed_ms"]) + float(kind.get("jitter_ms", 0.0)) / 2
 
 
 def _q(values: list[float], q: float) -> float | None:
@@ -195,7 +201,7 @@ def bench_chat(
     api = api_url(state)
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
     kinds = httpx.get(f"{sim}/sim/config").raise_for_status().json()["kinds"]
-    model = SimLatency(float(kinds["intent"]["fixed_ms"]), float(kinds["text"]["fixed_ms"]))
+    model = SimLatency(_sim_ms(kinds["intent"]), _sim_ms(kinds["text"]))
     virtual_users = loadgen.prepare(api, users, "gateway")
     host = machine()
     cpu_before = cpu_by_process(state)

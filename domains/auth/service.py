@@ -23,9 +23,8 @@ from domains.auth.tokens import SigningKey, TokenService
 from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "auth"
 
@@ -51,14 +50,13 @@ def create_app(settings: Settings) -> FastAPI:
             await cache.aclose()
             await pool.close()
 
-    app = FastAPI(
-        title="eco2 auth", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    return service_app(
+        "Eco² auth",
+        settings.telemetry,
+        lifespan,
+        routers=[router],
+        example_body='{"nickname": "eco", "user_key": "my-device-1"}',
     )
-    install_error_handlers(app, example_body='{"nickname": "eco", "user_key": "my-device-1"}')
-    install_probes(app)
-    app.include_router(router)
-
-    return app
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:

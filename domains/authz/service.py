@@ -21,9 +21,8 @@ from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
 from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
 from eco2 import cache as valkey
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 
 def create_app(
@@ -62,14 +61,9 @@ def create_app(
             app.state.access_cookie = settings.auth.access_cookie
             yield
 
-    app = FastAPI(
-        title="eco2 ext-authz", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    return service_app(
+        "Eco² ext-authz", settings.telemetry, lifespan, routers=[router], ready=_ready
     )
-    install_error_handlers(app)
-    install_probes(app, _ready)
-    app.include_router(router)
-
-    return app
 
 
 async def _ready(app: FastAPI) -> None:

@@ -15,9 +15,8 @@ from cdc.consumers import ConsumerSpec
 from domains.character import reactions, repository
 from domains.character.http import ONBOARD_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "character"
 
@@ -36,13 +35,13 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(
-        title="eco2 character", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    return service_app(
+        "Eco² character",
+        settings.telemetry,
+        lifespan,
+        routers=[router],
+        example_body=ONBOARD_EXAMPLE,
     )
-    install_error_handlers(app, example_body=ONBOARD_EXAMPLE)
-    install_probes(app)
-    app.include_router(router)
-    return app
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:

@@ -11,9 +11,8 @@ from fastapi import FastAPI
 from cdc.consumers import ConsumerSpec
 from domains.chat.http import TITLE_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "chat"
 
@@ -29,17 +28,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(
-        title="Eco² chat",
-        version="1",
-        lifespan=lifespan,
-        telemetry=fastapi_options(settings.telemetry),
+    return service_app(
+        "Eco² chat", settings.telemetry, lifespan, routers=[router], example_body=TITLE_EXAMPLE
     )
-    install_error_handlers(app, example_body=TITLE_EXAMPLE)
-    install_probes(app)
-    app.include_router(router)
-
-    return app
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:

@@ -18,9 +18,8 @@ from domains.image.repository import UploadRepository
 from domains.image.storage import LocalStorage, Storage
 from domains.image.uploads import Uploads
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "image"
 
@@ -49,13 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await pool.close()
 
-    app = FastAPI(
-        title="Eco² image service", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    return service_app(
+        "Eco² image", settings.telemetry, lifespan, routers=[router], example_body=EXAMPLE_BODY
     )
-    install_error_handlers(app, example_body=EXAMPLE_BODY)
-    install_probes(app)
-    app.include_router(router)
-    return app
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:

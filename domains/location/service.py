@@ -25,9 +25,9 @@ from domains.location.repository import SiteRepository
 from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options, get_logger
+from eco2.telemetry import get_logger
 
 DOMAIN = "location"
 _DEFAULT_POOL_MAX = 4
@@ -71,17 +71,7 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
             await cache.aclose()
             await pool.close()
 
-    app = FastAPI(
-        title="Eco² location API",
-        version="1",
-        lifespan=lifespan,
-        telemetry=fastapi_options(settings.telemetry),
-    )
-    install_error_handlers(app)
-    install_probes(app)
-    app.include_router(router)
-
-    return app
+    return service_app("Eco² location", settings.telemetry, lifespan, routers=[router])
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:

@@ -19,9 +19,8 @@ from domains.my import reactions
 from domains.my.character_api import CharacterApi
 from domains.my.http import PATCH_EXAMPLE, router
 from eco2.db import create_pool
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "my"
 
@@ -46,11 +45,9 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
             app.state.character_api = CharacterApi(client)
             yield
 
-    app = FastAPI(title="eco2 my", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry))
-    install_error_handlers(app, example_body=PATCH_EXAMPLE)
-    install_probes(app)
-    app.include_router(router)
-    return app
+    return service_app(
+        "Eco² my", settings.telemetry, lifespan, routers=[router], example_body=PATCH_EXAMPLE
+    )
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:

@@ -20,9 +20,8 @@ from domains.notification.live import NotificationHub
 from domains.notification.repository import NotificationRepository
 from eco2.db import create_pool, domain_dsn
 from eco2.errors import Unavailable
-from eco2.http import install_error_handlers, install_probes
+from eco2.http import service_app
 from eco2.settings import Settings
-from eco2.telemetry import fastapi_options
 
 DOMAIN = "notification"
 
@@ -52,16 +51,9 @@ def create_app(
             await hub.close()
             await pool.close()
 
-    app = FastAPI(
-        title="Eco² notification API",
-        version="1",
-        lifespan=lifespan,
-        telemetry=fastapi_options(settings.telemetry),
+    return service_app(
+        "Eco² notification", settings.telemetry, lifespan, routers=[router], detail=_listener
     )
-    install_error_handlers(app)
-    install_probes(app, detail=_listener)
-    app.include_router(router)
-    return app
 
 
 async def _listener(app: FastAPI) -> dict[str, str]:

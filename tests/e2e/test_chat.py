@@ -314,3 +314,27 @@ async def test_the_same_question_is_classified_once_an_hour(browser: httpx.Async
         intent = next(d for _, n, d in events if n == "intent" and d["status"] == "completed")
         cached.append(intent["cached"])
     assert cached == [False, True]
+
+
+async def test_the_model_breaking_off_mid_answer_ends_in_error_and_the_message_says_so(
+    browser: httpx.AsyncClient, stack: StackUrls
+) -> None:
+    sim = stack.model_base_url.removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=sim, timeout=10) as control:
+        config = (await control.get("/sim/config")).raise_for_status().json()
+        config["fail_next"] = [{"kind": "text", "fault": "break", "count": 1}]
+        (await control.put("/sim/config", json=config)).raise_for_status()
+        try:
+            chat_id = await new_chat(browser)
+            _, events = await ask(browser, chat_id, message="안녕 이코! 오늘 뭐 버릴까?")
+        finally:
+            config["fail_next"] = []
+            (await control.put("/sim/config", json=config)).raise_for_status()
+    names = [name for _, name, _ in events]
+    assert names[-1] == "error", names
+    assert events[-1][2]["stage"] == "answer"
+    detail = (await browser.get(f"/api/v1/chat/{chat_id}")).json()
+    assert [m["role"] for m in detail["messages"]] == ["user", "assistant"]
+    stored = detail["messages"][-1]["content"]
+    assert stored.startswith(tokens_of(events))
+    assert "끝까지" in stored

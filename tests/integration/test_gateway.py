@@ -42,7 +42,15 @@ async def _authz(request: web.Request) -> web.Response:
     )
 
 
+DROPPED: set[str] = set()
+
+
 async def _echo(request: web.Request) -> web.StreamResponse:
+    drop = request.query.get("drop")
+    if drop is not None and drop not in DROPPED and request.transport is not None:
+        DROPPED.add(drop)  # the first request of each id: the connection closes under it
+        request.transport.close()
+        return web.Response()
     if request.path.endswith("/events"):
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -205,3 +213,16 @@ async def test_ready_only_while_ext_authz_is_ready(gateway: str) -> None:
         AUTHZ_READY["ready"] = True
     assert (status, body["error"]["code"]) == (503, "not_ready")
     assert response.headers["Retry-After"] == "1"
+
+
+async def test_a_connection_closed_under_a_read_is_retried_but_not_under_a_write(
+    gateway: str,
+) -> None:
+    status, body, _ = await _get(f"{gateway}/api/v1/character/catalog?drop=read")
+    assert (status, body["path"]) == (200, "/api/v1/character/catalog?drop=read")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway}/api/v1/character/catalog?drop=write", json={}) as response,
+    ):
+        assert response.status == 502
+        assert (await response.json())["error"]["code"] == "upstream_unavailable"

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import aiohttp
+import httpx
 import openai
 import psutil  # type: ignore[import-untyped]
 import pytest
@@ -152,6 +153,24 @@ def test_chat_streaming_matches_the_plain_answer(sim: Sim) -> None:
     assert text == plain.choices[0].message.content
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert chunks[-1].usage is not None
+
+
+def test_a_break_fault_cuts_a_stream_half_way_and_fails_a_plain_call(sim: Sim) -> None:
+    client = sim.client()
+    whole = client.chat.completions.create(model="gpt-4o", messages=_vision_messages())
+    answer = whole.choices[0].message.content or ""
+    sim.add_faults({"fault": "break"})
+    received: list[str] = []
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=_vision_messages(), stream=True
+    )
+    with pytest.raises((openai.APIError, httpx.HTTPError)):
+        received.extend(c.delta.content or "" for chunk in stream for c in chunk.choices)
+    assert 0 < len("".join(received)) < len(answer)
+    assert answer.startswith("".join(received))
+    sim.add_faults({"fault": "break"})
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=_vision_messages())
 
 
 def test_chat_stream_helper_parses(sim: Sim) -> None:
