@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from eco2.errors import Conflict
-from eco2.events import EventEnvelope
+from eco2.events import Event, EventEnvelope, EventMetadata
 
 _INSERT = """
 INSERT INTO event_store (event_id, aggregate_type, aggregate_id, aggregate_version, event_type,
@@ -50,6 +50,31 @@ async def append(conn: asyncpg.Connection, events: Sequence[EventEnvelope]) -> N
         await conn.executemany(_INSERT, rows)
     except asyncpg.UniqueViolationError as exc:
         raise Conflict(f"aggregate version already stored: {exc.detail}") from exc
+
+
+async def append_versions(
+    conn: asyncpg.Connection,
+    aggregate_type: str,
+    aggregate_id: str,
+    first_version: int,
+    events: Sequence[Event],
+    metadata: EventMetadata | None = None,
+) -> None:
+    """Insert ``events`` as the consecutive versions of one aggregate from ``first_version``
+    (the caller holds the aggregate's row lock or bumped its version in this transaction)."""
+    await append(
+        conn,
+        [
+            EventEnvelope.of(
+                event,
+                aggregate_type=aggregate_type,
+                aggregate_id=aggregate_id,
+                aggregate_version=first_version + i,
+                metadata=metadata,
+            )
+            for i, event in enumerate(events)
+        ],
+    )
 
 
 async def load(conn: asyncpg.Connection, aggregate_id: str) -> list[EventEnvelope]:

@@ -112,6 +112,14 @@ class CacheSettings(BaseModel):
             raise ValueError("must be a redis:// URL such as redis://127.0.0.1:6379/0")
         return value
 
+    def require(self, who: str) -> str:
+        """The URL, for a component that cannot work without Valkey (``who`` names it)."""
+        if self.url is None:
+            raise ValueError(
+                f"{who} needs Valkey: set ECO2_CACHE__URL, or start the stack with `eco2 up`"
+            )
+        return self.url
+
 
 class KafkaSettings(BaseModel):
     """Kafka bootstrap servers (``host:port[,host:port]``)."""

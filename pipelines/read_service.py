@@ -45,9 +45,7 @@ VALKEY_CONNECTIONS = 64
 
 
 def create_app(settings: Settings) -> FastAPI:
-    if settings.cache.url is None:
-        raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
-    cache_url = settings.cache.url
+    cache_url = settings.cache.require("the job stream service")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serve import contracts
 from serve.contracts import AnswerResult, MalformedModelOutput, VisionResult
 
 SCHEMA_NAME = "answer_result"
@@ -62,10 +63,7 @@ def response_format() -> dict[str, Any]:
         "additionalProperties": False,
     }
     # Not strict: an open map of 단계n keys cannot be expressed in strict mode.
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": False},
-    }
+    return contracts.response_format(SCHEMA_NAME, schema, strict=False)
 
 
 def parse(text: str) -> AnswerResult:

@@ -79,6 +79,14 @@ def json_schema_for(model: type[BaseModel]) -> dict[str, Any]:
     return _strict(schema, schema.get("$defs", {}))
 
 
+def response_format(name: str, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """The chat-completions ``response_format`` asking for JSON that follows ``schema``."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "schema": schema, "strict": strict},
+    }
+
+
 def _strict(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     if "$ref" in node:
         return _strict(defs[node["$ref"].split("/")[-1]], defs)

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationError
 
-from serve.contracts import Frozen, MalformedModelOutput, json_schema_for
+from serve.contracts import Frozen, MalformedModelOutput, json_schema_for, response_format
 
 Intent = Literal[
     "waste",
@@ -81,14 +81,7 @@ def intent_messages(message: str) -> list[dict[str, Any]]:
 
 
 def intent_format() -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": INTENT_SCHEMA,
-            "schema": json_schema_for(IntentResult),
-            "strict": True,
-        },
-    }
+    return response_format(INTENT_SCHEMA, json_schema_for(IntentResult))
 
 
 def parse_intent(text: str) -> IntentResult:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serve import contracts
 from serve.contracts import (
     DEFAULT_QUESTION,
     Classification,
@@ -68,14 +69,7 @@ def user_question(user_input: str | None) -> str:
 
 
 def response_format() -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {
-            "name": SCHEMA_NAME,
-            "schema": json_schema_for(VisionResult),
-            "strict": True,
-        },
-    }
+    return contracts.response_format(SCHEMA_NAME, json_schema_for(VisionResult))
 
 
 class VisionTask:

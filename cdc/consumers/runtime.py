@@ -334,9 +334,7 @@ async def open_store(spec: ConsumerSpec, settings: Settings) -> AsyncIterator[St
         from cdc.consumers.valkey_inbox import ValkeyStore
         from eco2.cache import connect
 
-        if settings.cache.url is None:
-            raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
-        client = connect(settings.cache.url, decode_responses=True)
+        client = connect(settings.cache.require(spec.name), decode_responses=True)
         try:
             yield ValkeyStore(client)
         finally:

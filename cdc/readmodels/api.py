@@ -42,9 +42,7 @@ async def _valkey_answers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    if settings.cache.url is None:
-        raise ValueError("no Valkey configured: set ECO2_CACHE__URL or run `eco2 up`")
-    url = settings.cache.url
+    url = settings.cache.require("the read-model API")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -69,13 +69,13 @@ def _grant(user: str, scan_id: str) -> tuple[str, str]:
 
 async def saga_latency(settings: Settings, grants: int, rate: float) -> dict[str, Any]:
     assert settings.db.url is not None
-    assert settings.cache.url is not None
+    cache_url = settings.cache.require("bench saga")
     run = uuid.uuid4().hex[:8]
     users = [f"bench-saga-{run}-{i}" for i in range(grants)]
     committed: dict[str, float] = {}
     seen: dict[str, float] = {}
     conn = await asyncpg.connect(database_dsn(settings.db.url, settings.database_name("scan")))
-    valkey = connect(settings.cache.url)
+    valkey = connect(cache_url)
 
     async def writer() -> None:
         interval = 1.0 / rate
@@ -143,7 +143,7 @@ def _acquired(user: str, code: str, n: int) -> tuple[bytes, bytes, Headers]:
 
 
 async def projector_throughput(settings: Settings, events: int) -> dict[str, Any]:
-    assert settings.cache.url is not None
+    cache_url = settings.cache.require("bench saga")
     run = uuid.uuid4().hex[:8]
     topic, ns = f"bench.projector.{run}", f"rmbench-{run}:"
     producer = Producer(producer_config(settings))
@@ -167,7 +167,7 @@ async def projector_throughput(settings: Settings, events: int) -> dict[str, Any
         handler=both,
         target="valkey",
     )
-    valkey = connect(settings.cache.url)
+    valkey = connect(cache_url)
     runtime = ConsumerRuntime(spec, settings, ValkeyStore(valkey), batch_size=1000)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))

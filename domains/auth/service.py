@@ -22,7 +22,6 @@ from domains.auth.sessions import Sessions, ValkeyRevocations
 from domains.auth.tokens import SigningKey, TokenService
 from eco2 import cache as valkey
 from eco2.db import create_pool
-from eco2.errors import Unavailable
 from eco2.http import service_app
 from eco2.settings import Settings
 
@@ -32,12 +31,12 @@ DOMAIN = "auth"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.cache.url is None:
-            raise Unavailable("auth needs Valkey for logout: run `eco2 up` or set ECO2_CACHE__URL")
-        pool = await create_pool(settings, DOMAIN)
-        cache = valkey.connect(settings.cache.url)
-        http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
-        try:
+        cache_url = settings.cache.require("auth (the logout blacklist)")
+        async with (
+            await create_pool(settings, DOMAIN) as pool,
+            valkey.connect(cache_url) as cache,
+            httpx.AsyncClient(timeout=settings.services.call_timeout_s) as http,
+        ):
             repository = AuthRepository(pool)
             active, keys = await repository.signing_keys(SigningKey.generate())
             tokens = TokenService(settings.auth, active, keys)
@@ -45,10 +44,6 @@ def create_app(settings: Settings) -> FastAPI:
             providers = build_providers(settings.auth, http)
             app.state.auth = AuthContext(settings, tokens, sessions, providers)
             yield
-        finally:
-            await http.aclose()
-            await cache.aclose()
-            await pool.close()
 
     return service_app(
         "Eco² auth",

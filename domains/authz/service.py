@@ -43,9 +43,7 @@ def create_app(
                 source = HttpJwksSource(client, settings.services.url_of("auth") + JWKS_PATH)
             blacklist = revocations
             if blacklist is None:
-                if settings.cache.url is None:
-                    raise Unavailable("authz needs Valkey: run `eco2 up` or set ECO2_CACHE__URL")
-                cache = valkey.connect(settings.cache.url)
+                cache = valkey.connect(settings.cache.require("ext-authz"))
                 stack.push_async_callback(cache.aclose)
                 blacklist = ValkeyRevocationList(cache)
             keys = JwksCache(source, ttl_s=settings.auth.jwks_cache_s)

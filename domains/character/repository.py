@@ -21,7 +21,7 @@ from domains.character.model import Character, Grant, GrantOutcome, Ownership, S
 from eco2 import eventstore
 from eco2.db import transaction as db_transaction
 from eco2.errors import Conflict
-from eco2.events import Event, EventEnvelope, EventMetadata
+from eco2.events import Event, EventMetadata
 
 _CATALOG = """
 SELECT code, name, match_label, type, dialog, cdn_code FROM character_catalog ORDER BY position
@@ -150,11 +150,4 @@ async def _emit(
     conn: asyncpg.Connection, user_id: str, event: Event, metadata: EventMetadata
 ) -> None:
     version = await conn.fetchval(_BUMP, user_id)
-    envelope = EventEnvelope.of(
-        event,
-        aggregate_type=AGGREGATE_TYPE,
-        aggregate_id=user_id,
-        aggregate_version=version,
-        metadata=metadata,
-    )
-    await eventstore.append(conn, [envelope])
+    await eventstore.append_versions(conn, AGGREGATE_TYPE, user_id, version, [event], metadata)

@@ -26,14 +26,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings, DOMAIN)
-        try:
+        async with await create_pool(settings, DOMAIN) as pool:
             app.state.pool = pool
             app.state.catalog = await repository.catalog(pool)
             app.state.cdn_base_url = settings.image.cdn_base_url
             yield
-        finally:
-            await pool.close()
 
     return service_app(
         "Eco² character",

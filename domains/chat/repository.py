@@ -28,7 +28,7 @@ from domains.chat.events import (
 from domains.chat.model import Chat, Message, decode_cursor, encode_cursor, preview_of
 from eco2 import eventstore
 from eco2.errors import InvalidInput, NotFound
-from eco2.events import Event, EventEnvelope, EventMetadata
+from eco2.events import Event, EventMetadata
 
 _CHAT_COLUMNS = (
     "chat_id, user_id, title, preview, message_count, last_message_at, created_at, summary, "
@@ -66,17 +66,7 @@ async def append(
     if last is None:
         raise no_such_chat(chat_id)
     first = last - len(events) + 1
-    envelopes = [
-        EventEnvelope.of(
-            event,
-            aggregate_type=AGGREGATE_TYPE,
-            aggregate_id=str(chat_id),
-            aggregate_version=first + i,
-            metadata=meta,
-        )
-        for i, event in enumerate(events)
-    ]
-    await eventstore.append(conn, envelopes)
+    await eventstore.append_versions(conn, AGGREGATE_TYPE, str(chat_id), first, events, meta)
 
 
 async def create(pool: asyncpg.Pool, user_id: str, title: str, meta: EventMetadata) -> Chat:

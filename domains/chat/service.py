@@ -20,13 +20,10 @@ DOMAIN = "chat"
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings, DOMAIN)
-        try:
+        async with await create_pool(settings, DOMAIN) as pool:
             app.state.pool = pool
             app.state.max_title_chars = settings.chat.max_title_chars
             yield
-        finally:
-            await pool.close()
 
     return service_app(
         "Eco² chat", settings.telemetry, lifespan, routers=[router], example_body=TITLE_EXAMPLE

@@ -38,15 +38,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(
-            settings, DOMAIN, max_size=settings.services.pool_max.get(DOMAIN, 4)
-        )
-        try:
+        async with await create_pool(settings, DOMAIN) as pool:
             repository = UploadRepository(pool)
             app.state.uploads = Uploads(settings.image, repository, build_storage(settings))
             yield
-        finally:
-            await pool.close()
 
     return service_app(
         "Eco² image", settings.telemetry, lifespan, routers=[router], example_body=EXAMPLE_BODY

@@ -24,13 +24,11 @@ from domains.location.queries import Locations
 from domains.location.repository import SiteRepository
 from eco2 import cache as valkey
 from eco2.db import create_pool
-from eco2.errors import Unavailable
 from eco2.http import service_app
 from eco2.settings import Settings
 from eco2.telemetry import get_logger
 
 DOMAIN = "location"
-_DEFAULT_POOL_MAX = 4
 _log = get_logger(__name__)
 
 
@@ -40,18 +38,11 @@ def _utc_now() -> datetime:
 
 def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
     """The location API. ``clock`` decides "now" for ``is_open``/``is_holiday`` (tests fix it)."""
-    if settings.cache.url is None:
-        raise Unavailable(
-            "no cache configured: run `eco2 up` (embedded Valkey) or set ECO2_CACHE__URL"
-        )
-    cache_url = settings.cache.url
+    cache_url = settings.cache.require("the location service")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool_max = settings.services.pool_max.get(DOMAIN, _DEFAULT_POOL_MAX)
-        pool = await create_pool(settings, DOMAIN, max_size=pool_max)
-        cache = valkey.connect(cache_url)
-        try:
+        async with await create_pool(settings, DOMAIN) as pool, valkey.connect(cache_url) as cache:
             locations = Locations(SiteRepository(pool), GeoIndex(cache), clock)
             source = settings.location
             ready = await locations.prepare(
@@ -67,9 +58,6 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
                 )
             app.state.locations = locations
             yield
-        finally:
-            await cache.aclose()
-            await pool.close()
 
     return service_app("Eco² location", settings.telemetry, lifespan, routers=[router])
 

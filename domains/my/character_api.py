@@ -17,7 +17,9 @@ from eco2.errors import NotFound, Unavailable
 ONBOARD_PATH = "/internal/characters/onboard"
 
 
-class OnboardedCharacter(BaseModel):
+class CharacterView(BaseModel):
+    """A character as the character service sends it, which is also how my shows one."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
     id: str
     code: str
@@ -30,7 +32,7 @@ class OnboardedCharacter(BaseModel):
 class _OnboardAnswer(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     granted: bool
-    character: OnboardedCharacter
+    character: CharacterView
 
 
 class CharacterApi:
@@ -39,7 +41,7 @@ class CharacterApi:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    async def onboard(self, user_id: str, traceparent: str | None = None) -> OnboardedCharacter:
+    async def onboard(self, user_id: str, traceparent: str | None = None) -> CharacterView:
         """Grant 이코 to ``user_id`` (idempotent on the character side) and return it."""
         headers = {"traceparent": traceparent} if traceparent else {}
         try:

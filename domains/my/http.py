@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import BaseModel
 
 from domains.my import model, repository
-from domains.my.character_api import CharacterApi, OnboardedCharacter
+from domains.my.character_api import CharacterApi, CharacterView
 from domains.my.model import OwnedCharacter, Profile, ProfileEdit
 from eco2.errors import InvalidInput, NotFound
 from eco2.events import EventMetadata
@@ -34,15 +34,6 @@ class ProfileView(BaseModel):
     phone_number: str | None
     provider: str | None
     last_login_at: datetime | None
-
-
-class CharacterView(BaseModel):
-    id: str
-    code: str
-    name: str
-    type: str
-    dialog: str
-    acquired_at: datetime
 
 
 class OwnershipAnswer(BaseModel):
@@ -82,17 +73,15 @@ def _view(profile: Profile, provider: str | None) -> ProfileView:
     )
 
 
-def _character_view(c: OwnedCharacter | OnboardedCharacter) -> CharacterView:
-    if isinstance(c, OwnedCharacter):
-        return CharacterView(
-            id=c.character_id,
-            code=c.character_code,
-            name=c.name,
-            type=c.type,
-            dialog=c.dialog,
-            acquired_at=c.acquired_at,
-        )
-    return CharacterView(**c.model_dump())
+def _character_view(c: OwnedCharacter) -> CharacterView:
+    return CharacterView(
+        id=c.character_id,
+        code=c.character_code,
+        name=c.name,
+        type=c.type,
+        dialog=c.dialog,
+        acquired_at=c.acquired_at,
+    )
 
 
 def _metadata(user_id: str, traceparent: str | None) -> EventMetadata:
@@ -157,7 +146,7 @@ async def my_characters(
     owned = await repository.characters_of(pool, user_id)
     if owned:
         return [_character_view(c) for c in owned]
-    return [_character_view(await characters.onboard(user_id, traceparent))]
+    return [await characters.onboard(user_id, traceparent)]
 
 
 @router.get("/api/v1/users/me/characters/{character_name}/ownership")

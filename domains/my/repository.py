@@ -17,7 +17,7 @@ from domains.my.events import AGGREGATE_TYPE
 from domains.my.model import OwnedCharacter, Profile
 from eco2 import eventstore
 from eco2.db import transaction as db_transaction
-from eco2.events import Event, EventEnvelope, EventMetadata
+from eco2.events import Event, EventMetadata
 
 _PROFILE_COLUMNS = """
 user_id, display_name, nickname, phone_number, provider, last_login_at, created_at, deleted_at,
@@ -155,11 +155,4 @@ async def emit(
     Raises ``eco2.errors.Conflict`` (retriable) if another writer stored that version.
     """
     version = await conn.fetchval(_BUMP, user_id)
-    envelope = EventEnvelope.of(
-        event,
-        aggregate_type=AGGREGATE_TYPE,
-        aggregate_id=user_id,
-        aggregate_version=version,
-        metadata=metadata,
-    )
-    await eventstore.append(conn, [envelope])
+    await eventstore.append_versions(conn, AGGREGATE_TYPE, user_id, version, [event], metadata)

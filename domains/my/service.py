@@ -39,9 +39,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
                         timeout=settings.services.call_timeout_s,
                     )
                 )
-            pool = await create_pool(settings, DOMAIN)
-            stack.push_async_callback(pool.close)
-            app.state.pool = pool
+            app.state.pool = await stack.enter_async_context(await create_pool(settings, DOMAIN))
             app.state.character_api = CharacterApi(client)
             yield
 

@@ -38,18 +38,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await create_pool(settings, DOMAIN)
         hub = NotificationHub(listen_connection, queue_size=queue_size)
-        try:
-            await _start(hub)
-            app.state.notification = Backend(
-                NotificationRepository(pool), hub, stream or StreamConfig()
-            )
-            yield
-        finally:
-            app.state.notification = None
-            await hub.close()
-            await pool.close()
+        async with await create_pool(settings, DOMAIN) as pool:
+            try:
+                await _start(hub)
+                app.state.notification = Backend(
+                    NotificationRepository(pool), hub, stream or StreamConfig()
+                )
+                yield
+            finally:
+                app.state.notification = None
+                await hub.close()
 
     return service_app(
         "Eco² notification", settings.telemetry, lifespan, routers=[router], detail=_listener

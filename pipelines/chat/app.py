@@ -20,9 +20,9 @@ from ray.serve.handle import DeploymentHandle
 from eco2 import telemetry
 from eco2.http import install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
-from pipelines.chat.bootstrap import open_pipeline
+from pipelines.chat.bootstrap import ChatPipeline, open_pipeline
 from pipelines.chat.intake import InputRequest, MessageRequest
-from pipelines.jobs.replica import ReplicaPipeline
+from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.scan.stages import vision_catalog
 from serve.stages import TextStage, VisionStage
 
@@ -47,7 +47,7 @@ class ChatAppArgs(BaseModel):
     health_check_period_s=10,
 )
 @serve.ingress(api)
-class ChatIngress:
+class ChatIngress(ReplicaIngress[ChatPipeline]):
     def __init__(
         self, text: DeploymentHandle[Any], vision: DeploymentHandle[Any], settings: Settings
     ) -> None:
@@ -97,12 +97,6 @@ class ChatIngress:
     async def ready(self) -> dict[str, str]:
         """The replica's pipeline is wired (the launcher's probe; never routed by the gateway)."""
         return await self._replica.ready()
-
-    async def check_health(self) -> None:
-        await self._replica.check_health()
-
-    async def __del__(self) -> None:
-        await self._replica.close()
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

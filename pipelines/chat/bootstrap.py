@@ -54,13 +54,12 @@ async def open_pipeline(
     settings: Settings, text: Any, vision: Any, text_stream: Any
 ) -> ChatPipeline:
     """Connect and wire the pipeline around the two stage handles (on the replica's loop)."""
-    if settings.cache.url is None:
-        raise RuntimeError("ECO2_CACHE__URL is unset: start the stack with `eco2 up`")
+    cache_url = settings.cache.require("the chat pipeline")
     pool = await create_pool(settings, KIND, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1])
     progress = ProgressBus(
-        valkey.connect(settings.cache.url, max_connections=16), KIND, history_len=views.HISTORY_LEN
+        valkey.connect(cache_url, max_connections=16), KIND, history_len=views.HISTORY_LEN
     )
-    inputs_client = valkey.connect(settings.cache.url, max_connections=64)
+    inputs_client = valkey.connect(cache_url, max_connections=64)
     owner = f"chat-ingress-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     store = ChatStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     inputs = Inputs(inputs_client, store)

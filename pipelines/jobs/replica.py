@@ -77,3 +77,16 @@ class ReplicaPipeline(Generic[P]):
             await self._running
         if self._pipeline is not None:
             await self._pipeline.close()
+
+
+class ReplicaIngress(Generic[P]):
+    """Serve's replica hooks of an ingress deployment that holds its :class:`ReplicaPipeline`
+    as ``_replica``: the health check, and closing the pipeline when Serve stops the replica."""
+
+    _replica: ReplicaPipeline[P]
+
+    async def check_health(self) -> None:
+        await self._replica.check_health()
+
+    async def __del__(self) -> None:
+        await self._replica.close()

@@ -16,17 +16,7 @@ DEFAULT_CHARACTER_CODE = "char-eco"
 class Character:
     """A character; ``match_label`` is the middle class it rewards, ``type`` its sample items."""
 
-    code: str
-    name: str
-    match_label: str
-    cdn_code: str
-    type: str
-    description: str
-    dialog: str
-
-
-class _CharacterRow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    __pydantic_config__ = ConfigDict(extra="forbid")
     code: str
     name: str
     match_label: str
@@ -38,7 +28,7 @@ class _CharacterRow(BaseModel):
 
 class _CharactersFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    characters: tuple[_CharacterRow, ...]
+    characters: tuple[Character, ...]
 
 
 @functools.cache
@@ -51,7 +41,7 @@ def load_characters() -> tuple[Character, ...]:
         data = _CharactersFile.model_validate(read_json(DATA_DIR / "characters.json"))
     except ValidationError as exc:
         raise ValueError(f"invalid characters.json: {exc}") from exc
-    return tuple(Character(**row.model_dump()) for row in data.characters)
+    return data.characters
 
 
 @functools.cache

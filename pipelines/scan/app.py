@@ -21,9 +21,9 @@ from ray.serve.handle import DeploymentHandle
 from eco2 import telemetry
 from eco2.http import install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
-from pipelines.jobs.replica import ReplicaPipeline
+from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.rules.rulebook import load_rulebook
-from pipelines.scan.bootstrap import open_pipeline
+from pipelines.scan.bootstrap import ScanPipeline, open_pipeline
 from pipelines.scan.intake import ScanRequest
 from pipelines.scan.stages import rule_documents, vision_catalog
 from serve.stages import AnswerStage, VisionStage
@@ -50,7 +50,7 @@ class ScanAppArgs(BaseModel):
     health_check_period_s=10,
 )
 @serve.ingress(api)
-class ScanIngress:
+class ScanIngress(ReplicaIngress[ScanPipeline]):
     def __init__(
         self, vision: DeploymentHandle[Any], answer: DeploymentHandle[Any], settings: Settings
     ) -> None:
@@ -99,12 +99,6 @@ class ScanIngress:
     async def ready(self) -> dict[str, str]:
         """The replica's pipeline is wired (the launcher's probe; never routed by the gateway)."""
         return await self._replica.ready()
-
-    async def check_health(self) -> None:
-        await self._replica.check_health()
-
-    async def __del__(self) -> None:
-        await self._replica.close()
 
 
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:

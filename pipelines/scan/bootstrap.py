@@ -47,12 +47,9 @@ class ScanPipeline:
 
 async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPipeline:
     """Connect and wire the pipeline around the two stage handles (call on the replica's loop)."""
-    if settings.cache.url is None:
-        raise RuntimeError("ECO2_CACHE__URL is unset: start the stack with `eco2 up`")
+    cache_url = settings.cache.require("the scan pipeline")
     pool = await create_pool(settings, KIND, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1])
-    progress = ProgressBus(
-        valkey.connect(settings.cache.url, max_connections=VALKEY_CONNECTIONS), KIND
-    )
+    progress = ProgressBus(valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS), KIND)
     owner = f"ingress-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 import time
 import zlib
@@ -11,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
+
+from tests.sse import named_events
 
 T = TypeVar("T")
 REWARDING_INPUT = "clear pet bottle nolabel empty"
@@ -65,22 +66,6 @@ async def upload_image(client: httpx.AsyncClient) -> str:
     return str(body["cdn_url"])
 
 
-async def follow(client: httpx.AsyncClient, stream_url: str) -> list[tuple[str, dict[str, Any]]]:
-    """Read an SSE stream (cookies only, like EventSource) until ``done`` or ``error``."""
-    events: list[tuple[str, dict[str, Any]]] = []
-    async with client.stream("GET", stream_url, timeout=60) as response:
-        assert response.status_code == 200, await response.aread()
-        name = ""
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                events.append((name, json.loads(line.split(":", 1)[1])))
-                if name in ("done", "error"):
-                    break
-    return events
-
-
 async def rewarded_scan(client: httpx.AsyncClient) -> dict[str, Any]:
     """Upload, scan, follow the stream to ``done``; returns the result (fetched once, on done)."""
     image_url = await upload_image(client)
@@ -89,7 +74,7 @@ async def rewarded_scan(client: httpx.AsyncClient) -> dict[str, Any]:
     )
     assert submitted.status_code == 202, submitted.text
     job = submitted.json()
-    events = await follow(client, job["stream_url"])
+    events = await named_events(client, job["stream_url"])
     assert events[-1][0] == "done", events
     result = await client.get(job["result_url"])
     assert result.status_code == 200, result.text

@@ -16,7 +16,7 @@ import pytest
 from eco2.migrations import database_dsn
 from tests.conftest import StackUrls
 from tests.e2e.saga_support import eventually, sign_in
-from tests.e2e.sse import Event, read_events
+from tests.sse import Event, read_events
 
 pytestmark = pytest.mark.e2e
 SEOUL = {"latitude": 37.5665, "longitude": 126.978}

@@ -15,7 +15,7 @@ import pytest
 from cluster.state import read_state
 from tests.conftest import REPO, TEST_STACK_ENV, StackUrls, cluster_cli
 from tests.e2e.saga_support import eventually
-from tests.e2e.sse import read_events
+from tests.sse import read_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.last_on_stack]
 

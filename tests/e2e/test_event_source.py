@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import StackUrls
 from tests.e2e.saga_support import REWARDING_INPUT, sign_in
-from tests.e2e.sse import Event, read_events
+from tests.sse import Event, read_events
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.conftest import StackUrls
+from tests.sse import named_events
 
 pytestmark = pytest.mark.integration
 
@@ -21,21 +21,6 @@ CDN = "https://cdn.eco2.local/scan"
 
 def _user() -> dict[str, str]:
     return {"X-User-ID": f"user-{uuid.uuid4().hex[:8]}"}
-
-
-async def _follow(client: httpx.AsyncClient, stream_url: str, headers: dict[str, str]) -> list[Any]:
-    events: list[Any] = []
-    async with client.stream("GET", stream_url, headers=headers, timeout=60) as response:
-        assert response.status_code == 200
-        name = None
-        async for line in response.aiter_lines():
-            if line.startswith("event:"):
-                name = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                events.append((name, json.loads(line.split(":", 1)[1])))
-                if name in ("done", "error"):
-                    break
-    return events
 
 
 async def _scan(
@@ -49,7 +34,7 @@ async def _scan(
     assert body["stream_url"] == f"/api/v1/scan/{body['job_id']}/events"
     assert body["result_url"] == f"/api/v1/scan/{body['job_id']}/result"
     assert body["status"] == "queued"
-    events = await _follow(client, body["stream_url"], headers)
+    events = await named_events(client, body["stream_url"], headers)
     result = await client.get(body["result_url"], headers=headers)
     return body, events, result
 
@@ -222,7 +207,7 @@ async def test_live_events_reach_every_subscriber_of_a_job_and_resume_after_last
         )
         stream_url = submitted.json()["stream_url"]
         first, second = await asyncio.gather(
-            _follow(scan_api, stream_url, headers), _follow(scan_api, stream_url, headers)
+            named_events(scan_api, stream_url, headers), named_events(scan_api, stream_url, headers)
         )
     names = [name for name, _ in first]
     assert names[-1] == "done"
@@ -231,7 +216,7 @@ async def test_live_events_reach_every_subscriber_of_a_job_and_resume_after_last
     assert [e["seq"] for _, e in first] == sorted(e["seq"] for _, e in first)
     vision_done = next(e for n, e in first if n == "vision" and e["status"] == "completed")
     resumed_headers = {**headers, "Last-Event-ID": f"1-{vision_done['seq'] + 1}"}
-    resumed = await _follow(scan_api, stream_url, resumed_headers)
+    resumed = await named_events(scan_api, stream_url, resumed_headers)
     assert [e["seq"] for _, e in resumed] == [
         e["seq"] for _, e in first if e["seq"] > vision_done["seq"]
     ]
@@ -247,7 +232,7 @@ async def test_a_job_whose_progress_history_expired_streams_a_snapshot_from_its_
         assert await valkey.delete(f"scan:progress:{job['job_id']}") == 1
     finally:
         await valkey.aclose()
-    events = await _follow(scan_api, job["stream_url"], headers)
+    events = await named_events(scan_api, job["stream_url"], headers)
     assert [name for name, _ in events] == ["done"]
     assert events[0][1]["result"]["task_id"] == job["job_id"]
     stranger = await scan_api.get(job["stream_url"], headers=_user())

@@ -11,8 +11,14 @@ stores with an identical result.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+import redis.asyncio as redis
+
+from cdc.consumers import ConsumerSpec
+from cdc.consumers.apply import Handler
+from cdc.readmodels.store import delete_prefix
 from eco2.events import EventEnvelope
 
 LIVE = "rm:"
@@ -25,6 +31,40 @@ PROJECTIONS: dict[str, str] = {
     "chat_index": "cdc.readmodels.projections.chat_index:spec",
 }
 """Projection name → ``module:function`` returning its :class:`~cdc.consumers.ConsumerSpec`."""
+
+
+def projection_spec(
+    name: str,
+    ns: str,
+    handler: Handler,
+    sources: Mapping[str, Sequence[str]],
+    event_types: Iterable[str],
+    prefixes: Iterable[str],
+    *,
+    fetch_wait_ms: int | None = None,
+) -> ConsumerSpec:
+    """The consumer of a projection kept under the key namespace ``ns``.
+
+    ``sources`` maps each domain database whose event store feeds it to the aggregates it reads
+    there (each aggregate's topic is ``outbox.event.<aggregate>``). A rebuild first deletes the
+    keys under ``ns`` + each of ``prefixes``.
+    """
+
+    async def clear(client: redis.Redis) -> None:
+        for prefix in prefixes:
+            await delete_prefix(client, f"{ns}{prefix}")
+
+    return ConsumerSpec(
+        name=name if ns == LIVE else f"{name}@{ns}",
+        topics=tuple(f"outbox.event.{a}" for aggregates in sources.values() for a in aggregates),
+        database=next(iter(sources)),
+        handler=handler,
+        event_types=frozenset(event_types),
+        reset=clear,
+        sources=tuple(sources),
+        target="valkey",
+        fetch_wait_ms=fetch_wait_ms,
+    )
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -16,11 +16,15 @@ import redis.asyncio as redis
 
 from cdc.consumers import ConsumerSpec
 from cdc.consumers.apply import Handler
-from cdc.readmodels.projections import LIVE, epoch_ms
-from cdc.readmodels.store import delete_prefix
+from cdc.readmodels.projections import LIVE, epoch_ms, projection_spec
 from eco2.events import EventEnvelope
 
 NAME = "readmodel.chat_index"
+SOURCES = {"chat": ("chat",)}
+"""Database → the aggregates whose events feed this projection."""
+PREFIXES = ("chat:", "chat_index:", "chat_words:")
+"""What a rebuild clears (under its key namespace)."""
+EVENT_TYPES = ("ChatCreated", "ChatRenamed", "ChatDeleted", "MessagePosted", "ChatAnswered")
 MAX_WORDS = 200
 MAX_PREFIX = 12
 _WORD = re.compile(r"\w+")
@@ -98,20 +102,6 @@ async def search(
 
 
 def spec(ns: str = LIVE) -> ConsumerSpec:
-    async def clear(client: redis.Redis) -> None:
-        for prefix in ("chat:", "chat_index:", "chat_words:"):
-            await delete_prefix(client, f"{ns}{prefix}")
-
-    return ConsumerSpec(
-        name=NAME if ns == LIVE else f"{NAME}@{ns}",
-        topics=("outbox.event.chat",),
-        database="chat",
-        handler=projector(ns),
-        event_types=frozenset(
-            {"ChatCreated", "ChatRenamed", "ChatDeleted", "MessagePosted", "ChatAnswered"}
-        ),
-        reset=clear,
-        sources=("chat",),
-        target="valkey",
-        fetch_wait_ms=250,
+    return projection_spec(
+        NAME, ns, projector(ns), SOURCES, EVENT_TYPES, PREFIXES, fetch_wait_ms=250
     )

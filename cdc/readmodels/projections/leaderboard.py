@@ -13,10 +13,15 @@ import redis.asyncio as redis
 
 from cdc.consumers import ConsumerSpec
 from cdc.consumers.apply import Handler
-from cdc.readmodels.projections import LIVE
+from cdc.readmodels.projections import LIVE, projection_spec
 from eco2.events import EventEnvelope
 
 NAME = "readmodel.leaderboard"
+SOURCES = {"character": ("character",)}
+"""Database → the aggregates whose events feed this projection."""
+PREFIXES = ("leaderboard:",)
+"""What a rebuild clears (under its key namespace)."""
+EVENT_TYPES = ("CharacterAcquired",)
 
 
 def projector(ns: str = LIVE) -> Handler:
@@ -50,16 +55,4 @@ async def leaderboard(
 
 
 def spec(ns: str = LIVE) -> ConsumerSpec:
-    async def clear(client: redis.Redis) -> None:
-        await client.delete(f"{ns}leaderboard:characters", f"{ns}leaderboard:collectors")
-
-    return ConsumerSpec(
-        name=NAME if ns == LIVE else f"{NAME}@{ns}",
-        topics=("outbox.event.character",),
-        database="character",
-        handler=projector(ns),
-        event_types=frozenset({"CharacterAcquired"}),
-        reset=clear,
-        sources=("character",),
-        target="valkey",
-    )
+    return projection_spec(NAME, ns, projector(ns), SOURCES, EVENT_TYPES, PREFIXES)

@@ -14,11 +14,22 @@ import redis.asyncio as redis
 
 from cdc.consumers import ConsumerSpec
 from cdc.consumers.apply import Handler
-from cdc.readmodels.projections import LIVE, when
-from cdc.readmodels.store import delete_prefix
+from cdc.readmodels.projections import LIVE, projection_spec, when
 from eco2.events import EventEnvelope
 
 NAME = "readmodel.my_page"
+SOURCES = {"my": ("profile",), "auth": ("user",), "character": ("character",), "scan": ("scan",)}
+"""Database → the aggregates whose events feed this projection."""
+PREFIXES = ("my:", "my_chars:")
+"""What a rebuild clears (under its key namespace)."""
+EVENT_TYPES = (
+    "UserRegistered",
+    "UserSignedIn",
+    "ProfileUpdated",
+    "CharacterAcquired",
+    "ScanCompleted",
+    "UserDeleted",
+)
 _CHARACTER_FIELDS = ("character_code", "character_name", "character_type", "source", "acquired_at")
 
 
@@ -96,31 +107,4 @@ async def my_page(client: redis.Redis, user_id: str, ns: str = LIVE) -> dict[str
 
 
 def spec(ns: str = LIVE) -> ConsumerSpec:
-    async def clear(client: redis.Redis) -> None:
-        await delete_prefix(client, f"{ns}my:")
-        await delete_prefix(client, f"{ns}my_chars:")
-
-    return ConsumerSpec(
-        name=NAME if ns == LIVE else f"{NAME}@{ns}",
-        topics=(
-            "outbox.event.user",
-            "outbox.event.profile",
-            "outbox.event.character",
-            "outbox.event.scan",
-        ),
-        database="my",
-        handler=projector(ns),
-        event_types=frozenset(
-            {
-                "UserRegistered",
-                "UserSignedIn",
-                "ProfileUpdated",
-                "CharacterAcquired",
-                "ScanCompleted",
-                "UserDeleted",
-            }
-        ),
-        reset=clear,
-        sources=("auth", "my", "character", "scan"),
-        target="valkey",
-    )
+    return projection_spec(NAME, ns, projector(ns), SOURCES, EVENT_TYPES, PREFIXES)

@@ -14,11 +14,23 @@ import redis.asyncio as redis
 
 from cdc.consumers import ConsumerSpec
 from cdc.consumers.apply import Handler
-from cdc.readmodels.projections import LIVE, epoch_ms, when
-from cdc.readmodels.store import delete_prefix
+from cdc.readmodels.projections import LIVE, epoch_ms, projection_spec, when
 from eco2.events import EventEnvelope
 
 NAME = "readmodel.scan_history"
+SOURCES = {"scan": ("scan",)}
+"""Database → the aggregates whose events feed this projection."""
+PREFIXES = ("scan:", "scan_history:")
+"""What a rebuild clears (under its key namespace)."""
+EVENT_TYPES = (
+    "ScanRequested",
+    "ScanClassified",
+    "ScanAnswered",
+    "RewardGranted",
+    "RewardRevoked",
+    "ScanCompleted",
+    "ScanFailed",
+)
 
 
 def _scan_fields(envelope: EventEnvelope) -> dict[str, Any]:
@@ -111,29 +123,7 @@ async def history(
 
 
 def spec(ns: str = LIVE) -> ConsumerSpec:
-    async def clear(client: redis.Redis) -> None:
-        await delete_prefix(client, f"{ns}scan:")
-        await delete_prefix(client, f"{ns}scan_history:")
-
-    return ConsumerSpec(
-        name=NAME if ns == LIVE else f"{NAME}@{ns}",
-        topics=("outbox.event.scan",),
-        database="scan",
-        handler=projector(ns),
-        event_types=frozenset(
-            {
-                "ScanRequested",
-                "ScanClassified",
-                "ScanAnswered",
-                "RewardGranted",
-                "RewardRevoked",
-                "ScanCompleted",
-                "ScanFailed",
-            }
-        ),
-        reset=clear,
-        sources=("scan",),
-        target="valkey",
-        # History pages may lag a quarter second; the saga's consumers keep the short wait.
-        fetch_wait_ms=250,
+    # History pages may lag a quarter second; the saga's consumers keep the short wait.
+    return projection_spec(
+        NAME, ns, projector(ns), SOURCES, EVENT_TYPES, PREFIXES, fetch_wait_ms=250
     )

@@ -1,6 +1,6 @@
 import pytest
 
-from eco2.settings import DOMAIN_DATABASES, SettingsError, load_settings
+from eco2.settings import DOMAIN_DATABASES, CacheSettings, SettingsError, load_settings
 
 
 def test_defaults_leave_every_url_unset_so_the_embedded_stack_is_used(
@@ -13,6 +13,12 @@ def test_defaults_leave_every_url_unset_so_the_embedded_stack_is_used(
     assert settings.cache.url is None
     assert settings.kafka.bootstrap is None
     assert settings.model.base_url is None
+
+
+def test_a_component_that_needs_valkey_names_itself_and_the_fix_when_none_is_set() -> None:
+    with pytest.raises(ValueError, match=r"^the read-model API needs Valkey: set ECO2_CACHE__URL"):
+        CacheSettings().require("the read-model API")
+    assert CacheSettings(url="redis://c:1/0").require("x") == "redis://c:1/0"
 
 
 def test_nested_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,6 @@
-"""A browser ``EventSource``'s reading of an SSE stream, for the end-to-end tests: cookies
-only, ``Accept: text/event-stream``, ``id``/``event``/``data`` lines, a blank line ends an event,
-``:`` lines are comments; a reconnect sends ``Last-Event-ID``."""
+"""A browser ``EventSource``'s reading of an SSE stream, for the tests: cookies only (or the
+``headers`` of a caller past the gateway), ``Accept: text/event-stream``, ``id``/``event``/``data``
+lines, a blank line ends an event, ``:`` lines are comments; a reconnect sends ``Last-Event-ID``."""
 
 from __future__ import annotations
 
@@ -28,16 +28,17 @@ async def read_events(
     url: str,
     *,
     last_event_id: str | None = None,
+    headers: dict[str, str] | None = None,
     stop: Callable[[list[Event]], bool] | None = None,
     timeout_s: float = 60,
 ) -> list[Event]:
     """The events of one connection, until ``done``/``error`` or until ``stop(events)`` says
     so (then the connection is dropped, as a network blip would)."""
-    headers = dict(BROWSER_HEADERS)
+    sent = {**BROWSER_HEADERS, **(headers or {})}
     if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
+        sent["Last-Event-ID"] = last_event_id
     events: list[Event] = []
-    async with client.stream("GET", url, headers=headers, timeout=timeout_s) as response:
+    async with client.stream("GET", url, headers=sent, timeout=timeout_s) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
         current = _Pending()
@@ -58,3 +59,10 @@ async def read_events(
             elif name == "data":
                 current.data.append(value)
     return events
+
+
+async def named_events(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(event, data)`` of one connection until ``done``/``error``."""
+    return [(name, data) for _, name, data in await read_events(client, url, headers=headers)]
