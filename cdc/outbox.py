@@ -3,10 +3,11 @@
 * topic ``outbox.event.<aggregate_type>`` (the router's default ``route.topic.replacement``);
 * key = ``aggregate_id`` (so one aggregate's events share a partition and keep their order);
 * value = the ``payload`` JSON (the router's default: ``table.field.event.payload``);
-* headers ``id`` (event id), ``eventType`` and ``traceparent`` as the router emits them with the
-  shipped ``cdc/debezium`` config, plus ``aggregateType``, ``aggregateVersion``,
-  ``schemaVersion``, ``occurredAt`` and ``metadata`` so a consumer can rebuild the full
-  :class:`~eco2.events.EventEnvelope` without reading the event store.
+* headers ``id``, ``eventType``, ``aggregateType``, ``aggregateVersion``, ``schemaVersion``,
+  ``occurredAt`` and ``metadata``, as the connectors of ``k8s/debezium-outbox.yaml`` emit them
+  too, so a consumer can rebuild the full :class:`~eco2.events.EventEnvelope` without reading
+  the event store; plus ``traceparent`` (lifted out of ``metadata``), which Debezium does not
+  emit: readers take the trace context from ``metadata``.
 
 A row that cannot be a valid event (unknown event type, payload failing validation) becomes a
 message on ``<topic>.dlq`` carrying the reason in ``dlq*`` headers; the relay keeps going.

@@ -7,13 +7,14 @@ offers the same commands without it.
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from cluster import supervisor
+from cluster import probes, supervisor
 from cluster.state import StackState, read_state
 from eco2 import telemetry
 from eco2.settings import Settings, load_settings
@@ -55,6 +56,9 @@ def _print_report(report: dict[str, Any]) -> None:
             detail += f" (log: {c['log_path']})"
         table.add_row(name, mark, c["url"] or "", str(c["pid"] or ""), detail)
     console.print(table)
+    nodes = report.get("nodes")
+    if isinstance(nodes, list) and nodes:
+        console.print(_nodes_table(nodes))
     lag = report.get("cdc")
     if isinstance(lag, list) and lag:
         worst = max(lag, key=lambda row: row.get("lag_bytes") or 0)
@@ -66,6 +70,22 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(f"dashboard_url: {report['dashboard_url']}")
 
 
+def _nodes_table(nodes: list[dict[str, Any]]) -> Table:
+    table = Table(title="ray nodes")
+    for column in ("node", "role", "state", "CPU", "ai_worker"):
+        table.add_column(column)
+    for node in nodes:
+        role = "ai worker" if node["ai_worker"] and node["role"] == "worker" else node["role"]
+        table.add_row(
+            str(node["node_id"])[:12],
+            role,
+            str(node["state"]),
+            f"{node['cpu']:g}",
+            f"{node['ai_worker']:g}",
+        )
+    return table
+
+
 def _print_state(settings: Settings, state: StackState) -> None:
     _print_report(supervisor.probe(settings, state))
 
@@ -73,8 +93,21 @@ def _print_state(settings: Settings, state: StackState) -> None:
 def up(
     fresh: Annotated[bool, typer.Option("--fresh", help="Wipe the run dir's data first.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Supervise in the background.")] = False,
+    ai_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--ai-workers",
+            min=0,
+            max=8,
+            help="Local AI worker nodes beside the Ray head (ECO2_RAY__AI_WORKERS); the head "
+            "then offers no ai_worker capacity.",
+        ),
+    ] = None,
 ) -> None:
     """Start the whole local stack; stay in the foreground unless --detach."""
+    if ai_workers is not None:
+        # The detached supervisor is a child process: it reads its settings from the environment.
+        os.environ["ECO2_RAY__AI_WORKERS"] = str(ai_workers)
     settings = cli_settings()
     run_dir = supervisor.run_dir_of(settings)
     state = read_state(run_dir)
@@ -130,6 +163,7 @@ def status(
     else:
         report = supervisor.probe(settings, state)
         report["cdc"] = _relay_lag(settings, state)
+        report["nodes"] = probes.ray_nodes(state.dashboard_url) if state.dashboard_url else []
     healthy = report["up"] and all(c["healthy"] for c in report["components"].values())
     if json_output:
         typer.echo(json.dumps(report, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -102,3 +103,60 @@ def _redact(dsn: str) -> str:
     if parts.password:
         return dsn.replace(f":{parts.password}@", ":***@")
     return dsn
+
+
+def ray_nodes(dashboard_url: str) -> list[dict[str, Any]] | str:
+    """The cluster's nodes as the head lists them, or why they cannot be listed."""
+    url = f"{dashboard_url}/nodes?view=summary"
+    try:
+        summary = httpx.get(url, timeout=_TIMEOUT_S).json()["data"]["summary"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return f"GET {url}: {type(exc).__name__}: {exc}"
+    nodes = []
+    for node in summary:
+        raylet = node.get("raylet", {})
+        resources = raylet.get("resourcesTotal", {})
+        nodes.append(
+            {
+                "node_id": raylet.get("nodeId"),
+                "role": "head" if raylet.get("isHeadNode") else "worker",
+                "state": raylet.get("state"),
+                "node_manager_port": raylet.get("nodeManagerPort"),
+                "cpu": resources.get("CPU", 0),
+                # The dashboard spells custom resources in camel case.
+                "ai_worker": resources.get("aiWorker", resources.get("ai_worker", 0)),
+            }
+        )
+    return nodes
+
+
+def ray_node_alive(dashboard_url: str | None, node_manager_port: int) -> str | None:
+    """The head lists the node whose raylet listens on ``node_manager_port`` as alive."""
+    if dashboard_url is None:
+        return "no Ray dashboard to ask"
+    nodes = ray_nodes(dashboard_url)
+    if isinstance(nodes, str):
+        return nodes
+    for node in nodes:
+        if node["node_manager_port"] == node_manager_port:
+            return None if node["state"] == "ALIVE" else f"the head lists it as {node['state']}"
+    return "the head does not list this node yet"
+
+
+def serve_app_running(dashboard_url: str | None, app: str) -> str | None:
+    """Serve reports application ``app`` RUNNING: every deployment has its replicas up."""
+    if dashboard_url is None:
+        return "no Ray dashboard to ask"
+    url = f"{dashboard_url}/api/serve/applications/"
+    try:
+        status = httpx.get(url, timeout=_TIMEOUT_S).json()["applications"][app]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        return f"GET {url}: no application {app!r} yet ({type(exc).__name__})"
+    if status.get("status") == "RUNNING":
+        return None
+    waiting = [
+        f"{name} {details.get('status')}"
+        for name, details in status.get("deployments", {}).items()
+        if details.get("status") != "HEALTHY"
+    ]
+    return f"application {app} is {status.get('status')}: {', '.join(waiting) or 'starting'}"

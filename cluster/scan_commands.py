@@ -1,4 +1,4 @@
-"""``eco2 scan …``: operations on the running local stack's scans."""
+"""``eco2 scan …`` and ``eco2 rescore``: operations on the running local stack's scans."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import httpx
 import typer
 
 from cluster.running import running_state, serve_url
+from pipelines.rescore import cli as rescore_cli
 
 scan_app = typer.Typer(help="Scan operations: reprocess failed jobs.")
 
@@ -28,3 +29,9 @@ def reprocess(
     )
     response.raise_for_status()
     typer.echo(json.dumps(response.json(), indent=2))
+
+
+def mount_rescore(app: typer.Typer) -> None:
+    """``eco2 rescore``: the rescoring job with the running local stack's settings (unless the
+    environment already names a database)."""
+    rescore_cli.mount(app, lambda: running_state().env)

@@ -1,33 +1,38 @@
-"""Start Ray Serve's HTTP entry on a running cluster, deploy the applications, then exit.
+"""Deploy the Serve applications of ``ray-cluster.yaml`` onto the local head, then exit.
 
-Usage: ``python -m cluster.serve_start <ray-address> <http-port> [module:function ...]``. Each
-``module:function`` is called (with no arguments) while connected, to deploy one application;
-Serve keeps everything running after this driver exits. One driver does all of it, so the stack
-pays for one interpreter start and one Ray connection; the launcher itself never connects to Ray.
+Usage: ``python -m cluster.serve_start <dashboard-url> <http-port>``. The config goes to the
+dashboard's Serve REST API (``PUT /api/serve/applications/``), as KubeRay sends a RayService's
+``serveConfigV2``; Serve starts its proxy and builds the applications on the cluster and keeps
+them running after this command exits. The launcher itself never connects to Ray.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
 
-from cluster.ports import HOST
+import httpx
+
+from cluster.serve_config import local_serve_config
+
+DEPLOY_PATH = "/api/serve/applications/"
+TIMEOUT_S = 60.0
+
+
+def deploy(dashboard_url: str, port: int) -> None:
+    """Send the local Serve config; raises with Serve's own message when it is refused."""
+    response = httpx.put(
+        f"{dashboard_url}{DEPLOY_PATH}", json=local_serve_config(port), timeout=TIMEOUT_S
+    )
+    if response.status_code != 200:
+        raise RuntimeError(
+            f"Serve refused the applications of ray-cluster.yaml (HTTP {response.status_code}): "
+            f"{response.text[:2000]}"
+        )
 
 
 def main(argv: list[str]) -> int:
-    address, port, deployers = argv[0], int(argv[1]), argv[2:]
-    import ray
-    from ray import serve
-
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": HOST, "port": port})
-        for target in deployers:
-            module, _, function = target.partition(":")
-            getattr(importlib.import_module(module), function)()
-    finally:
-        ray.shutdown()
+    dashboard_url, port = argv[0], int(argv[1])
+    deploy(dashboard_url, port)
     return 0
 
 

@@ -99,7 +99,9 @@ class Stack:
         self.settings = settings
         self.run_dir = (run_dir or settings.run_dir).expanduser().resolve()
         self.paths = RunPaths(self.run_dir)
-        self.components = ordered(default_components() if components is None else components)
+        self.components = ordered(
+            default_components(settings.ray.ai_workers) if components is None else components
+        )
         self.abort = threading.Event()
         self._lock = threading.Lock()
         self._members: dict[str, _Member] = {}

@@ -28,7 +28,7 @@ from cluster import process
 from cluster.component import Component, Context, RunPaths
 from cluster.stack import Stack, StackStartError, stop_member
 from cluster.state import ComponentState, StackState, read_state, remove_state
-from cluster.topology import all_data_paths, default_components
+from cluster.topology import ai_workers_in, all_data_paths, default_components
 from eco2.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def supervisor_alive(state: StackState) -> bool:
     return process.same_process(state.supervisor_pid, state.supervisor_create_time) is not None
 
 
-def _components_by_name() -> dict[str, Component]:
-    return {c.name: c for c in default_components()}
+def _components_by_name(state: StackState) -> dict[str, Component]:
+    """The components of the recorded stack (its AI worker nodes included)."""
+    return {c.name: c for c in default_components(ai_workers_in(state.components))}
 
 
 # --- the supervisor -----------------------------------------------------------------------
@@ -126,7 +127,7 @@ def start_detached(settings: Settings) -> tuple[int, StackState | None, str]:
 
 def stop_recorded(state: StackState) -> list[tuple[str, list[int]]]:
     """Stop whatever the recorded components left alive (reverse order); return what was hit."""
-    known = _components_by_name()
+    known = _components_by_name(state)
     hit = []
     for name, recorded in reversed(list(state.components.items())):
         if recorded.external:
@@ -177,7 +178,7 @@ def wipe_data(settings: Settings) -> list[Path]:
     """Remove every component's data (``eco2 up --fresh``); the logs stay."""
     paths = RunPaths(run_dir_of(settings))
     removed = []
-    for path in all_data_paths(paths, default_components()):
+    for path in all_data_paths(paths, default_components(settings.ray.ai_workers)):
         if path.exists():
             shutil.rmtree(path)
             removed.append(path)
@@ -186,7 +187,7 @@ def wipe_data(settings: Settings) -> list[Path]:
 
 def probe(settings: Settings, state: StackState) -> dict[str, Any]:
     """Ask every recorded component, live, whether it is healthy."""
-    known = _components_by_name()
+    known = _components_by_name(state)
     components: dict[str, dict[str, Any]] = {}
     for name, recorded in state.components.items():
         reason = _probe_one(settings, state, known.get(name), recorded)

@@ -6,12 +6,15 @@ more :class:`~cluster.component.Component` and append it to :func:`default_compo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from cluster import probes
@@ -287,13 +290,28 @@ def _ray_launch(ctx: Context) -> Launch:
     argv += ["--node-ip-address", HOST, "--temp-dir", str(ctx.paths.ray_temp)]
     argv += ["--dashboard-host", HOST, "--include-dashboard", "true"]
     argv += ["--num-cpus", str(ctx.settings.ray.num_cpus)]
-    argv += ["--resources", json.dumps({"ai_worker": ctx.settings.ray.ai_worker_slots})]
+    # With AI worker nodes beside it the head does no AI work, as in Kubernetes.
+    slots = 0 if ctx.settings.ray.ai_workers else ctx.settings.ray.ai_worker_slots
+    argv += ["--resources", json.dumps({AI_WORKER_RESOURCE: slots})]
     argv += ["--port", str(ctx.ports["gcs"])]
     for name in _RAY_START_PORTS[1:]:
         argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
-    return Launch(argv, env={**ray_head_env(ctx.paths), **_serve_port_env(ctx)})
+    return Launch(argv, env={**ray_head_env(ctx.paths), **_serve_port_env(ctx), **_gcs_env(ctx)})
+
+
+def _gcs_env(ctx: Context) -> dict[str, str]:
+    """GCS fault tolerance when a Redis is configured: the head writes its state there, under a
+    namespace of its own run dir so two stacks never share it."""
+    address = ctx.settings.ray.gcs_redis_address
+    if address is None:
+        return {}
+    return {
+        "RAY_REDIS_ADDRESS": address.removeprefix("redis://"),
+        "RAY_external_storage_namespace": "eco2-"
+        + hashlib.sha1(str(ctx.paths.root).encode()).hexdigest()[:12],
+    }
 
 
 def _clear_haproxy_dirs(haproxy_dir: Path) -> None:
@@ -310,7 +328,9 @@ def _ray_address(ctx: Context) -> str:
 
 
 def _ray_dashboard(ctx: Context) -> str | None:
-    return None if ctx.external_url else f"http://{HOST}:{ctx.ports['dashboard']}"
+    if ctx.external_url:
+        return ctx.settings.ray.dashboard_url
+    return f"http://{HOST}:{ctx.ports['dashboard']}"
 
 
 def _ray_health(ctx: Context) -> str | None:
@@ -330,7 +350,10 @@ RAY = Component(
     port_range=RAY_PORT_BLOCK,
     url=_ray_address,
     health=_ray_health,
-    exports=lambda ctx: {"ECO2_RAY__ADDRESS": _ray_address(ctx)},
+    exports=lambda ctx: {
+        "ECO2_RAY__ADDRESS": _ray_address(ctx),
+        **({"ECO2_RAY__DASHBOARD_URL": d} if (d := _ray_dashboard(ctx)) else {}),
+    },
     links=lambda ctx: {"dashboard_url": d} if (d := _ray_dashboard(ctx)) else {},
     watch_paths=lambda ctx: [str(ctx.paths.ray_temp), str(ctx.paths.haproxy_dir)],
     data_paths=lambda paths: [paths.ray_temp, paths.haproxy_dir],
@@ -342,6 +365,83 @@ RAY = Component(
 )
 
 
+# --- local AI worker nodes (eco2 up --ai-workers N) -------------------------------------------
+
+AI_WORKER_RESOURCE = "ai_worker"
+AI_WORKER_PREFIX = "ray_ai_worker_"
+AI_NODE_OBJECT_STORE = 256 * 1024 * 1024
+"""Bytes of shared memory an AI node's object store may take: its replicas pass small
+arguments and results, and every local node shares this machine's memory."""
+AI_WORKER_NODE_PORTS = (
+    "node_manager",
+    "object_manager",
+    "dashboard_agent_listen",
+    "dashboard_agent_grpc",
+    "metrics_export",
+    "runtime_env_agent",
+)
+
+
+def _ai_worker_launch(ctx: Context) -> Launch:
+    """A second raylet on this machine joining the head: no CPUs to offer (nothing but the AI
+    stages lands on it, and Serve's ingress and proxy stay on the head), only ``ai_worker``."""
+    assert ctx.port_range_start is not None
+    argv = [_bin_next_to_python("ray"), "start", "--block", "--disable-usage-stats"]
+    argv += ["--address", ctx.env["ECO2_RAY__ADDRESS"], "--node-ip-address", HOST]
+    argv += [
+        "--num-cpus",
+        "0",
+        "--num-gpus",
+        "0",
+        "--object-store-memory",
+        str(AI_NODE_OBJECT_STORE),
+    ]
+    argv += ["--resources", json.dumps({AI_WORKER_RESOURCE: ctx.settings.ray.ai_worker_slots})]
+    for name in AI_WORKER_NODE_PORTS:
+        argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
+    argv += ["--min-worker-port", str(ctx.port_range_start)]
+    argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
+    return Launch(argv, env=ray_head_env(ctx.paths))
+
+
+def _node_needles(ctx: Context) -> list[str]:
+    """What only this node's processes (``ray start``, its raylet, agents and workers) carry in
+    their command lines: its node manager port, in each spelling Ray uses."""
+    port = ctx.ports["node_manager"]
+    return [
+        f"--node-manager-port {port}",
+        f"--node_manager_port={port}",
+        f"--node-manager-port={port}",
+    ]
+
+
+def ai_worker_node(index: int) -> Component:
+    """The ``index``-th local AI worker node: healthy once the head lists it alive."""
+    # One after another: a raylet that cannot register with the GCS within Ray's fixed 30 s
+    # fails its node, and on two busy cores several starting at once came close.
+    previous = (f"{AI_WORKER_PREFIX}{index - 1}",) if index > 1 else ()
+    return Component(
+        name=f"{AI_WORKER_PREFIX}{index}",
+        requires=("ray", *previous),
+        launch=_ai_worker_launch,
+        ports=AI_WORKER_NODE_PORTS,
+        port_range=RAY_WORKER_PORTS,
+        url=lambda ctx: f"{HOST}:{ctx.ports['node_manager']}",
+        health=lambda ctx: probes.ray_node_alive(
+            ctx.env.get("ECO2_RAY__DASHBOARD_URL"), ctx.ports["node_manager"]
+        ),
+        watch_paths=_node_needles,
+        start_deadline_s=60.0,
+        stop_grace_s=20.0,
+        signal_group=False,  # as the head: ``ray start --block`` stops its raylet in order
+    )
+
+
+def ai_workers_in(names: Iterable[str]) -> int:
+    """How many local AI worker nodes a recorded stack has (from its component names)."""
+    return sum(1 for name in names if name.startswith(AI_WORKER_PREFIX))
+
+
 # --- serve (Ray Serve's HTTP proxy) -----------------------------------------------------------
 
 
@@ -349,20 +449,23 @@ def _serve_url(ctx: Context) -> str:
     return f"http://{HOST}:{ctx.port}"
 
 
-SERVE_APPS = ("pipelines.scan.deploy:deploy", "pipelines.chat.deploy:deploy")
-"""Applications deployed by the same short-lived driver that starts Serve."""
+def _serve_launch(ctx: Context) -> Launch:
+    dashboard = ctx.env.get("ECO2_RAY__DASHBOARD_URL")
+    if dashboard is None:
+        raise RuntimeError(
+            "ECO2_RAY__ADDRESS names a Ray cluster but ECO2_RAY__DASHBOARD_URL does not: the "
+            "Serve applications are deployed through its dashboard"
+        )
+    return Launch([sys.executable, "-m", "cluster.serve_start", dashboard, str(ctx.port)])
+
 
 SERVE = Component(
     name="serve",
     requires=("ray", "model_sim", "postgres", "valkey"),
-    oneshot=True,  # serve.start() in a short-lived driver; the proxy lives on as a Ray actor
-    launch=lambda ctx: Launch(
-        [
-            *(sys.executable, "-m", "cluster.serve_start"),
-            *(ctx.env["ECO2_RAY__ADDRESS"], str(ctx.port)),
-            *SERVE_APPS,
-        ]
-    ),
+    # One PUT of ray-cluster.yaml's serveConfigV2 to the dashboard (cluster/serve_config.py);
+    # Serve's controller starts the proxy and builds the applications on the cluster.
+    oneshot=True,
+    launch=_serve_launch,
     url=_serve_url,
     health=lambda ctx: probes.serve_proxy_ok(_serve_url(ctx)),
     exports=lambda ctx: {
@@ -408,23 +511,29 @@ MODEL_SIM = Component(
 )
 
 
-# --- the Serve applications (deployed by the serve component's driver, SERVE_APPS) ------------
+# --- the Serve applications (deployed by the serve component from ray-cluster.yaml) -------------
 
 
-def serve_app(name: str, route_prefix: str, ready_path: str) -> Component:
-    """A Serve application behind the serve component: healthy when its ingress replicas answer
-    ``ready_path`` (their pipeline is wired: database, Valkey)."""
+def serve_app(name: str, app: str, route_prefix: str, ready_path: str) -> Component:
+    """A Serve application behind the serve component: healthy when Serve reports it RUNNING
+    (every deployment's replicas up, the AI stages included) and its ingress answers
+    ``ready_path`` (the pipeline is wired: database, Valkey)."""
+
+    def health(ctx: Context) -> str | None:
+        running = probes.serve_app_running(ctx.env.get("ECO2_RAY__DASHBOARD_URL"), app)
+        return running or probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}{ready_path}")
+
     return Component(
         name=name,
         requires=("serve",),
         url=lambda ctx: f"{ctx.env['ECO2_SERVE__URL']}{route_prefix}",
-        health=lambda ctx: probes.http_ok(f"{ctx.env['ECO2_SERVE__URL']}{ready_path}"),
-        start_deadline_s=60.0,
+        health=health,
+        start_deadline_s=120.0,
     )
 
 
-SCAN_APP = serve_app("scan_app", "/api/v1/scan", "/internal/scan/ready")
-CHAT_APP = serve_app("chat_app", "/api/v1/chat", "/api/v1/chat/-/ready")
+SCAN_APP = serve_app("scan_app", "scan", "/api/v1/scan", "/internal/scan/ready")
+CHAT_APP = serve_app("chat_app", "chat", "/api/v1/chat", "/api/v1/chat/-/ready")
 
 
 # --- CDC relay (event stores → Kafka) ----------------------------------------------------------
@@ -561,14 +670,18 @@ GATEWAY = Component(
 )
 
 
-def default_components() -> list[Component]:
-    """Every part of the local stack, dependencies before dependants."""
+def default_components(ai_workers: int = 0) -> list[Component]:
+    """Every part of the local stack, dependencies before dependants; ``ai_workers`` local AI
+    worker nodes join the head before the Serve applications are deployed."""
+    workers = [ai_worker_node(i) for i in range(1, ai_workers + 1)]
+    serve = replace(SERVE, requires=(*SERVE.requires, *(w.name for w in workers)))
     return [
         POSTGRES,
         VALKEY,
         KAFKA,
         RAY,
-        SERVE,
+        *workers,
+        serve,
         MODEL_SIM,
         SCAN_APP,
         CHAT_APP,

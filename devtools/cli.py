@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from devtools.bench.autoscale import bench_autoscale
 from devtools.bench.cdc import bench_cdc
 from devtools.bench.chat import bench_chat
 from devtools.bench.gateway import bench_gateway
+from devtools.bench.rescore import bench_rescore
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
 from devtools.bench.up import bench_up
@@ -37,11 +39,17 @@ def bench_app() -> typer.Typer:
     bench.command("chat", help="Concurrent conversations through the gateway (simulated model).")(
         bench_chat
     )
+    bench.command(
+        "autoscale", help="A step in scans in flight: how fast the AI stages scale, and back."
+    )(bench_autoscale)
     bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
     bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(
         bench_saga
     )
     bench.command("gateway", help="Requests per second through the gateway's sign-in check.")(
         bench_gateway
+    )
+    bench.command("rescore", help="Rescoring rows/s at zero latency, budget adherence.")(
+        bench_rescore
     )
     return bench

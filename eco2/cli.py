@@ -24,7 +24,7 @@ def _settings_command() -> None:
 def build_cli() -> typer.Typer:
     from cdc.cli import cdc_app
     from cluster import cli as stack
-    from cluster.scan_commands import scan_app
+    from cluster.scan_commands import mount_rescore, scan_app
 
     app = typer.Typer(
         name="eco2",
@@ -45,6 +45,7 @@ def build_cli() -> typer.Typer:
     )
     app.add_typer(cdc_app, name="cdc")
     app.add_typer(scan_app, name="scan")
+    mount_rescore(app)
     _mount_development_tools(app)
     return app
 

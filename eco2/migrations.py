@@ -13,20 +13,28 @@ starters do not race. A migration whose text changed after it was applied is ref
 A migration library (alembic, yoyo) was considered: the per-domain database, its own role, the
 hand-over of ownership and the advisory lock would stay hand-written around it, for a ledger of
 a few lines.
+
+``python -m eco2.migrations`` applies every domain's migrations (the Kubernetes migration Job);
+``--wait`` applies nothing and blocks until they are all recorded (the init containers), so this
+entry point imports the kernel only, not the services it migrates for.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import importlib.util
+import sys
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from eco2.settings import DOMAIN_DATABASES, Settings
+from eco2.settings import DOMAIN_DATABASES, Settings, load_settings
 
 _KERNEL_SQL = Path(__file__).parent / "sql"
 _LOCK_KEY = 0x3EC02  # advisory lock id shared by every migrating process
@@ -206,3 +214,72 @@ async def migrate_all_async(server_dsn: str, settings: Settings) -> list[str]:
 def migrate_all(server_dsn: str, settings: Settings) -> list[str]:
     """Blocking wrapper of :func:`migrate_all_async` for the launcher and the CLI."""
     return asyncio.run(migrate_all_async(server_dsn, settings))
+
+
+# --- entry point (the migration Job and the init containers of k8s/domains.yaml) ----------------
+
+
+def pending_migrations(recorded: Mapping[str, set[str]]) -> list[str]:
+    """``domain:migration`` names this code ships that ``recorded`` (domain → applied names)
+    lacks, in the order they would be applied."""
+    return [
+        f"{domain}:{migration.name}"
+        for domain in DOMAIN_DATABASES
+        for migration in migrations_for(domain)
+        if migration.name not in recorded.get(domain, set())
+    ]
+
+
+async def _recorded(server_dsn: str, settings: Settings) -> dict[str, set[str]]:
+    """Applied migration names per domain; a missing database or ledger counts as none."""
+    recorded: dict[str, set[str]] = {}
+    for domain in DOMAIN_DATABASES:
+        try:
+            conn = await asyncpg.connect(database_dsn(server_dsn, settings.database_name(domain)))
+        except (OSError, asyncpg.PostgresError):
+            continue
+        try:
+            rows = await conn.fetch("SELECT name FROM eco2_schema_migrations")
+            recorded[domain] = {row["name"] for row in rows}
+        except asyncpg.PostgresError:
+            pass
+        finally:
+            await conn.close()
+    return recorded
+
+
+def wait_until_migrated(server_dsn: str, settings: Settings, deadline_s: float) -> list[str]:
+    """Poll every 5 s until no migration is pending; return what is still pending when
+    ``deadline_s`` has passed (empty: all applied). Applies nothing."""
+    give_up = time.monotonic() + deadline_s
+    while pending := pending_migrations(asyncio.run(_recorded(server_dsn, settings))):
+        if time.monotonic() > give_up:
+            return pending
+        time.sleep(5)
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Apply every domain's migrations (exit 0), or with ``--wait`` block until another run
+    applied them (exit 1 after ``--deadline-s``, so the kubelet retries the init container);
+    exit 2 without ``ECO2_DB__URL``."""
+    parser = argparse.ArgumentParser(prog="python -m eco2.migrations", description=__doc__)
+    parser.add_argument("--wait", action="store_true", help="wait until applied; apply nothing")
+    parser.add_argument("--deadline-s", type=float, default=600.0, help="--wait: give up after")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    if settings.db.url is None:
+        print("ECO2_DB__URL is not set", file=sys.stderr)
+        return 2
+    if args.wait:
+        pending = wait_until_migrated(settings.db.url, settings, args.deadline_s)
+        if pending:
+            print(f"still pending: {', '.join(pending)}", file=sys.stderr)
+        return 1 if pending else 0
+    for name in migrate_all(settings.db.url, settings):
+        print(f"applied {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -154,8 +154,18 @@ class RaySettings(BaseModel):
 
     address: str | None = None
     num_cpus: int = Field(default=2, ge=1)
-    ai_worker_slots: int = Field(default=1000, ge=1)
-    """Units of the ``ai_worker`` custom resource the local head advertises."""
+    dashboard_url: str | None = None
+    """The cluster's dashboard (Serve's REST API, where the applications are deployed); unset
+    means the local head's."""
+    gcs_redis_address: str | None = None
+    """``host:port`` of a Redis that keeps the local head's GCS state (GCS fault tolerance; the
+    RayService's ``gcsFaultToleranceOptions``); unset: the head keeps it in memory."""
+    ai_workers: int = Field(default=0, ge=0, le=8)
+    """Local AI worker nodes started beside the head (``eco2 up --ai-workers N``); with none,
+    the head itself offers the ``ai_worker`` capacity."""
+    ai_worker_slots: int = Field(default=8, ge=1)
+    """Units of the ``ai_worker`` resource one AI node offers. Each AI stage replica takes one
+    (serve/stages.py), so this is how many stage replicas fit on a node."""
 
 
 class ExporterKind(StrEnum):

@@ -1,10 +1,11 @@
 """Ray Serve deployments of the AI stages: thin shells around the Ray-free stage logic.
 
-Sizing (2-core machines, model calls are I/O-bound): each replica reserves a small CPU fraction
-and one unit of the ``ai_worker`` custom resource, so it lands on AI worker nodes; one replica
-holds thousands of concurrent model calls, so autoscaling targets many ongoing requests per
-replica. ``max_queued_requests`` bounds what callers may queue: beyond it Serve refuses at once
-instead of queueing without bound.
+Sizing (2-core machines, model calls are I/O-bound): a replica's share of an AI node is one unit
+of the ``ai_worker`` custom resource and no CPU. AI nodes offer a few units sized to their cores
+and no CPU to anything else, so the stages land only there and, when replicas pend for want of
+units, the cluster autoscaler adds an AI node. One replica holds thousands of concurrent model
+calls, so autoscaling targets many ongoing requests per replica. ``max_queued_requests`` bounds
+what callers may queue: beyond it Serve refuses at once instead of queueing without bound.
 
 What a stage may answer (the vision catalog, the rule documents) is handed in by the composing
 pipeline when the application is built; nothing here imports a pipeline.
@@ -29,7 +30,7 @@ from serve.model_client import ModelClient
 from serve.vision import VisionCatalog, VisionTask, response_format
 
 STAGE_OPTIONS: dict[str, Any] = {
-    "ray_actor_options": {"num_cpus": 0.05, "resources": {"ai_worker": 1}},
+    "ray_actor_options": {"num_cpus": 0, "resources": {"ai_worker": 1}},
     "autoscaling_config": {
         "min_replicas": 1,
         "max_replicas": 4,

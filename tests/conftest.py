@@ -86,8 +86,8 @@ def cluster_cli(
     )
 
 
-def start_stack(run_dir: Path) -> StackUrls:
-    result = cluster_cli(run_dir, "up", "--detach")
+def start_stack(run_dir: Path, *up_args: str) -> StackUrls:
+    result = cluster_cli(run_dir, "up", "--detach", *up_args)
     if result.returncode != 0:
         cluster_cli(run_dir, "down")
         pytest.fail(f"eco2 up --detach failed:\n{result.stdout}\n{result.stderr}")

@@ -227,7 +227,9 @@ async def drive(
             )
             if ramp_s:
                 await asyncio.sleep(ramp_s / len(users))
-        # Measure the steady part only: from the end of the ramp to the deadline.
+        # Measure the steady part only: from the end of the ramp to the deadline. What failed
+        # during the ramp is reported on its own, never dropped.
+        ramp_failures = dict(tally.failures)
         tally.e2e_s.clear()
         tally.failures.clear()
         me.cpu_percent()
@@ -243,6 +245,8 @@ async def drive(
         "all_completed": tally.all_completed,
         "failed": sum(tally.failures.values()),
         "failures": tally.failures,
+        "ramp_failed": sum(ramp_failures.values()),
+        "ramp_failures": ramp_failures,
         "completed_per_min": round(len(tally.e2e_s) / elapsed * 60, 1),
         "e2e_s": sorted(tally.e2e_s),
         "driver_cpu_percent": round(driver_cpu, 1),

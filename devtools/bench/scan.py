@@ -36,7 +36,7 @@ def parse_latency(value: str) -> tuple[float, float]:
     return vision_ms, answer_ms
 
 
-def _set_sim_latency(sim: str, vision_ms: float, answer_ms: float) -> dict[str, Any]:
+def set_sim_latency(sim: str, vision_ms: float, answer_ms: float) -> dict[str, Any]:
     original: dict[str, Any] = httpx.get(f"{sim}/sim/config").raise_for_status().json()
     config = json.loads(json.dumps(original))
     for kind, fixed in (("vision", vision_ms), ("answer", answer_ms)):
@@ -116,7 +116,7 @@ def bench_scan(
         else loadgen.Target.gateway(api_url(state))
     )
     sim = state.env["ECO2_MODEL__BASE_URL"].removesuffix("/v1")
-    original = _set_sim_latency(sim, vision_ms, answer_ms)
+    original = set_sim_latency(sim, vision_ms, answer_ms)
     virtual_users = loadgen.prepare(api_url(state), users, path)  # sign-ins: not measured
     host = machine()  # before the load: its reference loop times the idle stack's machine
     cpu_before = cpu_by_process(state)

@@ -53,14 +53,16 @@ class ChatIngress(ReplicaIngress[ChatPipeline]):
     ) -> None:
         telemetry.configure("chat-ingress", settings.telemetry)
         # Unary stage calls over Serve's gRPC transport; the streamed answer needs a
-        # by-reference handle (the gRPC transport does not stream).
+        # by-reference handle (the gRPC transport does not stream). Said explicitly: where
+        # RAY_SERVE_THROUGHPUT_OPTIMIZED is set, as on every node of ours, a handle is by value
+        # unless told otherwise.
         self._replica = ReplicaPipeline(
             "chat",
             open_pipeline(
                 settings,
                 text.options(_by_reference=False),
                 vision.options(_by_reference=False),
-                text,
+                text.options(_by_reference=True),
             ),
         )
 

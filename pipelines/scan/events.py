@@ -94,3 +94,25 @@ class ScanFailed(Event):
     stage: str
     reason: str
     retriable: bool
+
+
+@registry.register
+class ScanRescored(Event):
+    """A batch rescoring run (``pipelines.rescore``) reached another outcome for a completed scan.
+
+    Appended only when the outcome changed: ``changed`` names what (``label``, ``rule``,
+    ``reward``); ``previous`` and ``current`` hold ``major_category``, ``middle_category``,
+    ``rule_id`` and ``reward`` (a character code or null). It records a finding: the scan's
+    stored result is not rewritten, and no character is granted or taken back by it.
+    """
+
+    event_type = "ScanRescored"
+    scan_id: str
+    user_id: str
+    run_id: str
+    stages: list[str]
+    model: str
+    rules_version: str
+    previous: dict[str, str | None]
+    current: dict[str, str | None]
+    changed: list[str]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -137,3 +138,56 @@ def test_adding_a_component_is_one_declaration() -> None:
     names = [c.name for c in ordered([*topology.default_components(), extra])]
 
     assert names[-1] == "gateway"
+
+
+def _ray_ctx(settings: Settings, ports: dict[str, int], env: dict[str, str]) -> Context:
+    return Context(settings, RunPaths(Path("/tmp/r")), ports, env, None, 30000)
+
+
+def test_ai_worker_nodes_join_before_serve_and_the_head_then_offers_no_ai_capacity() -> None:
+    names = [c.name for c in ordered(topology.default_components(ai_workers=2))]
+    workers = ["ray_ai_worker_1", "ray_ai_worker_2"]
+    assert all(names.index("ray") < names.index(w) < names.index("serve") for w in workers)
+    assert topology.ai_workers_in(names) == 2
+    assert topology.ai_workers_in(c.name for c in topology.default_components()) == 0
+
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    alone, beside = Settings(), Settings.model_validate({"ray": {"ai_workers": 2}})
+    assert topology.RAY.launch is not None
+    for settings, offered in ((alone, alone.ray.ai_worker_slots), (beside, 0)):
+        argv = list(topology.RAY.launch(_ray_ctx(settings, ports, {})).argv)
+        assert json.loads(argv[argv.index("--resources") + 1]) == {"ai_worker": offered}
+
+
+def test_an_ai_worker_node_offers_only_ai_capacity_on_ports_of_its_own() -> None:
+    node = topology.ai_worker_node(1)
+    ports = {name: 41000 + i for i, name in enumerate(node.ports)}
+    ctx = _ray_ctx(Settings(), ports, {"ECO2_RAY__ADDRESS": "127.0.0.1:40000"})
+    assert node.launch is not None
+
+    argv = list(node.launch(ctx).argv)
+
+    assert argv[argv.index("--address") + 1] == "127.0.0.1:40000"
+    assert "--head" not in argv
+    assert argv[argv.index("--num-cpus") + 1] == "0"
+    resources = json.loads(argv[argv.index("--resources") + 1])
+    assert resources == {"ai_worker": Settings().ray.ai_worker_slots}
+    for name, port in ports.items():
+        assert argv[argv.index(f"--{name.replace('_', '-')}-port") + 1] == str(port)
+    assert argv[argv.index("--min-worker-port") + 1] == "30000"
+    needles = node.watch_paths(ctx)
+    assert needles
+    assert all(str(ports["node_manager"]) in needle for needle in needles)
+    assert not any("/tmp/r" in needle for needle in needles)  # the head's processes are not its
+
+
+def test_gcs_fault_tolerance_is_one_setting() -> None:
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    assert topology.RAY.launch is not None
+    plain = topology.RAY.launch(_ray_ctx(Settings(), ports, {})).env
+    assert "RAY_REDIS_ADDRESS" not in plain
+    settings = Settings.model_validate({"ray": {"gcs_redis_address": "redis://10.0.0.5:6380"}})
+    env = topology.RAY.launch(_ray_ctx(settings, ports, {})).env
+    assert env["RAY_REDIS_ADDRESS"] == "10.0.0.5:6380"
+    again = topology.RAY.launch(_ray_ctx(settings, ports, {})).env
+    assert env["RAY_external_storage_namespace"] == again["RAY_external_storage_namespace"]

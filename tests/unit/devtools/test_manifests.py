@@ -9,6 +9,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from cluster.topology import RAY_HEAD_ENV
 from devtools import manifests
+from devtools.manifests.placement import advertised_resources, parse_resources
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFEST = REPO / "ray-cluster.yaml"
@@ -69,8 +70,9 @@ def test_shipped_manifest_holds_the_expected_objects() -> None:
     cluster = _docs()[0]["spec"]["rayClusterConfig"]
     assert cluster["enableInTreeAutoscaling"] is True
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"
-    ai = next(g for g in cluster["workerGroupSpecs"] if g["groupName"] == "ai-worker")
-    assert manifests._parse_resources(ai["rayStartParams"]["resources"]) == {"ai_worker": 1000}
+    offers = advertised_resources(cluster)["ai_worker"]
+    assert "head" not in offers  # the head does no AI work
+    assert offers["ai-worker"] >= 1
 
 
 def test_every_container_gets_the_config_the_secret_and_the_ray_env() -> None:
@@ -126,7 +128,7 @@ def test_unknown_kind_and_wrong_api_version(tmp_path: Path) -> None:
         docs[0]["apiVersion"] = "ray.io/v1alpha1"
 
     problems = _broken(tmp_path, change)
-    _one(problems, "document 4", "unknown kind 'Pod'")
+    _one(problems, "document 4", "unknown kind 'Pod'", "HorizontalPodAutoscaler", "KafkaConnect")
     _one(problems, "apiVersion 'ray.io/v1alpha1'")
 
 
@@ -196,6 +198,193 @@ def test_unreadable_yaml(tmp_path: Path) -> None:
 
 
 def test_resources_start_param_forms() -> None:
-    assert manifests._parse_resources('"{\\"ai_worker\\": 1000}"') == {"ai_worker": 1000}
-    assert manifests._parse_resources('{"ai_worker": 2}') == {"ai_worker": 2}
-    assert manifests._parse_resources("ai_worker=2") == {}
+    assert parse_resources('"{\\"ai_worker\\": 1000}"') == {"ai_worker": 1000}
+    assert parse_resources('{"ai_worker": 2}') == {"ai_worker": 2}
+    assert parse_resources("ai_worker=2") == {}
+
+
+# --- ai_worker as capacity --------------------------------------------------------------------
+
+
+def _ai_group(docs: Docs) -> dict[str, Any]:
+    groups = docs[0]["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    group: dict[str, Any] = next(g for g in groups if g["groupName"] == "ai-worker")
+    return group
+
+
+def test_a_replica_larger_than_one_ai_node_can_never_be_placed(tmp_path: Path) -> None:
+    def change(docs: Docs) -> None:
+        _ai_group(docs)["rayStartParams"]["resources"] = '"{\\"ai_worker\\": 0.5}"'
+
+    problem = _one(_broken(tmp_path, change), "can never be placed")
+    assert "asks 1 'ai_worker' per replica but one node offers at most 0.5" in problem
+    assert "(group 'ai-worker')" in problem
+
+
+def test_the_largest_ask_is_compared_with_the_largest_offer(tmp_path: Path) -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["applications"][0]["deployments"][2]["ray_actor_options"]["resources"] = {
+            "ai_worker": 100_000
+        }
+
+    problem = _one(_broken(tmp_path, _change_serve(change)), "'AnswerStage'", "never be placed")
+    assert "asks 100000 'ai_worker'" in problem
+
+
+def test_deployments_without_an_override_are_checked_with_the_code_options(
+    tmp_path: Path,
+) -> None:
+    """The code asks for ai_worker (serve.stages.STAGE_OPTIONS) even where no override says so."""
+
+    def change(docs: Docs) -> None:
+        config = _serve_config(docs)
+        for app in config["applications"]:
+            app["deployments"] = [d for d in app["deployments"] if d["name"] != "VisionStage"]
+        docs[0]["spec"]["serveConfigV2"] = yaml.safe_dump(config, sort_keys=False)
+        del _ai_group(docs)["rayStartParams"]["resources"]
+
+    _one(_broken(tmp_path, change), "'VisionStage'", "no node group advertises")
+
+
+def test_an_import_path_must_build_an_application(tmp_path: Path) -> None:
+    def change(config: dict[str, Any]) -> None:
+        config["applications"][0]["import_path"] = "json:loads"
+        del config["applications"][0]["deployments"]
+        config["applications"][1]["import_path"] = "builtins:dict"
+        del config["applications"][1]["deployments"]
+
+    problems = _broken(tmp_path, _change_serve(change))
+    _one(problems, "applications[0]", "'json:loads' does not build")
+    _one(problems, "applications[1]", "built dict, not an Application")
+
+
+# --- RayJob, CronJob, HPA, Job -----------------------------------------------------------------
+
+IMAGE = "ghcr.io/eco2/eco2-on-ray:0.1.0"
+
+
+def _ray_job(entrypoint: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"name": "rescore"},
+        "spec": {"entrypoint": entrypoint, "clusterSelector": {"ray.io/cluster": "eco2"}},
+    }
+
+
+def _cron_job(command: list[str]) -> dict[str, Any]:
+    container = {"name": "submit", "image": IMAGE, "command": command}
+    pod = {"restartPolicy": "OnFailure", "containers": [container]}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "rescore-nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": pod}}}},
+    }
+
+
+def _validate(tmp_path: Path, *docs: dict[str, Any]) -> list[str]:
+    path = tmp_path / "docs.yaml"
+    path.write_text(yaml.safe_dump_all(list(docs), sort_keys=False))
+    return manifests.validate(path)
+
+
+def test_ray_job_and_cron_job_pass_when_their_entry_points_import(tmp_path: Path) -> None:
+    job = _ray_job("python -m runtime.domain_host --help")
+    cron = _cron_job(["sh", "-c", "ray job submit -- python -m cdc.relay --help"])
+    assert _validate(tmp_path, job, cron) == []
+
+
+def test_ray_job_entry_point_and_schema(tmp_path: Path) -> None:
+    problems = _validate(tmp_path, _ray_job("python -m pipelines.nope --dry-run"), _ray_job(5))
+    _one(problems, "RayJob rescore", "spec.entrypoint: python -m pipelines.nope", "cannot import")
+    _one(problems, "document 2", "entrypoint", "5 is not of type 'string'")
+
+
+def test_cron_job_schema_and_entry_point(tmp_path: Path) -> None:
+    bad_schedule = _cron_job(["python", "-m", "runtime.domain_host"])
+    bad_schedule["spec"]["schedule"] = 5
+    problems = _validate(tmp_path, bad_schedule, _cron_job(["python", "-m", "cdc"]))
+    _one(problems, "document 1", "CronJob rescore-nightly")
+    _one(problems, "document 2", "a package without __main__")
+
+
+def test_autoscaler_and_job_schemas(tmp_path: Path) -> None:
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "eco2-auth"},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
+            "minReplicas": "two",
+            "maxReplicas": 4,
+        },
+    }
+    job = _cron_job(["python", "-m", "runtime.domain_host"])["spec"]["jobTemplate"]
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "m"}, **job}
+    job["spec"]["backoffLimit"] = "often"
+    problems = _validate(tmp_path, hpa, job)
+    _one(problems, "HorizontalPodAutoscaler eco2-auth", "minReplicas")
+    _one(problems, "Job m", "backoffLimit")
+
+
+def test_python_module_forms() -> None:
+    def container(command: list[str], args: list[str] | None = None) -> dict[str, Any]:
+        return {"name": "c", "image": IMAGE, "command": command, "args": args or []}
+
+    assert manifests.python_modules(container(["python"], ["-m", "a.b", "--x"])) == [
+        ("<root>", "a.b")
+    ]
+    assert manifests.python_modules(container(["/usr/bin/python3.11", "-m", "c"])) == [
+        ("<root>", "c")
+    ]
+    assert manifests.python_modules(container(["sh", "-c", "exec python -m d.e"])) == [
+        ("<root>", "d.e")
+    ]
+    assert manifests.python_modules(container(["ray", "start"])) == []
+    assert manifests.python_modules({"spec": {"entrypoint": "python -m f"}}) == [
+        ("spec.entrypoint", "f")
+    ]
+
+
+# --- Strimzi ------------------------------------------------------------------------------------
+
+
+def _debezium() -> Docs:
+    from cluster.k8s.debezium import debezium_documents
+
+    return debezium_documents()
+
+
+def _strimzi(docs: Docs, kind: str) -> dict[str, Any]:
+    return next(d for d in docs if d["kind"] == kind)
+
+
+def test_the_debezium_manifest_is_valid(tmp_path: Path) -> None:
+    assert _validate(tmp_path, *_debezium()) == []
+
+
+def test_strimzi_required_fields_and_references(tmp_path: Path) -> None:
+    docs = _debezium()
+    connect, connector = _strimzi(docs, "KafkaConnect"), _strimzi(docs, "KafkaConnector")
+    del connect["spec"]["bootstrapServers"]
+    del connect["metadata"]["annotations"]
+    del connector["spec"]["config"]["transforms.outbox.type"]
+    connector["spec"]["config"]["tasks"] = {"max": 1}
+    problems = _validate(tmp_path, *docs)
+    _one(problems, "KafkaConnect eco2-connect", "spec.bootstrapServers: required")
+    _one(problems, "would be ignored")
+    _one(problems, "transform 'outbox' has no .type")
+    _one(problems, "spec.config.tasks: must be a string")
+
+
+def test_strimzi_connector_needs_its_cluster_and_version(tmp_path: Path) -> None:
+    docs = _debezium()
+    connector = _strimzi(docs, "KafkaConnector")
+    del connector["metadata"]["labels"]["strimzi.io/cluster"]
+    del connector["spec"]["class"]
+    connector["apiVersion"] = "kafka.strimzi.io/v1alpha1"
+    problems = _validate(tmp_path, *docs)
+    _one(problems, "labels.strimzi.io/cluster: required")
+    _one(problems, "spec.class: required")
+    _one(problems, "'kafka.strimzi.io/v1alpha1' is not")
