@@ -4,6 +4,7 @@ installed (a development checkout; a production image has no benchmarks)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -28,28 +29,21 @@ def _bench_up_command(
     typer.echo(json.dumps(result, indent=2) if json_output else str(result))
 
 
+BENCHMARKS: dict[str, tuple[Callable[..., None], str]] = {
+    "up": (_bench_up_command, "Cold and warm start time of the local stack, and its RSS."),
+    "scan": (bench_scan, "Closed-loop scan load against the local stack (simulated model)."),
+    "chat": (bench_chat, "Concurrent conversations through the gateway (simulated model)."),
+    "autoscale": (bench_autoscale, "A step in scans in flight: how fast the AI stages scale."),
+    "cdc": (bench_cdc, "WAL relay vs polling relay, and the inbox consumer."),
+    "saga": (bench_saga, "Reward saga latency through the domains, projector throughput."),
+    "gateway": (bench_gateway, "Requests per second through the gateway's sign-in check."),
+    "rescore": (bench_rescore, "Rescoring rows/s at zero latency, budget adherence."),
+}
+"""``eco2 bench <name>``: the command and its one-line help."""
+
+
 def bench_app() -> typer.Typer:
     bench = typer.Typer(help="Benchmarks: print JSON figures and the command that made them.")
-    bench.command("up", help="Cold and warm start time of the local stack, and its RSS.")(
-        _bench_up_command
-    )
-    bench.command("scan", help="Closed-loop scan load against the local stack (simulated model).")(
-        bench_scan
-    )
-    bench.command("chat", help="Concurrent conversations through the gateway (simulated model).")(
-        bench_chat
-    )
-    bench.command(
-        "autoscale", help="A step in scans in flight: how fast the AI stages scale, and back."
-    )(bench_autoscale)
-    bench.command("cdc", help="WAL relay vs polling relay, and the inbox consumer.")(bench_cdc)
-    bench.command("saga", help="Reward saga latency through the domains, projector throughput.")(
-        bench_saga
-    )
-    bench.command("gateway", help="Requests per second through the gateway's sign-in check.")(
-        bench_gateway
-    )
-    bench.command("rescore", help="Rescoring rows/s at zero latency, budget adherence.")(
-        bench_rescore
-    )
+    for name, (command, help_text) in BENCHMARKS.items():
+        bench.command(name, help=help_text)(command)
     return bench

@@ -35,6 +35,12 @@ STAGE_OPTIONS: dict[str, Any] = {
         "min_replicas": 1,
         "max_replicas": 4,
         "target_ongoing_requests": 400,
+        # Serve averages the ongoing requests over the look-back window (30 s by default, with
+        # metrics every 10 s): a surge then took half a minute to show. Ten seconds of metrics
+        # sent every two still smooth a blip and decide within seconds. (Serve marks
+        # metrics_interval_s deprecated in favour of environment variables it does not read yet.)
+        "look_back_period_s": 10,
+        "metrics_interval_s": 2,
         "upscale_delay_s": 5,
         "downscale_delay_s": 60,
     },

@@ -151,17 +151,16 @@ class ByRoute(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+def pipeline_client(stack: StackUrls) -> httpx.AsyncClient:
+    """A client of ``stack``'s pipelines past the gateway (Ray Serve for commands, the read side
+    for streams and results): its callers send X-User-ID themselves."""
+    urls = {name: stack.env[f"ECO2_SERVICES__{name.upper()}_URL"] for name in ("serve", "streams")}
+    return httpx.AsyncClient(base_url="http://pipeline", transport=ByRoute(urls), timeout=30)
+
+
 @pytest.fixture(scope="session")
 async def scan_api(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    """The scan pipeline past the gateway (Ray Serve for commands, the read side for streams
-    and results): these tests send X-User-ID themselves."""
-    urls = {
-        "serve": stack.env["ECO2_SERVICES__SERVE_URL"],
-        "streams": stack.env["ECO2_SERVICES__STREAMS_URL"],
-    }
-    async with httpx.AsyncClient(
-        base_url="http://pipeline", transport=ByRoute(urls), timeout=30
-    ) as client:
+    async with pipeline_client(stack) as client:
         yield client
 
 

@@ -9,9 +9,11 @@ Serve's view of every AI stage deployment (``GET /api/serve/applications/`` on t
 is sampled twice a second: its target replica count and its running replicas, with their nodes.
 
 Figures: per AI stage, the replica counts before, at the peak and after; seconds from the step up
-until every stage whose target rose runs that many replicas (``upscale_s``), and from the step
-down until every stage is back at its starting count (``downscale_s``, ``None`` if not within
-``--settle``); failed scans during the whole run, by reason.
+until every stage whose target rose runs that many replicas (``upscale_s``), and per stage when
+Serve raised its target and when the new replicas ran (``per_stage_s``: a downstream stage sees
+its load one upstream model time later); from the step down until every stage is back at its
+starting count (``downscale_s``, ``None`` if not within ``--settle``); failed scans during the
+whole run (the ramp included), by reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -102,6 +105,21 @@ def summarise(timeline: Timeline, step_up_s: float, step_down_s: float) -> dict[
     peak = {name: max(s.target.get(name, 0) for s in during) for name in before.target}
     rose = {name: n for name, n in peak.items() if n > before.running.get(name, 0)}
     up = next((s for s in during if rose and _reached(s, rose)), None)
+
+    def first(hit: Callable[[Sample], bool]) -> float | None:
+        sample = next((s for s in during if hit(s)), None)
+        return round(sample.at_s - step_up_s, 1) if sample else None
+
+    def delays(name: str) -> dict[str, float | None]:
+        start = before.running.get(name, 0)
+        return {
+            "decided_s": first(lambda s: s.target.get(name, 0) > start),
+            "running_s": first(lambda s: s.running.get(name, 0) >= rose[name]),
+        }
+
+    # A stage downstream of another sees its load only after the upstream's model time, so
+    # each stage's own delays are given as well: when Serve decided, and when it ran.
+    stages = {name: delays(name) for name in sorted(rose)}
     down = next((s for s in after if _settled(s, before.running)), None)
     return {
         "replicas": {
@@ -114,6 +132,7 @@ def summarise(timeline: Timeline, step_up_s: float, step_down_s: float) -> dict[
             for name in sorted(before.target)
         },
         "scaled_up": sorted(rose),
+        "per_stage_s": stages,
         "upscale_s": round(up.at_s - step_up_s, 1) if up else None,
         "downscale_s": round(down.at_s - step_down_s, 1) if down else None,
     }

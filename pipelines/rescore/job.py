@@ -9,7 +9,9 @@ Exit codes: 0 done (also when the selection is empty: a message and an empty rep
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,7 +89,10 @@ def rescore(
     except InvalidRescore as exc:
         typer.echo(f"eco2 rescore: {exc}", err=True)
         raise typer.Exit(2) from exc
-    report = _run(settings, request, show_progress=not json_output)
+    # While the job runs, whatever Ray's driver threads print (the raylet's warnings among them)
+    # goes to stderr: stdout carries the result alone, so --json stays parseable.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = _run(settings, request, show_progress=not json_output)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     folder = report_dir or settings.run_dir / "rescore" / request.plan.run_id / stamp
     markdown, chart = report.write(folder)

@@ -18,7 +18,7 @@ from cluster import probes
 from cluster.process import processes_mentioning
 from cluster.state import read_state
 from eco2.migrations import database_dsn
-from tests.conftest import ByRoute, StackUrls, cluster_cli, short_run_dir, start_stack
+from tests.conftest import StackUrls, cluster_cli, pipeline_client, short_run_dir, start_stack
 from tests.integration.test_scan_durability import result_within, sim_config, submit
 
 pytestmark = pytest.mark.e2e
@@ -40,13 +40,7 @@ def multi_node() -> Iterator[StackUrls]:
 
 @pytest.fixture
 async def pipeline(multi_node: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    urls = {
-        "serve": multi_node.env["ECO2_SERVICES__SERVE_URL"],
-        "streams": multi_node.env["ECO2_SERVICES__STREAMS_URL"],
-    }
-    async with httpx.AsyncClient(
-        base_url="http://pipeline", transport=ByRoute(urls), timeout=30
-    ) as client:
+    async with pipeline_client(multi_node) as client:
         yield client
 
 

@@ -32,6 +32,10 @@ def test_upscale_counts_until_every_stage_that_grew_runs_its_new_count() -> None
     assert result["upscale_s"] == 9.5
     assert result["downscale_s"] == 65.0
     assert result["replicas"][A] == {"before": 1, "peak_target": 3, "peak_running": 3, "after": 1}
+    assert result["per_stage_s"] == {
+        A: {"decided_s": 4.0, "running_s": 9.5},
+        V: {"decided_s": 4.0, "running_s": 7.0},
+    }
 
 
 def test_a_stage_that_never_reaches_its_target_or_never_settles_reports_none() -> None:
