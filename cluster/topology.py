@@ -418,7 +418,7 @@ def _node_needles(ctx: Context) -> list[str]:
 def ai_worker_node(index: int) -> Component:
     """The ``index``-th local AI worker node: healthy once the head lists it alive."""
     # One after another: a raylet that cannot register with the GCS within Ray's fixed 30 s
-    # fails its node, and on two busy cores several starting at once came close.
+    # fails its node, and on two busy cores two starting at once once did.
     previous = (f"{AI_WORKER_PREFIX}{index - 1}",) if index > 1 else ()
     return Component(
         name=f"{AI_WORKER_PREFIX}{index}",
