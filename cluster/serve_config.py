@@ -58,11 +58,3 @@ def local_serve_config(port: int, path: Path = MANIFEST) -> dict[str, Any]:
     config["http_options"] = {**config.get("http_options", {}), "host": HOST, "port": port}
     config["proxy_location"] = "HeadOnly"
     return config
-
-
-def application_routes(path: Path = MANIFEST) -> dict[str, str]:
-    """Application name → route prefix, as the manifest deploys them."""
-    return {
-        app["name"]: app.get("route_prefix", "/")
-        for app in manifest_serve_config(path)["applications"]
-    }

@@ -50,10 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            pool = await create_pool(settings, SCAN)
-            stack.push_async_callback(pool.close)
-            chat_pool = await create_pool(settings, CHAT)
-            stack.push_async_callback(chat_pool.close)
+            pool = await stack.enter_async_context(await create_pool(settings, SCAN))
+            chat_pool = await stack.enter_async_context(await create_pool(settings, CHAT))
             client = valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS, wait_s=10)
             bus = ProgressBus(client, SCAN)  # owns the client
             stack.push_async_callback(bus.close)

@@ -46,11 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.valkey = connect(url)
-        try:
+        async with connect(url) as client:
+            app.state.valkey = client
             yield
-        finally:
-            await app.state.valkey.aclose()
 
     app = service_app("Eco² read models", settings.telemetry, lifespan, ready=_valkey_answers)
 

@@ -1,5 +1,5 @@
 """The chat application on Ray Serve: a FastAPI ingress composed with TextStage and VisionStage by
-``.bind()``, deployed beside scan under the route prefix ``/api/v1/chat``.
+``.bind()``, deployed beside scan under the route prefix ``/api/v1/chat`` (``ray-cluster.yaml``).
 
 The ingress takes the commands that need a model: posting a message (``POST
 /api/v1/chat/{chat_id}/messages``) and the reply to ``needs_input`` (``POST
@@ -25,8 +25,6 @@ from pipelines.chat.intake import InputRequest, MessageRequest
 from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.scan.stages import vision_catalog
 from serve.stages import TextStage, VisionStage
-
-ROUTE_PREFIX = "/api/v1/chat"
 
 api = FastAPI(title="Eco² chat API", version="1", telemetry={"metrics": False, "logs": False})
 install_error_handlers(api, example_body='{"message": "페트병은 어떻게 버려?"}')

@@ -41,7 +41,10 @@ def test_the_manifest_deploys_scan_and_chat_from_their_build_functions() -> None
 
     assert apps["scan"]["import_path"] == "pipelines.scan.app:build_app"
     assert apps["chat"]["import_path"] == "pipelines.chat.app:build_app"
-    assert serve_config.application_routes() == {"scan": "/", "chat": "/api/v1/chat"}
+    assert {name: app.get("route_prefix", "/") for name, app in apps.items()} == {
+        "scan": "/",
+        "chat": "/api/v1/chat",
+    }
 
 
 def _write(tmp_path: Path, *docs: dict[str, Any]) -> Path:
