@@ -29,6 +29,7 @@ from eco2.migrations import migrations_for
 from eco2.settings import DOMAIN_DATABASES, Settings
 from runtime.domain_host import OTHER_CONSUMERS, SERVICES, consumer_specs
 from runtime.routes import ROUTES
+from tests.crds import needs_kuberay_crds
 
 K8S = Path(__file__).resolve().parents[3] / "k8s"
 RENDERED = K8S / "domains.yaml"
@@ -65,6 +66,7 @@ def test_default_render_is_domains_yaml(capsys: pytest.CaptureFixture[str]) -> N
     assert capsys.readouterr().out == RENDERED.read_text(encoding="utf-8")
 
 
+@needs_kuberay_crds
 @pytest.mark.parametrize("file", sorted(p.name for p in K8S.glob("*.yaml")))
 def test_every_k8s_file_is_valid(file: str) -> None:
     """Also the hand-written ones (rescore-job.yaml)."""

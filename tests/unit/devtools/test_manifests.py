@@ -4,21 +4,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from cluster.topology import RAY_HEAD_ENV
 from devtools import manifests
 from devtools.manifests.placement import advertised_resources, parse_resources
+from tests.crds import needs_kuberay_crds
 
 REPO = Path(__file__).resolve().parents[3]
 MANIFEST = REPO / "ray-cluster.yaml"
 CRD_DIR = manifests.default_crd_dir()
 
-pytestmark = pytest.mark.skipif(
-    not all((CRD_DIR / name).is_file() for name in manifests.KUBERAY_CRDS.values()),
-    reason=f"KubeRay CRDs not found in {CRD_DIR} (set {manifests.CRD_DIR_ENV} to their folder)",
-)
+pytestmark = needs_kuberay_crds
 
 Docs = list[dict[str, Any]]
 
