@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from model_sim import wire
+from model_sim.batches import BatchOffice
 from model_sim.config import Fault, SimConfig
 from model_sim.engine import Plan, Simulator
 from model_sim.request import BadRequest, CallRequest, parse_chat, parse_responses
@@ -23,6 +24,7 @@ from model_sim.request import BadRequest, CallRequest, parse_chat, parse_respons
 SIMULATOR_HEADER = "x-eco2-simulator"
 CALL_KEY_HEADER = "x-eco2-call-key"
 SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
+BATCHES_KEY: web.AppKey[BatchOffice] = web.AppKey("batches", BatchOffice)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -62,11 +64,6 @@ def _fault_response(plan: Plan) -> web.Response:
     return _json(body, 500)
 
 
-def _malformed(content: str) -> str:
-    # Half of a JSON text is never valid JSON; plain text gets an unclosed object.
-    return content[: len(content) // 2] if content.startswith("{") else '{"' + content[:20]
-
-
 async def _call(
     request: web.Request,
     parse: Callable[[Any], CallRequest],
@@ -88,7 +85,7 @@ async def _call(
             return _fault_response(Plan(Fault.SERVER_ERROR, 0.0))
         content = sim.content(req)
         if plan.fault is Fault.MALFORMED:
-            content = _malformed(content)
+            content = wire.malformed(content)
         if not req.stream:
             await asyncio.sleep(plan.delay_s)
         if plan.fault is Fault.SERVER_ERROR or (plan.fault is Fault.BREAK and not req.stream):
@@ -164,6 +161,63 @@ async def models(_: web.Request) -> web.Response:
     return _json(wire.models_list())
 
 
+def _not_found(what: str) -> web.Response:
+    body = wire.error_body(f"No such {what} (simulator).", "invalid_request_error", None)
+    return _json(body, 404)
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    form = await request.post()
+    upload, purpose = form.get("file"), form.get("purpose")
+    if not isinstance(upload, web.FileField) or not isinstance(purpose, str):
+        body = wire.error_body("send multipart 'file' and 'purpose'", "invalid_request_error", None)
+        return _json(body, 400)
+    stored = request.app[BATCHES_KEY].add_file(upload.filename, purpose, upload.file.read())
+    return _json(stored.as_dict())
+
+
+async def list_files(request: web.Request) -> web.Response:
+    files = [f.as_dict() for f in request.app[BATCHES_KEY].files.values()]
+    return _json({"object": "list", "data": files, "has_more": False})
+
+
+async def get_file(request: web.Request) -> web.Response:
+    stored = request.app[BATCHES_KEY].files.get(request.match_info["file_id"])
+    return _json(stored.as_dict()) if stored else _not_found("file")
+
+
+async def file_content(request: web.Request) -> web.Response:
+    stored = request.app[BATCHES_KEY].files.get(request.match_info["file_id"])
+    if stored is None:
+        return _not_found("file")
+    return web.Response(body=stored.data, content_type="application/jsonl")
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    file_id = request.match_info["file_id"]
+    if request.app[BATCHES_KEY].files.pop(file_id, None) is None:
+        return _not_found("file")
+    return _json({"id": file_id, "object": "file", "deleted": True})
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    try:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        batch = request.app[BATCHES_KEY].create(
+            str(body.get("input_file_id")), str(body.get("endpoint")), body.get("metadata")
+        )
+    except BadRequest as exc:
+        return _json(wire.error_body(str(exc), "invalid_request_error", None), 400)
+    return _json(batch)
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    batch = request.app[BATCHES_KEY].batches.get(request.match_info["batch_id"])
+    return _json(batch) if batch else _not_found("batch")
+
+
 async def healthz(_: web.Request) -> web.Response:
     return _json({"status": "ok", "simulator": True})
 
@@ -194,10 +248,18 @@ def create_app(config: SimConfig, simulator: Simulator | None = None) -> web.App
     """The aiohttp application; it opens nothing until a runner serves it."""
     app = web.Application(middlewares=[_mark_simulator], client_max_size=32 * 1024**2)
     app[SIM_KEY] = simulator or Simulator(config)
+    app[BATCHES_KEY] = BatchOffice(app[SIM_KEY])
     app.router.add_get("/v1/models", models)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/responses", responses)
+    app.router.add_post("/v1/files", upload_file)
+    app.router.add_get("/v1/files", list_files)
+    app.router.add_get("/v1/files/{file_id}", get_file)
+    app.router.add_get("/v1/files/{file_id}/content", file_content)
+    app.router.add_delete("/v1/files/{file_id}", delete_file)
+    app.router.add_post("/v1/batches", create_batch)
+    app.router.add_get("/v1/batches/{batch_id}", get_batch)
     app.router.add_get("/stats", stats)
     app.router.add_get("/sim/config", get_config)
     app.router.add_put("/sim/config", put_config)

@@ -106,11 +106,12 @@ class Simulator:
         return self._lexicon
 
     # ---- deciding ----
-    def plan(self, req: CallRequest) -> Plan:
-        """Count the call and decide its fault and delay (rate limits first, then injections)."""
+    def plan(self, req: CallRequest, *, rate_limited: bool = True) -> Plan:
+        """Count the call and decide its fault and delay (rate limits first, then injections).
+        A batch line is not rate limited (``rate_limited=False``): batches queue apart."""
         kind = req.kind
         self.stats[kind].requests += 1
-        wait = self._rate_limited(req)
+        wait = self._rate_limited(req) if rate_limited else 0.0
         if wait > 0:
             return Plan(Fault.RATE_LIMIT, 0.0, max(1, math.ceil(wait)))
         cfg = self.config.for_kind(kind)

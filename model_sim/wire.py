@@ -32,6 +32,12 @@ def error_body(message: str, kind: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
+def malformed(content: str) -> str:
+    """``content`` spoiled: half of a JSON text is never valid JSON; plain text gets an
+    unclosed object."""
+    return content[: len(content) // 2] if content.startswith("{") else '{"' + content[:20]
+
+
 def models_list() -> dict[str, Any]:
     created = 1_700_000_000
     data = [{"id": m, "object": "model", "created": created, "owned_by": OWNER} for m in MODELS]

@@ -13,15 +13,18 @@ Delivery contract of :meth:`ModelClient.complete_json`:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, cast
 
 import httpx2
 import openai
 from openai import AsyncOpenAI
+from openai.types import Batch
 from opentelemetry.trace import Span
 
 from eco2 import telemetry
@@ -37,6 +40,22 @@ _TRANSIENT = (
     openai.APITimeoutError,
     openai.APIConnectionError,
 )
+
+
+BATCH_ENDPOINT: Final = "/v1/chat/completions"
+BATCH_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+BATCH_POLL_FIRST_S = 0.05
+BATCH_POLL_MAX_S = 30.0
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One chat completion of a Batch API job; ``custom_id`` names its answer line."""
+
+    custom_id: str
+    model: str
+    messages: list[dict[str, Any]]
+    response_format: dict[str, Any] | None = None
 
 
 class ModelClient:
@@ -198,13 +217,10 @@ class ModelClient:
             # the typed parameters, which walks the whole response schema on every call (the
             # profile is in docs/benchmarks.md), nor a typed ChatCompletion for the one string
             # we read.
-            body: dict[str, Any] = {"model": model, "messages": messages}
-            if response_format is not None:
-                body["response_format"] = response_format
             response = await self._client.post(
                 "/chat/completions",
                 cast_to=httpx2.Response,
-                body=body,
+                body=_request_body(model, messages, response_format),
                 options={"headers": headers},
             )
             body = json.loads(await response.aread())
@@ -218,15 +234,129 @@ class ModelClient:
                 retriable=True,
                 kind=kind,
             ) from exc
-        try:
-            content = body["choices"][0]["message"]["content"]
-        except (KeyError, IndexError, TypeError) as exc:
-            raise ModelCallFailed(
-                f"{kind} model answer has no choices[0].message: {str(body)[:200]}",
-                retriable=False,
+        return _content(kind, body)
+
+    async def complete_batch(
+        self, *, kind: str, calls: list[BatchCall], timeout_s: float = 24 * 3600.0
+    ) -> dict[str, str | ModelCallFailed]:
+        """``calls`` as one Batch API job (``/v1/files`` + ``/v1/batches``): each call's answer
+        text, or the :class:`ModelCallFailed` of its line, by ``custom_id``. The job is polled
+        with a growing interval (a simulator's batch is done in milliseconds, OpenAI's within
+        its 24 h window); its files are deleted afterwards. Raises :class:`ModelCallFailed`
+        when the batch as a whole cannot be sent or does not finish within ``timeout_s``."""
+        lines = (
+            json.dumps(
+                {
+                    "custom_id": call.custom_id,
+                    "method": "POST",
+                    "url": BATCH_ENDPOINT,
+                    "body": _request_body(call.model, call.messages, call.response_format),
+                },
+                ensure_ascii=False,
+            )
+            for call in calls
+        )
+        payload = "\n".join(lines).encode()
+        files: list[str] = []
+        with self._span(f"{kind}.batch", calls[0].model if calls else "", None) as span:
+            span.set_attribute("eco2.batch.size", len(calls))
+            try:
+                upload = await self._client.files.create(
+                    file=(f"{kind}.jsonl", payload, "application/jsonl"), purpose="batch"
+                )
+                files.append(upload.id)
+                batch = await self._client.batches.create(
+                    input_file_id=upload.id,
+                    endpoint=BATCH_ENDPOINT,
+                    completion_window="24h",
+                    metadata={"kind": kind},
+                )
+                batch = await self._wait(batch, timeout_s)
+                files += [f for f in (batch.output_file_id, batch.error_file_id) if f]
+                results = {
+                    **await self._batch_lines(kind, batch.error_file_id),
+                    **await self._batch_lines(kind, batch.output_file_id),
+                }
+            except _TRANSIENT as exc:
+                raise _failed(kind, exc, retriable=True) from exc
+            except openai.APIError as exc:
+                raise _failed(kind, exc, retriable=False) from exc
+            finally:
+                for file_id in files:
+                    with contextlib.suppress(openai.APIError):
+                        await self._client.files.delete(file_id)
+        unanswered = ModelCallFailed(
+            f"{kind} batch {batch.id} ended {batch.status} without this line",
+            retriable=True,
+            kind=kind,
+        )
+        return {call.custom_id: results.get(call.custom_id, unanswered) for call in calls}
+
+    async def _wait(self, batch: Batch, timeout_s: float) -> Batch:
+        deadline, interval = time.monotonic() + timeout_s, BATCH_POLL_FIRST_S
+        while batch.status not in BATCH_TERMINAL:
+            if time.monotonic() > deadline:
+                raise ModelCallFailed(
+                    f"batch {batch.id} still {batch.status} after {timeout_s:g} s",
+                    retriable=True,
+                    kind="batch",
+                )
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, BATCH_POLL_MAX_S)
+            batch = await self._client.batches.retrieve(batch.id)
+        return batch
+
+    async def _batch_lines(
+        self, kind: str, file_id: str | None
+    ) -> dict[str, str | ModelCallFailed]:
+        """A batch's output or error file: each line's answer text or failure by custom_id."""
+        if file_id is None:
+            return {}
+        content = await self._client.files.content(file_id)
+        results: dict[str, str | ModelCallFailed] = {}
+        for raw in content.text.splitlines():
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            response, error = line.get("response") or {}, line.get("error")
+            status = response.get("status_code")
+            if status == 200:
+                try:
+                    results[line["custom_id"]] = _content(kind, response.get("body"))
+                except ModelCallFailed as exc:
+                    results[line["custom_id"]] = exc
+                continue
+            detail = error or (response.get("body") or {}).get("error") or {}
+            results[line["custom_id"]] = ModelCallFailed(
+                f"{kind} batch line failed ({status or detail.get('code')}): "
+                f"{detail.get('message', '')}",
+                # Throttled, server-side or expired lines may pass later; a 4xx will not.
+                retriable=status is None or status == 429 or status >= 500,
                 kind=kind,
-            ) from exc
-        return content if isinstance(content, str) else ""
+            )
+        return results
+
+
+def _request_body(
+    model: str, messages: list[dict[str, Any]], response_format: dict[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    if response_format is not None:
+        body["response_format"] = response_format
+    return body
+
+
+def _content(kind: str, body: Any) -> str:
+    """The answer text of a chat completion's JSON body."""
+    try:
+        content = body["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise ModelCallFailed(
+            f"{kind} model answer has no choices[0].message: {str(body)[:200]}",
+            retriable=False,
+            kind=kind,
+        ) from exc
+    return content if isinstance(content, str) else ""
 
 
 def _headers(call_key: str | None, traceparent: str | None) -> dict[str, str]:

@@ -36,12 +36,16 @@ STAGE_OPTIONS: dict[str, Any] = {
         "max_replicas": 4,
         "target_ongoing_requests": 400,
         # Serve averages the ongoing requests over the look-back window (30 s by default, with
-        # metrics every 10 s): a surge then took half a minute to show. Ten seconds of metrics
-        # sent every two still smooth a blip and decide within seconds. (Serve marks
-        # metrics_interval_s deprecated in favour of environment variables it does not read yet.)
-        "look_back_period_s": 10,
-        "metrics_interval_s": 2,
-        "upscale_delay_s": 5,
+        # metrics every 10 s): a surge then took half a minute to show, and an average over any
+        # window lags a surge by half the window. A stage's requests are model calls lasting
+        # seconds, so its count of ongoing requests moves slowly and has no blips to smooth:
+        # the window's peak, held for a second, is the signal. Scaling down still waits a
+        # minute past the window, so the count cannot flap. (Serve marks metrics_interval_s
+        # deprecated in favour of environment variables it does not read yet.)
+        "look_back_period_s": 5,
+        "aggregation_function": "max",
+        "metrics_interval_s": 1,
+        "upscale_delay_s": 1,
         "downscale_delay_s": 60,
     },
     "max_ongoing_requests": 2000,

@@ -88,6 +88,11 @@ class Usage:
         """Count the (estimated) tokens of an answer."""
         self.tokens += tokens
 
+    def answered(self) -> None:
+        """A Batch API answer came back: the calling span runs to it (a batch's answers come
+        long after its requests went out)."""
+        self.last_at = self._clock()
+
     def sent(self, tokens: int) -> None:
         now = self._clock()
         self.requests += 1

@@ -58,6 +58,14 @@ def rescore(
         typer.Option(min=1, help="Ray Data actors (default: 2; 1 under a budget, exact then)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per batch.")] = None,
+    batch_api: Annotated[
+        bool,
+        typer.Option(
+            "--batch-api",
+            help="Send each batch's calls of a stage as one Batch API job (OpenAI: half the "
+            "price, answered within 24 h); a failed line is called online. No budget with it.",
+        ),
+    ] = False,
     dry_run: Annotated[bool, typer.Option(help="List what would run; no model call.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = (
         False
@@ -84,6 +92,7 @@ def rescore(
             budget_tpm=budget_tpm,
             workers=workers,
             batch_size=batch_size,
+            batch_api=batch_api,
             dry_run=dry_run,
         )
     except InvalidRescore as exc:

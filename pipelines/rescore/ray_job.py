@@ -44,11 +44,14 @@ class _RescoreActor:
         rpm: float | None,
         tpm: float | None,
         concurrency: int,
+        batch_api: bool,
     ) -> None:
         from pipelines.rescore.worker import BatchRescorer
 
         self._loop = asyncio.new_event_loop()
-        self._worker = BatchRescorer(settings, plan, Budget(rpm, tpm), concurrency=concurrency)
+        self._worker = BatchRescorer(
+            settings, plan, Budget(rpm, tpm), concurrency=concurrency, batch_api=batch_api
+        )
         self._loop.run_until_complete(self._worker.open())
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
@@ -110,6 +113,7 @@ def rescore_rows(
     rpm: int | None,
     tpm: int | None,
     concurrency: int,
+    batch_api: bool = False,
 ) -> Iterator[RowReport]:
     """Run the rescoring of ``job_ids`` on the cluster; yields each row's report as it lands."""
     connect(settings)
@@ -127,6 +131,7 @@ def rescore_rows(
             "rpm": _share(rpm, workers),
             "tpm": _share(tpm, workers),
             "concurrency": concurrency,
+            "batch_api": batch_api,
         },
         batch_size=batch_size,
         batch_format="numpy",

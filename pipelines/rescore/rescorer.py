@@ -14,6 +14,7 @@ stored answer (plus the new classification's tag faults).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from pydantic import BaseModel
 
 from pipelines.rescore.budget import Budget, Usage, call_within_budget
 from pipelines.rescore.options import Plan
+from pipelines.rules.rulebook import RuleMatch
 from pipelines.scan import machine
 from pipelines.scan.machine import Job, Policy
 from serve import answer as answer_task
-from serve.contracts import AnswerResult, VisionResult
-from serve.model_client import ModelClient
+from serve.contracts import AnswerResult, MalformedModelOutput, ModelCallFailed, VisionResult
+from serve.model_client import BatchCall, ModelClient
 from serve.vision import VisionTask, response_format
 
 R = TypeVar("R", bound=BaseModel)
@@ -100,8 +102,17 @@ def _chars(value: Any) -> int:
     return 0
 
 
+Prefetched = dict[str, "str | ModelCallFailed"]
+"""Answers a Batch API job brought back, by call key: the text, or why the line failed."""
+
+
 class Rescorer:
-    """Rescores scans for one :class:`Plan` with one model client and one budget."""
+    """Rescores scans for one :class:`Plan` with one model client and one budget.
+
+    Two ways to call the model, with one flow: :meth:`rescore` calls it per row (under the
+    budget), :meth:`rescore_batch` sends each stage's calls for many rows as one Batch API job
+    and reads each row's answer from it; a line that failed or does not parse is called online
+    for that row (with the client's retries and its one repair)."""
 
     def __init__(self, client: ModelClient, policy: Policy, plan: Plan, budget: Budget) -> None:
         self._client, self._policy, self._plan, self._budget = client, policy, plan, budget
@@ -114,57 +125,155 @@ class Rescorer:
     async def rescore(self, job: Job, usage: Usage) -> Rescored:
         """The new outcome of ``job``, its calls counted in ``usage`` (the row's); raises
         :class:`~serve.contracts.ModelCallFailed` when a model call failed past its retries."""
-        previous = stored_outcome(job)
-        model = self._plan.model or job.model
+        classified, match = await self._classified(job, usage, {})
+        return await self._finished(job, classified, match, usage, {})
+
+    async def rescore_batch(
+        self, jobs: list[Job], usages: dict[str, Usage]
+    ) -> list[Rescored | ModelCallFailed]:
+        """:meth:`rescore` for each of ``jobs`` (``usages`` by job id), each stage's calls sent
+        as one Batch API job; in the order of ``jobs``, a row's failure in its place."""
+        answers: Prefetched = {}
         if "vision" in self._plan.stages:
-            vision = await self._classify(job, model, usage)
+            calls = [(job, self._vision_call(job)) for job in jobs]
+            answers |= await self._send_batch("vision", calls, usages)
+        steps = await asyncio.gather(
+            *(self._classified(job, usages[str(job.job_id)], answers) for job in jobs),
+            return_exceptions=True,
+        )
+        if "answer" in self._plan.stages:
+            calls = [
+                (job, self._answer_call(*step))
+                for job, step in zip(jobs, steps, strict=True)
+                if not isinstance(step, BaseException) and step[1] is not None
+            ]
+            if calls:
+                answers |= await self._send_batch("answer", calls, usages)
+        results = await asyncio.gather(
+            *(
+                self._finished(job, *step, usages[str(job.job_id)], answers)
+                for job, step in zip(jobs, steps, strict=True)
+                if not isinstance(step, BaseException)
+            ),
+            return_exceptions=True,
+        )
+        done = iter(results)
+        out: list[Rescored | ModelCallFailed] = []
+        for step in steps:
+            outcome = step if isinstance(step, BaseException) else next(done)
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ModelCallFailed):
+                raise outcome
+            out.append(outcome)
+        return out
+
+    # ---- the flow, shared by both ways ----
+    async def _classified(
+        self, job: Job, usage: Usage, answers: Prefetched
+    ) -> tuple[Job, RuleMatch | None]:
+        """``job`` with its new classification (when ``vision`` reruns) and its rule."""
+        if "vision" in self._plan.stages:
+            vision = await self._classify(job, usage, answers)
             job = dataclasses.replace(job, vision_result=vision.model_dump(mode="json"))
-        match = machine.find_rule(job, self._policy)
+        return job, machine.find_rule(job, self._policy)
+
+    async def _finished(
+        self,
+        original: Job,
+        job: Job,
+        match: RuleMatch | None,
+        usage: Usage,
+        answers: Prefetched,
+    ) -> Rescored:
         answer: AnswerResult | None = None
         if match is not None and "answer" in self._plan.stages:
-            answer = await self._answer(job, model, match.rule.rule_id, usage)
+            answer = await self._answer(job, match, usage, answers)
         elif match is not None:
             answer = AnswerResult.model_validate(job.answer_result)
         commit = machine.answered(job, self._policy, match, answer, rule_ms=0.0, answer_ms=0.0)
         columns = commit.columns
         current = outcome_of(job.vision_result, columns["rule_id"], columns["reward"])
-        return Rescored(job, previous, current)
+        return Rescored(original, stored_outcome(original), current)
 
-    async def _classify(self, job: Job, model: str, usage: Usage) -> VisionResult:
+    # ---- the stage calls ----
+    def _model(self, job: Job) -> str:
+        return self._plan.model or job.model
+
+    def _key(self, job: Job, stage: str) -> str:
+        return f"{self._plan.run_id}:{job.job_id}:{stage}"
+
+    def _vision_call(self, job: Job) -> BatchCall:
         if self._vision is None:
             raise RuntimeError("rescoring the vision stage needs use_catalog() first")
-        task = self._vision
-        messages = task.messages(job.image_url, job.user_input)
+        messages = self._vision.messages(job.image_url, job.user_input)
+        return BatchCall(self._key(job, "vision"), self._model(job), messages, response_format())
 
-        async def call() -> tuple[VisionResult, float]:
-            return await self._client.complete_json(
-                kind="vision",
-                model=model,
-                messages=messages,
-                response_format=response_format(),
-                parse=lambda text: task.parse(text, job.user_input),
-                call_key=f"{self._plan.run_id}:{job.job_id}:vision",
-                traceparent=job.traceparent,
-            )
-
-        return await self._paid(messages, call, usage)
-
-    async def _answer(self, job: Job, model: str, rule_id: str, usage: Usage) -> AnswerResult:
+    def _answer_call(self, job: Job, match: RuleMatch | None) -> BatchCall:
+        assert match is not None
         vision = machine.stored_vision(job)
-        messages = answer_task.build_messages(vision, self._policy.rules.document(rule_id))
+        document = self._policy.rules.document(match.rule.rule_id)
+        messages = answer_task.build_messages(vision, document)
+        return BatchCall(
+            self._key(job, "answer"), self._model(job), messages, answer_task.response_format()
+        )
 
-        async def call() -> tuple[AnswerResult, float]:
+    async def _classify(self, job: Job, usage: Usage, answers: Prefetched) -> VisionResult:
+        call = self._vision_call(job)
+        task = self._vision
+        assert task is not None
+        return await self._result(
+            call, "vision", lambda text: task.parse(text, job.user_input), job, usage, answers
+        )
+
+    async def _answer(
+        self, job: Job, match: RuleMatch, usage: Usage, answers: Prefetched
+    ) -> AnswerResult:
+        call = self._answer_call(job, match)
+        return await self._result(call, "answer", answer_task.parse, job, usage, answers)
+
+    async def _result(
+        self,
+        call: BatchCall,
+        kind: str,
+        parse: Callable[[str], R],
+        job: Job,
+        usage: Usage,
+        answers: Prefetched,
+    ) -> R:
+        """The stage's result: from the batch's answer when it parses, else called online."""
+        prefetched = answers.pop(call.custom_id, None)
+        if isinstance(prefetched, str):
+            try:
+                return parse(prefetched)
+            except MalformedModelOutput:
+                pass  # called online below, where the client asks once more for a repair
+
+        async def online() -> tuple[R, float]:
             return await self._client.complete_json(
-                kind="answer",
-                model=model,
-                messages=messages,
-                response_format=answer_task.response_format(),
-                parse=answer_task.parse,
-                call_key=f"{self._plan.run_id}:{job.job_id}:answer",
+                kind=kind,
+                model=call.model,
+                messages=call.messages,
+                response_format=call.response_format or {},
+                parse=parse,
+                call_key=call.custom_id,
                 traceparent=job.traceparent,
             )
 
-        return await self._paid(messages, call, usage)
+        return await self._paid(call.messages, online, usage)
+
+    async def _send_batch(
+        self, kind: str, calls: list[tuple[Job, BatchCall]], usages: dict[str, Usage]
+    ) -> Prefetched:
+        """One Batch API job for ``calls``, each line counted as a request of its row. A batch
+        that could not be sent at all leaves every row to its online call."""
+        for job, call in calls:
+            await self._budget.spend(estimate_tokens(call.messages), usages[str(job.job_id)])
+        try:
+            answers = await self._client.complete_batch(kind=kind, calls=[c for _, c in calls])
+        except ModelCallFailed:
+            return {}
+        for job, _ in calls:
+            usages[str(job.job_id)].answered()
+        return answers
 
     async def _paid(
         self,

@@ -43,6 +43,8 @@ class Request:
     workers: int = 2
     batch_size: int = 64
     concurrency: int = DEFAULT_CONCURRENCY
+    batch_api: bool = False
+    """Each block's calls of a stage as one Batch API job instead of one request per row."""
     dry_run: bool = False
 
 
@@ -66,10 +68,16 @@ def prepare(
     budget_tpm: int | None = None,
     workers: int | None = None,
     batch_size: int | None = None,
+    batch_api: bool = False,
     dry_run: bool = False,
 ) -> Request:
     """The checked request; raises :class:`~pipelines.rescore.options.InvalidRescore`."""
     chosen = parse_stages(stages)
+    if batch_api and (budget_rpm is not None or budget_tpm is not None):
+        raise InvalidRescore(
+            "--budget-rpm / --budget-tpm pace requests sent one by one; the Batch API queues "
+            "its work apart from those limits: drop the budget or --batch-api"
+        )
     if limit is not None and limit <= 0:
         raise InvalidRescore(f"--limit must be a positive number (got {limit})")
     selection = Selection(_utc(since), _utc(until), parse_filters(filters), limit)
@@ -87,7 +95,8 @@ def prepare(
         budget_rpm=check_budget(budget_rpm, "--budget-rpm"),
         budget_tpm=check_budget(budget_tpm, "--budget-tpm"),
         workers=_workers(workers, budget_rpm, budget_tpm),
-        batch_size=batch_size or _batch_size(budget_rpm),
+        batch_size=batch_size or _batch_size(budget_rpm, batch_api),
+        batch_api=batch_api,
         dry_run=dry_run,
     )
 
@@ -102,10 +111,13 @@ def _workers(requested: int | None, budget_rpm: int | None, budget_tpm: int | No
     return 1 if budget_rpm is not None or budget_tpm is not None else 2
 
 
-def _batch_size(budget_rpm: int | None) -> int:
+def _batch_size(budget_rpm: int | None, batch_api: bool = False) -> int:
     """Under a budget, a batch is about five seconds of requests at two per row: the pause
     between two batches (commit, next rows) spends none of the budget, so batches much shorter
-    than that fall behind it; without a budget, large batches cost the least."""
+    than that fall behind it; without a budget, large batches cost the least, and a Batch API
+    job (a file upload, a few polls, a download per stage) pays off over many rows."""
+    if batch_api:
+        return 500
     if budget_rpm is None:
         return 128
     return max(4, min(128, budget_rpm // 24))
@@ -158,6 +170,7 @@ def execute(
         rpm=request.budget_rpm,
         tpm=request.budget_tpm,
         concurrency=request.concurrency,
+        batch_api=request.batch_api,
     ):
         report.rows.append(row)
         on_row(row)

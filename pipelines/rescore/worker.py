@@ -4,10 +4,11 @@ Plain asyncio (no Ray): the Ray Data shell (:mod:`pipelines.rescore.ray_job`) ho
 :class:`BatchRescorer` per actor and feeds it batches; tests drive it directly.
 
 Per batch: the rows the run has not finished are loaded, rescored concurrently (bounded by
-``concurrency``) under this process's budget, and recorded in one transaction with their events
-(:func:`pipelines.rescore.store.record`). A row whose model calls failed past their retries is
-recorded as ``failed`` (the next invocation of the run retries it); a row the run had finished
-is reported ``skipped`` and costs no model call.
+``concurrency``) under this process's budget — or, with ``batch_api``, each stage's calls for
+the whole batch sent as one Batch API job (:meth:`Rescorer.rescore_batch`) — and recorded in
+one transaction with their events (:func:`pipelines.rescore.store.record`). A row whose model
+calls failed past their retries is recorded as ``failed`` (the next invocation of the run
+retries it); a row the run had finished is reported ``skipped`` and costs no model call.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ class BatchRescorer:
         budget: Budget,
         *,
         concurrency: int = DEFAULT_CONCURRENCY,
+        batch_api: bool = False,
     ) -> None:
         if settings.model.base_url is None:
             raise RuntimeError("ECO2_MODEL__BASE_URL is unset: start the stack with `eco2 up`")
         self._settings, self._plan, self._budget = settings, plan, budget
+        self._batch_api = batch_api
         self._limit = asyncio.Semaphore(concurrency)
         self._pool: asyncpg.Pool | None = None
         self._client: ModelClient | None = None
@@ -105,7 +108,10 @@ class BatchRescorer:
         """Rescore and record one batch; one report per id, in no particular order."""
         assert self._pool is not None, "open() first"
         jobs = await store.load_pending(self._pool, self._plan.run_id, job_ids)
-        results = await asyncio.gather(*(self._one(job) for job in jobs))
+        if self._batch_api and jobs:
+            results = await self._batched(jobs)
+        else:
+            results = list(await asyncio.gather(*(self._one(job) for job in jobs)))
         stored = await store.record(self._pool, self._plan, results)
         pending = {str(job.job_id) for job in jobs}
         reports = [_report(r) for r in results if str(r.job.job_id) in stored]
@@ -122,6 +128,22 @@ class BatchRescorer:
             except ModelCallFailed as exc:
                 error = str(exc)
         return store.RowResult(job, model, stored_outcome(job), current, usage, error)
+
+    async def _batched(self, jobs: list[Job]) -> list[store.RowResult]:
+        assert self._rescorer is not None
+        usages = {str(job.job_id): Usage() for job in jobs}
+        outcomes = await self._rescorer.rescore_batch(jobs, usages)
+        return [
+            store.RowResult(
+                job,
+                self._plan.model or job.model,
+                stored_outcome(job),
+                None if isinstance(outcome, ModelCallFailed) else outcome.current,
+                usages[str(job.job_id)],
+                str(outcome) if isinstance(outcome, ModelCallFailed) else None,
+            )
+            for job, outcome in zip(jobs, outcomes, strict=True)
+        ]
 
 
 def _report(result: store.RowResult) -> RowReport:

@@ -14,8 +14,8 @@ import pytest
 from eco2.settings import ModelSettings
 from pipelines.scan.stages import vision_catalog
 from serve import vision
-from serve.contracts import ModelCallFailed, VisionResult
-from serve.model_client import ModelClient
+from serve.contracts import MalformedModelOutput, ModelCallFailed, VisionResult
+from serve.model_client import BatchCall, ModelClient
 from tests.integration.simulator_process import Sim
 
 TASK = vision.VisionTask(vision_catalog())
@@ -96,3 +96,50 @@ async def test_malformed_output_twice_fails_for_good(sim: Sim) -> None:
     assert caught.value.retriable is False
     assert "malformed after one repair" in str(caught.value)
     assert sim.stats()["kinds"]["vision"]["requests"] == 2
+
+
+def _batch_calls(*keys: str) -> list[BatchCall]:
+    return [
+        BatchCall(key, "gpt-5.2", TASK.messages(IMAGE, "어떻게 버려?"), vision.response_format())
+        for key in keys
+    ]
+
+
+async def test_a_batch_answers_every_line_once_and_leaves_no_file_behind(sim: Sim) -> None:
+    client = ModelClient(ModelSettings(), f"{sim.base}/v1")
+    try:
+        answers = await client.complete_batch(kind="vision", calls=_batch_calls("b-1", "b-2"))
+        files = await sim.async_client().files.list()
+    finally:
+        await client.close()
+
+    assert set(answers) == {"b-1", "b-2"}
+    for text in answers.values():
+        assert isinstance(text, str)
+        parsed = TASK.parse(text, "어떻게 버려?")
+        assert parsed.classification.middle_category == "무색페트병"
+    assert sim.stats()["calls_by_key"] == {"b-1": 1, "b-2": 1}
+    assert files.data == []
+
+
+async def test_a_failed_batch_line_is_that_line_s_failure_and_says_if_it_may_pass_later(
+    sim: Sim,
+) -> None:
+    sim.add_faults({"kind": "vision", "fault": "429"}, {"kind": "vision", "fault": "malformed"})
+    client = ModelClient(ModelSettings(), f"{sim.base}/v1")
+    try:
+        answers = await client.complete_batch(
+            kind="vision", calls=_batch_calls("f-1", "f-2", "f-3")
+        )
+    finally:
+        await client.close()
+
+    throttled, malformed, fine = answers["f-1"], answers["f-2"], answers["f-3"]
+    assert isinstance(throttled, ModelCallFailed)
+    assert throttled.retriable
+    assert "429" in str(throttled)
+    assert isinstance(malformed, str)  # a 200 whose text the caller's parser refuses
+    with pytest.raises(MalformedModelOutput):
+        TASK.parse(malformed, "")
+    assert isinstance(fine, str)
+    assert sim.stats()["calls_by_key"] == {"f-3": 1}

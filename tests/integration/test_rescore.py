@@ -166,6 +166,38 @@ async def test_a_run_records_every_row_emits_only_changes_and_a_rerun_calls_no_m
     assert "ScanRescored" in seen
 
 
+async def test_a_batch_api_run_gives_the_online_outcomes_with_each_call_answered_once(
+    stack: StackUrls, settings: Settings, scan_api: httpx.AsyncClient, scan_db_dsn: str
+) -> None:
+    user = f"rescore-b-{uuid.uuid4().hex[:8]}"
+    run_id = f"it-b-{uuid.uuid4().hex[:8]}"
+    await _seed(scan_api, user)
+    conn = await asyncpg.connect(scan_db_dsn)
+    try:
+        changed_job = await _as_an_older_model_stored_it(conn, user)
+        code, body, stderr = await asyncio.to_thread(
+            rescore, stack, "--filter", f"user={user}", "--run-id", run_id, "--batch-api"
+        )
+        assert code == 0, stderr
+        assert body is not None
+        assert (body["rescored"], body["changed"], body["failed"]) == (3, 1, 0)
+        assert body["reward_changes"] == [{"from": "none", "to": "char-petty", "count": 1}]
+        assert await asyncio.to_thread(_sim_calls, stack, run_id) == body["requests"] >= 5
+        changed = await conn.fetch(
+            "SELECT job_id::text FROM scan_rescorings WHERE run_id = $1 AND changed <> '{}'",
+            run_id,
+        )
+        assert [r["job_id"] for r in changed] == [changed_job]
+    finally:
+        await conn.close()
+
+    code, _, stderr = await asyncio.to_thread(
+        rescore, stack, "--filter", f"user={user}", "--batch-api", "--budget-rpm", "60"
+    )
+    assert code == 2
+    assert "--batch-api" in stderr
+
+
 async def test_a_run_killed_midway_is_finished_by_a_rerun_without_calling_the_model_again(
     stack: StackUrls, settings: Settings, scan_api: httpx.AsyncClient, scan_db_dsn: str
 ) -> None:

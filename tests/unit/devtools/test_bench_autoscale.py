@@ -26,16 +26,17 @@ def test_upscale_counts_until_every_stage_that_grew_runs_its_new_count() -> None
         (105.0, 1, 1, 1, 1),  # back to the starting counts: 65 s after the step down at 40 s
     )
 
-    result = summarise(timeline, step_up_s=10.0, step_down_s=40.0)
+    result = summarise(timeline, step_up_s=10.0, step_down_s=40.0, load_lag_s={A: 2.0})
 
     assert result["scaled_up"] == [A, V]
     assert result["upscale_s"] == 9.5
     assert result["downscale_s"] == 65.0
     assert result["replicas"][A] == {"before": 1, "peak_target": 3, "peak_running": 3, "after": 1}
     assert result["per_stage_s"] == {
-        A: {"decided_s": 4.0, "running_s": 9.5},
-        V: {"decided_s": 4.0, "running_s": 7.0},
+        A: {"decided_s": 4.0, "running_s": 9.5, "own_s": 7.5},  # its load came 2 s later
+        V: {"decided_s": 4.0, "running_s": 7.0, "own_s": 7.0},
     }
+    assert result["slowest_stage_own_s"] == 7.5
 
 
 def test_a_stage_that_never_reaches_its_target_or_never_settles_reports_none() -> None:
@@ -50,6 +51,7 @@ def test_a_stage_that_never_reaches_its_target_or_never_settles_reports_none() -
 
     assert result["scaled_up"] == [V]
     assert result["upscale_s"] is None
+    assert result["slowest_stage_own_s"] is None
     assert result["downscale_s"] is None
 
 

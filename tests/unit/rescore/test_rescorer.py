@@ -15,10 +15,12 @@ from pipelines.rescore.rescorer import Rescorer, stored_outcome
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan.machine import Policy
 from pipelines.scan.stages import vision_catalog
-from serve.model_client import ModelClient
+from serve.contracts import ModelCallFailed
+from serve.model_client import BatchCall, ModelClient
 from serve.vision import VisionTask
 from tests.unit.scan.factories import clean_answer, job, vision
 
+STAGES = ("vision", "answer")
 PET_VISION = {
     "classification": {"major_category": "재활용폐기물", "middle_category": "무색페트병"},
     "situation_tags": ["내용물_없음"],
@@ -27,17 +29,39 @@ PET_VISION = {
 CLEAN_ANSWER = {"disposal_steps": {"단계1": "비워요"}, "insufficiencies": [], "user_answer": "좋아"}
 
 
-class FakeModel:
-    """Answers each kind with canned JSON through the caller's own parser."""
+def _canned(kind: str) -> str:
+    return json.dumps(PET_VISION if kind == "vision" else CLEAN_ANSWER)
 
-    def __init__(self) -> None:
+
+class FakeModel:
+    """Answers each kind with canned JSON through the caller's own parser; a batch line whose
+    custom_id is in ``spoiled`` comes back malformed, one in ``refused`` as a failed line."""
+
+    def __init__(
+        self, spoiled: frozenset[str] = frozenset(), refused: frozenset[str] = frozenset()
+    ) -> None:
         self.calls: list[tuple[str, str | None]] = []
+        self.batches: list[tuple[str, list[str]]] = []
+        self.spoiled, self.refused = spoiled, refused
 
     async def complete_json(
         self, *, kind: str, parse: Callable[[str], Any], call_key: str | None = None, **_: Any
     ) -> tuple[Any, float]:
         self.calls.append((kind, call_key))
-        return parse(json.dumps(PET_VISION if kind == "vision" else CLEAN_ANSWER)), 1.0
+        return parse(_canned(kind)), 1.0
+
+    async def complete_batch(
+        self, *, kind: str, calls: list[BatchCall]
+    ) -> dict[str, str | ModelCallFailed]:
+        self.batches.append((kind, [call.custom_id for call in calls]))
+        answers: dict[str, str | ModelCallFailed] = {}
+        for call in calls:
+            if call.custom_id in self.refused:
+                answers[call.custom_id] = ModelCallFailed("500", retriable=True, kind=kind)
+            else:
+                text = _canned(kind)
+                answers[call.custom_id] = text[:10] if call.custom_id in self.spoiled else text
+        return answers
 
 
 def _stored_plastic_job() -> Any:
@@ -90,3 +114,32 @@ def test_vision_alone_decides_from_the_stored_answer_without_an_answer_call() ->
     rescored = asyncio.run(_rescorer(("vision",), model).rescore(_stored_plastic_job(), Usage()))
     assert [kind for kind, _ in model.calls] == ["vision"]
     assert rescored.current.reward == "char-petty"  # the stored answer had no insufficiency
+
+
+def test_a_batch_rescores_each_row_as_the_online_path_does_with_one_job_per_stage() -> None:
+    rows = [_stored_plastic_job() for _ in range(3)]
+    online = [asyncio.run(_rescorer(STAGES, FakeModel()).rescore(r, Usage())) for r in rows]
+    model = FakeModel()
+    usages = {str(r.job_id): Usage() for r in rows}
+
+    batched = asyncio.run(_rescorer(STAGES, model).rescore_batch(rows, usages))
+
+    assert [b.current for b in batched] == [o.current for o in online]  # type: ignore[union-attr]
+    assert [kind for kind, _ in model.batches] == ["vision", "answer"]
+    assert all(len(keys) == 3 for _, keys in model.batches)
+    assert model.calls == []  # nothing online
+    assert all(u.requests == 2 and u.last_at is not None for u in usages.values())
+
+
+def test_a_batch_line_that_failed_or_does_not_parse_is_called_online_for_that_row_only() -> None:
+    rows = [_stored_plastic_job() for _ in range(3)]
+    spoiled, refused = f"rs-test:{rows[0].job_id}:vision", f"rs-test:{rows[1].job_id}:answer"
+    model = FakeModel(spoiled=frozenset({spoiled}), refused=frozenset({refused}))
+    usages = {str(r.job_id): Usage() for r in rows}
+
+    batched = asyncio.run(_rescorer(STAGES, model).rescore_batch(rows, usages))
+
+    assert all(b.current.reward == "char-petty" for b in batched)  # type: ignore[union-attr]
+    assert sorted(key or "" for _, key in model.calls) == sorted([spoiled, refused])
+    assert usages[str(rows[0].job_id)].requests == 3  # two lines and one online call
+    assert usages[str(rows[2].job_id)].requests == 2
