@@ -5,7 +5,8 @@ Call :func:`configure` once at process start (entry points only). It installs
 * a tracer provider and a meter provider whose exporters come from the settings
   (``none`` | ``console`` | ``otlp``), tagged with ``service.name``;
 * JSON logs (structlog over the standard ``logging`` module) where every record carries the
-  ``trace_id``/``span_id`` of the current span, so a log line can be joined with its trace.
+  ``trace_id``/``span_id`` of the current span, so a log line can be joined with its trace, and
+  no record carries a secret (:mod:`eco2.redact`).
 
 Later code only adds spans (``tracer(__name__).start_as_current_span(...)``) and metrics.
 Trace context crosses process boundaries as a W3C ``traceparent`` string: see :func:`inject`
@@ -35,6 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from eco2.redact import redact_event
 from eco2.settings import ExporterKind, TelemetrySettings
 
 _propagator = TraceContextTextMapPropagator()
@@ -92,6 +94,9 @@ def _configure_logging(service: str, settings: TelemetrySettings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Last before rendering, so the message, every field and the exception's text pass
+            # it, from our loggers and from every library's alike.
+            redact_event,
             renderer,
         ],
     )

@@ -1,21 +1,18 @@
+import io
 import json
 import logging
 
-import pytest
-
 from eco2 import telemetry
-from eco2.settings import TelemetrySettings
 
 
 def test_logs_are_json_and_carry_the_trace_id_of_the_current_span(
-    capsys: pytest.CaptureFixture[str],
+    log_output: io.StringIO,
 ) -> None:
-    telemetry.configure("unit-test", TelemetrySettings())
     with telemetry.tracer("t").start_as_current_span("work") as span:
         logging.getLogger("eco2.test").info("inside a span")
         expected = format(span.get_span_context().trace_id, "032x")
         traceparent = telemetry.inject()
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    line = log_output.getvalue().strip().splitlines()[-1]
     record = json.loads(line)
     assert record["event"] == "inside a span"
     assert record["trace_id"] == expected
