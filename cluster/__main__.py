@@ -20,6 +20,7 @@ def main() -> None:
     app.command("up")(cli.up)
     app.command("down")(cli.down)
     app.command("status")(cli.status)
+    app.command("trace")(cli.trace)
     app.command("supervise", hidden=True)(_supervise)
     app(args=sys.argv[1:], prog_name="python -m cluster")
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cluster import probes, supervisor
+from cluster import probes, supervisor, traces
 from cluster.state import StackState, read_state
 from eco2 import telemetry
 from eco2.settings import Settings, load_settings
@@ -68,6 +68,8 @@ def _print_report(report: dict[str, Any]) -> None:
         )
     console.print(f"api_url:       {report['api_url']}")
     console.print(f"dashboard_url: {report['dashboard_url']}")
+    if report.get("traces_url"):
+        console.print(f"traces_url:    {report['traces_url']}")
 
 
 def _nodes_table(nodes: list[dict[str, Any]]) -> Table:
@@ -172,3 +174,53 @@ def status(
     else:
         _print_report(report)
     raise typer.Exit(0 if healthy else 1)
+
+
+def trace(
+    ref: Annotated[str, typer.Argument(help="A trace id (32 hex digits) or a scan/chat job id.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print one scan's or chat message's whole trace from the trace backend, as a waterfall."""
+    settings = cli_settings()
+    state = read_state(supervisor.run_dir_of(settings))
+    base = settings.telemetry.backend_url or (state.traces_url if state else None)
+    db_url = settings.db.url or (state.env.get("ECO2_DB__URL") if state else None)
+    try:
+        if base is None:
+            raise traces.TraceNotFound(
+                "no trace backend: start the stack with `eco2 up` (it runs Phoenix) or set "
+                "ECO2_TELEMETRY__BACKEND_URL"
+            )
+        trace_id = traces.resolve_trace_id(ref, db_url)
+        tree = traces.waterfall(traces.spans_of(base, settings.telemetry.project, trace_id))
+        if not tree:
+            raise traces.TraceNotFound(
+                f"the trace backend has no span of trace {trace_id} (yet: spans arrive within "
+                "a few seconds; or it was not sampled)"
+            )
+    except traces.TraceNotFound as exc:
+        err_console.print(f"eco2 trace: {exc}")
+        raise typer.Exit(1) from exc
+    if json_output:
+        typer.echo(json.dumps(traces.as_json(trace_id, tree), indent=2, ensure_ascii=False))
+        return
+    console.print(_trace_table(trace_id, tree, base))
+
+
+def _trace_table(trace_id: str, tree: list[tuple[int, traces.SpanRow]], base: str) -> Table:
+    first = min(row.start for _, row in tree)
+    table = Table(title=f"trace {trace_id}  ({base})")
+    for column in ("span", "start ms", "ms", "status", "detail"):
+        table.add_column(column, justify="right" if "ms" in column else "left")
+    for depth, row in tree:
+        offset = (row.start - first).total_seconds() * 1000
+        detail = " ".join(
+            f"{k.split('.')[-1]}={row.attributes[k]}"
+            for k in traces.SHOWN_ATTRIBUTES
+            if k in row.attributes
+        )
+        status = row.status if not row.message else f"{row.status}: {row.message[:60]}"
+        table.add_row(
+            "  " * depth + row.name, f"{offset:.1f}", f"{row.duration_ms:.1f}", status, detail
+        )
+    return table

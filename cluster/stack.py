@@ -26,7 +26,7 @@ from cluster import process
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import pick_port_range, pick_ports
 from cluster.state import ComponentState, StackState, write_state
-from cluster.topology import default_components
+from cluster.topology import default_components, wants_trace_backend
 from eco2.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ class Stack:
         self.run_dir = (run_dir or settings.run_dir).expanduser().resolve()
         self.paths = RunPaths(self.run_dir)
         self.components = ordered(
-            default_components(settings.ray.ai_workers) if components is None else components
+            default_components(settings.ray.ai_workers, traces=wants_trace_backend(settings))
+            if components is None
+            else components
         )
         self.abort = threading.Event()
         self._lock = threading.Lock()

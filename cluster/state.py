@@ -48,6 +48,7 @@ class StackState:
     started_at: float | None = None
     api_url: str | None = None
     dashboard_url: str | None = None
+    traces_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     """The ``ECO2_*`` variables every child of the stack receives (URLs of the parts)."""
     components: dict[str, ComponentState] = field(default_factory=dict)

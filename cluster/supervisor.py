@@ -208,6 +208,7 @@ def probe(settings: Settings, state: StackState) -> dict[str, Any]:
         "components": components,
         "api_url": state.api_url,
         "dashboard_url": state.dashboard_url,
+        "traces_url": state.traces_url,
         "env": state.env,
         "error": state.error,
     }

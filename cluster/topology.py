@@ -21,7 +21,7 @@ from cluster import probes
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import HOST
 from cluster.process import Launch
-from eco2.settings import DOMAIN_DATABASES
+from eco2.settings import DOMAIN_DATABASES, Settings
 
 PG_SYSTEM_USER = "embedded_postgres"
 """PostgreSQL refuses to run as root; as root we run it as this system user."""
@@ -208,6 +208,52 @@ VALKEY = Component(
     data_paths=lambda paths: [paths.valkey_dir],
     start_deadline_s=15.0,
 )
+
+
+# --- the trace backend (Arize Phoenix) --------------------------------------------------------
+
+
+def wants_trace_backend(settings: Settings) -> bool:
+    """Start or use a Phoenix unless the settings turn it off or send spans elsewhere."""
+    telemetry = settings.telemetry
+    return telemetry.backend == "phoenix" and telemetry.otlp_endpoint is None
+
+
+def _traces_url(ctx: Context) -> str:
+    return ctx.external_url or f"http://{HOST}:{ctx.ports['port']}"
+
+
+def _traces_launch(ctx: Context) -> Launch:
+    workdir = ctx.paths.root / "phoenix"
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PHOENIX_HOST": HOST,
+        "PHOENIX_PORT": str(ctx.ports["port"]),
+        "PHOENIX_GRPC_PORT": str(ctx.ports["grpc"]),
+        "PHOENIX_WORKING_DIR": str(workdir),  # its SQLite database of spans
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+    }
+    return Launch([_bin_next_to_python("phoenix"), "serve"], env=env)
+
+
+TRACES = Component(
+    name="traces",
+    external_url=lambda s: s.telemetry.backend_url,
+    launch=_traces_launch,
+    url=_traces_url,
+    ports=("port", "grpc"),
+    health=lambda ctx: probes.http_ok(f"{_traces_url(ctx)}/healthz"),
+    # Every process of the stack exports its spans here (OTLP over HTTP on Phoenix's port).
+    exports=lambda ctx: {
+        "ECO2_TELEMETRY__TRACES": "otlp",
+        "ECO2_TELEMETRY__OTLP_ENDPOINT": _traces_url(ctx),
+    },
+    links=lambda ctx: {"traces_url": _traces_url(ctx)},
+    data_paths=lambda paths: [paths.root / "phoenix"],
+    start_deadline_s=90.0,
+)
+"""The local trace backend: OTLP in, a web UI with LLM-aware views, a REST API for ``eco2
+trace``. Nothing waits for it: a span exported before it answers is dropped."""
 
 
 # --- kafka (Tansu) ----------------------------------------------------------------------------
@@ -670,12 +716,14 @@ GATEWAY = Component(
 )
 
 
-def default_components(ai_workers: int = 0) -> list[Component]:
+def default_components(ai_workers: int = 0, *, traces: bool = True) -> list[Component]:
     """Every part of the local stack, dependencies before dependants; ``ai_workers`` local AI
-    worker nodes join the head before the Serve applications are deployed."""
+    worker nodes join the head before the Serve applications are deployed; ``traces``: with
+    the trace backend (:func:`wants_trace_backend`)."""
     workers = [ai_worker_node(i) for i in range(1, ai_workers + 1)]
     serve = replace(SERVE, requires=(*SERVE.requires, *(w.name for w in workers)))
     return [
+        *([TRACES] if traces else []),
         POSTGRES,
         VALKEY,
         KAFKA,

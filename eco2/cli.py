@@ -40,6 +40,9 @@ def build_cli() -> typer.Typer:
     app.command("status", help="Probe every component; non-zero exit if any is unhealthy.")(
         stack.status
     )
+    app.command("trace", help="One scan's or chat message's whole trace (by trace or job id).")(
+        stack.trace
+    )
     app.command("settings", help="Print the effective settings as JSON (secrets masked).")(
         _settings_command
     )

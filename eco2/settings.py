@@ -177,7 +177,19 @@ class ExporterKind(StrEnum):
 class TelemetrySettings(BaseModel):
     traces: ExporterKind = ExporterKind.NONE
     metrics: ExporterKind = ExporterKind.NONE
-    otlp_endpoint: str = "http://127.0.0.1:4318"
+    otlp_endpoint: str | None = None
+    """Where ``traces``/``metrics`` = ``otlp`` send (OTLP over HTTP). Set by the user, it
+    replaces the local trace backend: spans go to that collector instead."""
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """Share of new traces recorded (parent-based: a call inside a trace follows its parent)."""
+    backend: Literal["phoenix", "none"] = "phoenix"
+    """The trace backend ``eco2 up`` starts (Arize Phoenix: OTLP in, a web UI, the REST API
+    ``eco2 trace`` reads); ``none`` starts none and exports nothing unless ``traces`` says so."""
+    backend_url: str | None = None
+    """A trace backend already running (Phoenix's base URL): then ``eco2 up`` starts none and
+    every process exports to it."""
+    project: str = "eco2"
+    """The backend's project the spans are filed under."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
 

@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, DEFAULT_ON
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eco2.redact import redact_event
@@ -44,13 +44,17 @@ _CHATTY_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohtt
 _configured_service: str | None = None
 
 
+def _otlp_base(settings: TelemetrySettings) -> str:
+    return (settings.otlp_endpoint or "http://127.0.0.1:4318").rstrip("/")
+
+
 def _span_exporter(settings: TelemetrySettings) -> SpanExporter | None:
     if settings.traces is ExporterKind.CONSOLE:
         return ConsoleSpanExporter(out=sys.stderr)
     if settings.traces is ExporterKind.OTLP:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPSpanExporter(endpoint=f"{settings.otlp_endpoint.rstrip('/')}/v1/traces")
+        return OTLPSpanExporter(endpoint=f"{_otlp_base(settings)}/v1/traces")
     return None
 
 
@@ -60,7 +64,7 @@ def _metric_reader(settings: TelemetrySettings) -> MetricReader | None:
     if settings.metrics is ExporterKind.OTLP:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-        endpoint = f"{settings.otlp_endpoint.rstrip('/')}/v1/metrics"
+        endpoint = f"{_otlp_base(settings)}/v1/metrics"
         return PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=endpoint))
     return None
 
@@ -122,11 +126,23 @@ def configure(service: str, settings: TelemetrySettings) -> None:
     global _configured_service
     if _configured_service is not None:
         return
-    resource = Resource.create({"service.name": service, "service.namespace": "eco2"})
+    resource = Resource.create(
+        {
+            "service.name": service,
+            "service.namespace": "eco2",
+            # Phoenix files spans by this attribute (one project for the whole stack).
+            "openinference.project.name": settings.project,
+        }
+    )
     exporter = _span_exporter(settings)
     # Without an exporter nobody reads spans: don't record them, but keep generating and
-    # propagating trace ids so logs, events and SSE still carry them.
-    sampler = DEFAULT_ON if exporter is not None else ALWAYS_OFF
+    # propagating trace ids so logs, events and SSE still carry them. With one, a new trace is
+    # recorded at the configured ratio and a continued one as its parent was.
+    sampler = (
+        ParentBased(TraceIdRatioBased(settings.sample_ratio))
+        if exporter is not None
+        else ALWAYS_OFF
+    )
     tracer_provider = TracerProvider(resource=resource, sampler=sampler)
     if exporter is not None:
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))

@@ -15,13 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from eco2 import telemetry
 from eco2.loop import new_event_loop
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
@@ -29,6 +31,7 @@ from runtime import LOOPBACK, openapi
 from runtime.routes import ROUTES, Route, route_of
 
 log = get_logger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 POOL_IDLE_S = 30
 """How long an idle upstream connection stays in the pool: shorter than every upstream keeps one
@@ -122,16 +125,38 @@ class Gateway:
         route = route_of(request.path)
         if route is None:
             return _json_error(404, "not_found", f"no API at {request.path}; see the README")
-        identity: dict[str, str] = {}
-        if route.sign_in:
-            refused, identity = await self._check(request)
-            if refused is not None:
-                return refused
-        return await self._proxy(request, route, identity)
+        # The trace of a request starts here (or continues the client's): the sign-in check
+        # and the upstream receive this span's traceparent, not the client's.
+        with _tracer.start_as_current_span(
+            f"{request.method} {route.prefix}",
+            context=telemetry.extract(request.headers.get("traceparent")),
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": request.method,
+                "url.path": request.path,
+                "http.route": route.prefix,
+                "eco2.upstream": route.service,
+            },
+        ) as span:
+            traceparent = telemetry.inject()
+            identity: dict[str, str] = {}
+            if route.sign_in:
+                refused, identity = await self._check(request, traceparent)
+                if refused is not None:
+                    span.set_attribute("http.response.status_code", refused.status)
+                    return refused
+            response = await self._proxy(request, route, identity, traceparent)
+            span.set_attribute("http.response.status_code", response.status)
+            if response.status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            return response
 
-    async def _check(self, request: web.Request) -> tuple[web.Response | None, dict[str, str]]:
+    async def _check(
+        self, request: web.Request, traceparent: str | None
+    ) -> tuple[web.Response | None, dict[str, str]]:
         """Envoy-style ext_authz: 200 → identity headers; anything else is passed back."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS}
+        _with_traceparent(headers, traceparent)
         url = f"{self._settings.services.url_of('authz')}/check{request.path}"
         try:
             async with self.session.request(
@@ -197,10 +222,15 @@ class Gateway:
         return _json_error(503, "not_ready", f"ext-authz is not ready: {reason}", 1)
 
     async def _proxy(
-        self, request: web.Request, route: Route, identity: Mapping[str, str]
+        self,
+        request: web.Request,
+        route: Route,
+        identity: Mapping[str, str],
+        traceparent: str | None,
     ) -> web.StreamResponse:
         base = self._settings.services.url_of(route.service)
         headers = upstream_headers(request.headers, identity)
+        _with_traceparent(headers, traceparent)
         headers["X-Forwarded-For"] = request.remote or ""
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
@@ -251,6 +281,13 @@ class Gateway:
         return await self.session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False
         )
+
+
+def _with_traceparent(headers: MutableMapping[str, str], traceparent: str | None) -> None:
+    for name in [k for k in headers if k.lower() == "traceparent"]:
+        del headers[name]
+    if traceparent:
+        headers["traceparent"] = traceparent
 
 
 def build_app(settings: Settings) -> web.Application:

@@ -25,7 +25,8 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 from openai.types import Batch
-from opentelemetry.trace import Span
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 
 from eco2 import telemetry
 from eco2.settings import ModelSettings
@@ -160,9 +161,19 @@ class ModelClient:
     @contextlib.contextmanager
     def _span(self, kind: str, model: str, traceparent: str | None) -> Iterator[Span]:
         with self._tracer.start_as_current_span(
-            f"model.{kind}", context=telemetry.extract(traceparent)
+            f"model.{kind}",
+            context=telemetry.extract(traceparent),
+            kind=SpanKind.CLIENT,
+            attributes={
+                # OpenTelemetry's GenAI conventions, and OpenInference's kind for Phoenix.
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "openinference.span.kind": "LLM",
+                "llm.model_name": model,
+                "eco2.call_kind": kind,
+            },
         ) as span:
-            span.set_attribute("gen_ai.request.model", model)
             yield span
 
     async def stream_text(
@@ -224,6 +235,7 @@ class ModelClient:
                 options={"headers": headers},
             )
             body = json.loads(await response.aread())
+            _record_usage(body)
         except _TRANSIENT as exc:
             raise _failed(kind, exc, retriable=True) from exc
         except openai.APIError as exc:
@@ -335,6 +347,25 @@ class ModelClient:
                 kind=kind,
             )
         return results
+
+
+def _record_usage(body: Any) -> None:
+    """The answer's token counts on the current model span."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return
+    span = trace.get_current_span()
+    if span.is_recording():
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            span.set_attributes(
+                {
+                    "gen_ai.usage.input_tokens": prompt,
+                    "gen_ai.usage.output_tokens": completion,
+                    "llm.token_count.prompt": prompt,
+                    "llm.token_count.completion": completion,
+                }
+            )
 
 
 def _request_body(

@@ -79,7 +79,11 @@ def classify(exc: BaseException) -> Failure:
 
 
 async def apply_batch(
-    store: Store, consumer: str, envelopes: Sequence[EventEnvelope], handler: Handler
+    store: Store,
+    consumer: str,
+    envelopes: Sequence[EventEnvelope],
+    handler: Handler,
+    applied: set[str] | None = None,
 ) -> int:
     """Apply ``envelopes`` in order in one transaction; return how many were new.
 
@@ -88,6 +92,7 @@ async def apply_batch(
     in one ``apply_batch(conn, envelopes)`` call if the handler has that method (a
     :class:`BatchHandler`), else one call per event. If the
     handler raises, nothing of the batch is committed and the exception propagates.
+    ``applied``, when given, receives the ids of the events that were new (inbox misses).
     """
     async with store.unit_of_work() as unit:
         fresh = await unit.claim(consumer, [e.event_id for e in envelopes])
@@ -103,4 +108,6 @@ async def apply_batch(
         else:
             for envelope in new:
                 await handler(envelope, unit.conn)
+        if applied is not None:
+            applied.update(str(e.event_id) for e in new)
         return len(new)

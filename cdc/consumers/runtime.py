@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from typing import Any, Literal, cast
 
 import asyncpg
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from opentelemetry.trace import SpanKind
 
 from cdc.consumers.apply import Failure, Handler, apply_batch, classify
 from cdc.consumers.inbox import PostgresStore, Store
@@ -45,6 +47,7 @@ from cdc.outbox import (
     header_map,
     normalize_headers,
 )
+from eco2 import telemetry
 from eco2.db import domain_dsn
 from eco2.errors import Eco2Error
 from eco2.events import EventEnvelope
@@ -54,6 +57,7 @@ from eco2.settings import DOMAIN_DATABASES, Settings
 from eco2.telemetry import get_logger
 
 log = get_logger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 POLL_S = 0.5
 DLQ_ACK_TIMEOUT_S = 30.0
@@ -186,10 +190,12 @@ class ConsumerRuntime:
             self.producer.flush(5)
 
     async def _apply(self, envelopes: list[EventEnvelope]) -> int:
-        """Apply ``envelopes`` in one transaction, within the step's deadline."""
+        """Apply ``envelopes`` in one transaction, within the step's deadline; each event that
+        carries a trace gets this consumer's span in it (the batch's time, inbox hit or miss)."""
+        started, applied = time.time_ns(), set[str]()
         try:
-            return await asyncio.wait_for(
-                apply_batch(self.store, self.spec.name, envelopes, self.spec.handler),
+            count = await asyncio.wait_for(
+                apply_batch(self.store, self.spec.name, envelopes, self.spec.handler, applied),
                 self.timeout_s,
             )
         except TimeoutError as exc:
@@ -197,6 +203,32 @@ class ConsumerRuntime:
                 f"{self.spec.name}: {len(envelopes)} event(s) not applied within "
                 f"{self.timeout_s:g} s; rolled back"
             ) from exc
+        self._trace(envelopes, applied, started)
+        return count
+
+    def _trace(self, envelopes: list[EventEnvelope], applied: set[str], started: int) -> None:
+        ended = time.time_ns()
+        for envelope in envelopes:
+            parent = envelope.metadata.traceparent
+            if parent is None:
+                continue
+            span = _tracer.start_span(
+                f"consume {self.spec.name}",
+                context=telemetry.extract(parent),
+                kind=SpanKind.CONSUMER,
+                start_time=started,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.consumer.group.name": self.spec.name,
+                    "messaging.message.id": str(envelope.event_id),
+                    "eco2.event_type": envelope.event_type,
+                    "eco2.aggregate_id": envelope.aggregate_id,
+                    "eco2.inbox": "miss" if str(envelope.event_id) in applied else "hit",
+                    "eco2.batch_size": len(envelopes),
+                },
+            )
+            span.end(end_time=ended)
 
     def _next_batch(self) -> list[Message]:
         """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to

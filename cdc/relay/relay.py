@@ -24,6 +24,7 @@ imports no pipeline or domain.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import select
 import signal
@@ -33,10 +34,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from confluent_kafka import Producer
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from cdc.outbox import OutboxRecord
+from cdc.outbox import H_TRACEPARENT, OutboxRecord
 from cdc.relay import metrics
 from cdc.relay.stream import DatabaseStream, DeliveryCallback
+from eco2 import telemetry
 from eco2.events import EventRegistry
 from eco2.kafka import ensure_topics, producer_config
 from eco2.migrations import database_dsn
@@ -44,6 +48,7 @@ from eco2.settings import DOMAIN_DATABASES, Settings, load_settings
 from eco2.telemetry import configure, get_logger
 
 log = get_logger(__name__)
+_tracer = telemetry.tracer(__name__)
 
 MAX_IN_FLIGHT = 50_000
 PUMP_BUDGET = 2_000
@@ -101,6 +106,7 @@ class KafkaSink:
     def produce(self, record: OutboxRecord, on_delivery: DeliveryCallback) -> None:
         if record.topic not in self._topics:
             self.ensure_topic(record.topic)
+        record, on_delivery = _traced(record, on_delivery)
         while True:
             try:
                 self.producer.produce(
@@ -120,6 +126,45 @@ class KafkaSink:
 
     def in_flight(self) -> int:
         return len(self.producer)
+
+
+def _traced(
+    record: OutboxRecord, on_delivery: DeliveryCallback
+) -> tuple[OutboxRecord, DeliveryCallback]:
+    """An event that carries a trace gets a publish span under it, from the hand-over to the
+    producer to Kafka's acknowledgement; its message carries that span's traceparent, so the
+    consumers' spans hang under the publish. Events without a trace cost nothing here."""
+    parent = next((v for k, v in record.headers if k == H_TRACEPARENT), None)
+    if parent is None:
+        return record, on_delivery
+    span = _tracer.start_span(
+        f"publish {record.topic}",
+        context=telemetry.extract(parent.decode()),
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": record.topic,
+            "messaging.message.id": record.event_id,
+            "messaging.kafka.message.key": record.key.decode(errors="replace"),
+        },
+    )
+    if not span.is_recording():
+        span.end()
+        return record, on_delivery
+    with trace.use_span(span, end_on_exit=False):
+        traceparent = telemetry.inject()
+    headers = [(k, v) for k, v in record.headers if k != H_TRACEPARENT]
+    if traceparent:
+        headers.append((H_TRACEPARENT, traceparent.encode()))
+
+    def delivered(err: Any, message: Any) -> None:
+        if err is not None:
+            span.set_status(Status(StatusCode.ERROR, str(err)))
+        span.end()
+        on_delivery(err, message)
+
+    return dataclasses.replace(record, headers=headers), delivered
 
 
 class Relay:

@@ -113,7 +113,7 @@ class JwksCache:
     ) -> None:
         self._source, self._ttl_s, self._min_refetch_s = source, ttl_s, min_refetch_s
         self._wait = wait_exponential_jitter(
-            multiplier=retry_initial_s, max=retry_max_s, jitter=retry_initial_s
+            initial=retry_initial_s, max=retry_max_s, jitter=retry_initial_s
         )
         self._clock = clock
         self._keys: dict[str, ec.EllipticCurvePublicKey] = {}

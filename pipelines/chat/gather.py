@@ -15,8 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from eco2 import telemetry
 from pipelines.chat.intents import INTENTS, IntentSpec, Policy
 from pipelines.chat.tools import Tool, ToolFailed, ToolRequest
+
+_tracer = telemetry.tracer(__name__)
 
 Status = Literal["ok", "failed", "timeout", "no_tool"]
 
@@ -50,6 +53,18 @@ async def run_tool(
     """One intent's tool under its budget; never raises (the policy is applied afterwards)."""
     if tool is None:
         return Outcome(intent, "no_tool", 0.0)
+    with _tracer.start_as_current_span(
+        f"tool {tool.name}",
+        attributes={"eco2.intent": intent, "eco2.tool.budget_s": spec.budget_s},
+    ) as span:
+        outcome = await _timed(intent, spec, tool, request)
+        span.set_attribute("eco2.tool.status", outcome.status)
+        if outcome.reason:
+            span.set_attribute("eco2.tool.reason", outcome.reason)
+        return outcome
+
+
+async def _timed(intent: str, spec: IntentSpec, tool: Tool, request: ToolRequest) -> Outcome:
     started = time.perf_counter()
     try:
         data = await asyncio.wait_for(tool.run(request), spec.budget_s)

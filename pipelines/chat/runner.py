@@ -35,6 +35,7 @@ from pipelines.chat.store import ChatStore, location_of
 from pipelines.chat.tools import Position, Tool, ToolRequest
 from pipelines.chat.views import Emitter
 from pipelines.jobs.progress import ProgressBus
+from pipelines.jobs.tracing import step_span
 from serve.contracts import ModelCallFailed, VisionResult
 
 _log = telemetry.get_logger(__name__)
@@ -78,11 +79,12 @@ class ChatRunner:
         return job
 
     async def _take(self, step: Step, job: ChatJob, emit: Emitter) -> ChatJob:
-        if step is CLASSIFY:
-            return await self._classify(job, emit)
-        if step is GATHER:
-            return await self._gather(job, emit)
-        return await self._answer(job, emit)
+        with step_span("chat", str(job.job_id), step.name, job.attempt, job.traceparent):
+            if step is CLASSIFY:
+                return await self._classify(job, emit)
+            if step is GATHER:
+                return await self._gather(job, emit)
+            return await self._answer(job, emit)
 
     # --- understanding ------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipelines.chat.machine import ChatJob
 from pipelines.jobs.stage_calls import call_stage
+from pipelines.jobs.tracing import current_or
 from serve.contracts import ModelCallFailed
 
 
@@ -30,7 +31,7 @@ class ChatStages:
             job_id=str(job.job_id),
             message=job.message,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         return found
 
@@ -42,7 +43,7 @@ class ChatStages:
             image_url=job.image_url,
             user_input=job.message,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         return seen
 
@@ -55,7 +56,7 @@ class ChatStages:
             turns=list(turns),
             previous=previous,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         return summary
 
@@ -77,7 +78,7 @@ class ChatStages:
             history=list(history),
             summary=summary,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         deltas = stream.__aiter__()
         try:

@@ -29,6 +29,7 @@ from eco2.events import EventMetadata
 from pipelines.chat.machine import ChatJob, Commit
 from pipelines.jobs.leases import TableLeases
 from pipelines.jobs.status import JobStatus
+from pipelines.jobs.tracing import commit_span
 
 _JSON_COLUMNS = frozenset(
     {"classification", "vision_result", "context", "metadata", "needs_input", "user_input"}
@@ -131,31 +132,32 @@ class ChatStore:
             json.dumps(value, ensure_ascii=False) if name in _JSON_COLUMNS else value
             for name, value in commit.columns.items()
         ]
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"UPDATE chat_jobs SET {assignments}, version = version + 1, updated_at = now() "
-                "WHERE job_id = $1 AND version = $2 RETURNING *",
-                job.job_id,
-                job.version,
-                *values,
-            )
-            if row is None:
-                raise Conflict(f"chat job {job.job_id} moved past version {job.version}")
-            chat = await conn.fetchrow("SELECT * FROM chats WHERE chat_id = $1", job.chat_id)
-            if commit.assistant is not None and chat is not None:
-                await chats.add_message(
-                    conn,
-                    Chat(**{k: chat[k] for k in Chat.__dataclass_fields__}),
-                    job_id=job.job_id,
-                    role="assistant",
-                    content=commit.assistant,
-                    intent=job.intent,
-                    metadata=_answer_metadata(job, commit),
+        with commit_span("eco2_chat", "chat_jobs", str(job.job_id)):
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    f"UPDATE chat_jobs SET {assignments}, version = version + 1, "
+                    "updated_at = now() WHERE job_id = $1 AND version = $2 RETURNING *",
+                    job.job_id,
+                    job.version,
+                    *values,
                 )
-            if commit.summary is not None:
-                summary, upto = commit.summary
-                await chats.store_summary(conn, job.chat_id, summary, upto, _meta(job))
-            await chats.append(conn, job.chat_id, commit.events, _meta(job))
+                if row is None:
+                    raise Conflict(f"chat job {job.job_id} moved past version {job.version}")
+                chat = await conn.fetchrow("SELECT * FROM chats WHERE chat_id = $1", job.chat_id)
+                if commit.assistant is not None and chat is not None:
+                    await chats.add_message(
+                        conn,
+                        Chat(**{k: chat[k] for k in Chat.__dataclass_fields__}),
+                        job_id=job.job_id,
+                        role="assistant",
+                        content=commit.assistant,
+                        intent=job.intent,
+                        metadata=_answer_metadata(job, commit),
+                    )
+                if commit.summary is not None:
+                    summary, upto = commit.summary
+                    await chats.store_summary(conn, job.chat_id, summary, upto, _meta(job))
+                await chats.append(conn, job.chat_id, commit.events, _meta(job))
         return job_from_row(row)
 
     async def conversation(self, job: ChatJob) -> tuple[Chat, list[Message]]:

@@ -54,7 +54,7 @@ async def call_stage(method: Any, *, attempts: int = ATTEMPTS, **kwargs: Any) ->
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(_Unreachable),
         stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(multiplier=0.5, max=2.0, jitter=0.25),
+        wait=wait_exponential_jitter(initial=0.5, max=2.0, jitter=0.25),
         before_sleep=_log_retry,
         reraise=True,
     )

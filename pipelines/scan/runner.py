@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from eco2 import telemetry
 from eco2.errors import Conflict
 from pipelines.jobs.progress import ProgressBus
+from pipelines.jobs.tracing import step_span
 from pipelines.scan import machine, views
 from pipelines.scan.machine import ANSWER, CLASSIFY, Commit, Job, Mark, Policy, Stage, Step
 from pipelines.scan.stages import ScanStages
@@ -55,8 +56,10 @@ class ScanRunner:
 
     async def _take(self, step: Step, job: Job) -> Job:
         self._announce(job, step.opening)
-        commit = await self._work(step, job)
-        job = await self._store.advance(job, commit.events, **commit.columns)
+        stage = step.known_as.value
+        with step_span("scan", str(job.job_id), stage, job.attempt, job.traceparent):
+            commit = await self._work(step, job)
+            job = await self._store.advance(job, commit.events, **commit.columns)
         self._announce(job, step.closing)
         return job
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipelines.jobs.stage_calls import call_stage
+from pipelines.jobs.tracing import current_or
 from pipelines.rules.rulebook import RuleBook
 from pipelines.rules.taxonomy import UNCLASSIFIED, load_taxonomy
 from pipelines.scan.machine import Job
@@ -48,7 +49,7 @@ class ScanStages:
             image_url=job.image_url,
             user_input=job.user_input,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         return VisionResult.model_validate(raw), elapsed
 
@@ -60,6 +61,6 @@ class ScanStages:
             vision_result=job.vision_result,
             rule_id=rule_id,
             model=job.model,
-            traceparent=job.traceparent,
+            traceparent=current_or(job.traceparent),
         )
         return AnswerResult.model_validate(raw), elapsed

@@ -25,6 +25,7 @@ from eco2.errors import Conflict
 from eco2.events import Event, EventMetadata
 from pipelines.jobs.leases import TableLeases
 from pipelines.jobs.status import JobStatus
+from pipelines.jobs.tracing import commit_span, current_or
 from pipelines.scan.events import AGGREGATE_TYPE, RewardRevoked, ScanRequested
 from pipelines.scan.machine import Job
 
@@ -154,16 +155,18 @@ class ScanStore:
         names = list(columns)
         assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=7))
         sql = _ADVANCE.format(assignments=assignments, aggregate=AGGREGATE_TYPE)
-        row = await self._pool.fetchrow(
-            sql,
-            job.job_id,
-            job.version,
-            [e.event_type for e in events],
-            [e.schema_version for e in events],
-            [_payload(e) for e in events],
-            self._meta(job.traceparent, str(job.job_id), job.user_id),
-            *columns.values(),
-        )
+        with commit_span("eco2_scan", "scan_jobs", str(job.job_id)):
+            row = await self._pool.fetchrow(
+                sql,
+                job.job_id,
+                job.version,
+                [e.event_type for e in events],
+                [e.schema_version for e in events],
+                [_payload(e) for e in events],
+                # The events' trace continues from this commit (the relay publishes under it).
+                self._meta(current_or(job.traceparent), str(job.job_id), job.user_id),
+                *columns.values(),
+            )
         if row is None:
             raise Conflict(f"scan job {job.job_id} moved past version {job.version}")
         return job_from_row(row)

@@ -43,10 +43,20 @@ def test_default_topology_starts_ray_before_serve() -> None:
         assert names.index(dependency) < names.index("domains")
     assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
+        "traces",
         *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "chat_app"),
         "cdc_relay",
         *("domains", "authz", "streams", "gateway"),
     }
+    without = {c.name for c in topology.default_components(traces=False)}
+    assert without == set(names) - {"traces"}
+
+
+def test_the_trace_backend_is_started_unless_turned_off_or_spans_go_elsewhere() -> None:
+    assert topology.wants_trace_backend(Settings())
+    assert not topology.wants_trace_backend(Settings(telemetry={"backend": "none"}))
+    collector = Settings(telemetry={"otlp_endpoint": "http://collector:4318"})
+    assert not topology.wants_trace_backend(collector)
 
 
 def test_service_hosts_give_every_service_one_port_and_url() -> None:
