@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up down status test lint typecheck contracts unit integration e2e bench-up clean
+.PHONY: install prometheus up down status test lint typecheck contracts unit integration e2e bench-up clean
 
 install: $(STAMP)
 
@@ -18,7 +18,19 @@ $(STAMP): pyproject.toml
 	@# The development tools (devtools/, model_sim/) are not in the wheel: put the checkout itself
 	@# on the venv's path so they import here too.
 	$(BIN)/python -c 'import pathlib, site; pathlib.Path(site.getsitepackages()[0], "eco2-checkout.pth").write_text(str(pathlib.Path.cwd()) + "\n")'
+	@$(MAKE) --no-print-directory prometheus
 	@touch $(STAMP)
+
+# Optional: Debian's Prometheus (and promtool) for the local stack's metrics; no pip package has
+# it. Skipped, saying so, where apt or root is missing: the stack then runs without it.
+prometheus:
+	@if command -v prometheus >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1) \
+	  || echo "prometheus: apt-get could not install it; the stack runs without it"; \
+	else echo "prometheus: not installed (needs apt-get as root); the stack runs without it"; fi
 
 up: install
 	$(BIN)/eco2 up

@@ -70,6 +70,13 @@ def _print_report(report: dict[str, Any]) -> None:
     console.print(f"dashboard_url: {report['dashboard_url']}")
     if report.get("traces_url"):
         console.print(f"traces_url:    {report['traces_url']}")
+    if report.get("prometheus_url"):
+        console.print(f"prometheus_url: {report['prometheus_url']}")
+    elif report.get("up"):
+        console.print(
+            "prometheus_url: none (Debian's prometheus is not installed: `make install` adds it "
+            "where apt exists; every process still serves /metrics)"
+        )
 
 
 def _nodes_table(nodes: list[dict[str, Any]]) -> Table:

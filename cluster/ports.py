@@ -16,6 +16,11 @@ HOST = "127.0.0.1"
 # ports handed out by ``bind(0)`` elsewhere rarely land inside it.
 _RANGE_LOW = 20000
 _RANGE_HIGH = 32000
+# Single ports likewise, below the range blocks: a port picked here and bound a few seconds later
+# by its server cannot meanwhile become the source port of some process's outgoing connection
+# (those come from the ephemeral range), which once failed a restarted stack's Serve proxy.
+_SINGLE_LOW = 10002
+_SINGLE_HIGH = 20000
 
 
 class PortError(RuntimeError):
@@ -49,12 +54,16 @@ def pick_ports(count: int, *, exclude: frozenset[int] = frozenset()) -> list[int
     The ports are held open until all are chosen, so they are distinct; a port may still be taken
     by another process between this call and the child binding it (callers health-check anyway).
     """
+    rng = random.Random()
     with _held([]) as held:
         ports: list[int] = []
         for _ in range(count * 20):
             if len(ports) == count:
                 break
-            sock = _bind(0)
+            try:
+                sock = _bind(rng.randrange(_SINGLE_LOW, _SINGLE_HIGH))
+            except OSError:
+                continue
             port = int(sock.getsockname()[1])
             held.append(sock)
             if port not in FORBIDDEN_PORTS and port not in exclude:

@@ -26,7 +26,7 @@ from cluster import process
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import pick_port_range, pick_ports
 from cluster.state import ComponentState, StackState, write_state
-from cluster.topology import default_components, wants_trace_backend
+from cluster.topology import default_components, prometheus_binary, wants_trace_backend
 from eco2.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,11 @@ class Stack:
         self.run_dir = (run_dir or settings.run_dir).expanduser().resolve()
         self.paths = RunPaths(self.run_dir)
         self.components = ordered(
-            default_components(settings.ray.ai_workers, traces=wants_trace_backend(settings))
+            default_components(
+                settings.ray.ai_workers,
+                traces=wants_trace_backend(settings),
+                prometheus=prometheus_binary() is not None,
+            )
             if components is None
             else components
         )

@@ -49,6 +49,7 @@ class StackState:
     api_url: str | None = None
     dashboard_url: str | None = None
     traces_url: str | None = None
+    prometheus_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     """The ``ECO2_*`` variables every child of the stack receives (URLs of the parts)."""
     components: dict[str, ComponentState] = field(default_factory=dict)

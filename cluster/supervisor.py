@@ -209,6 +209,7 @@ def probe(settings: Settings, state: StackState) -> dict[str, Any]:
         "api_url": state.api_url,
         "dashboard_url": state.dashboard_url,
         "traces_url": state.traces_url,
+        "prometheus_url": state.prometheus_url,
         "env": state.env,
         "error": state.error,
     }

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from cluster import probes
 from cluster.component import Component, Context, RunPaths
@@ -256,6 +257,93 @@ TRACES = Component(
 trace``. Nothing waits for it: a span exported before it answers is dropped."""
 
 
+# --- metrics (every process's /metrics, Prometheus scraping them and Ray) ---------------------
+
+METRICS_URL_PREFIX = "ECO2_METRICS_URL_"
+"""Each process with a ``/metrics`` endpoint exports ``ECO2_METRICS_URL_<COMPONENT>``; the
+Prometheus component scrapes them all (and Ray's own, found through Ray's discovery file)."""
+PROMETHEUS_URL = "ECO2_PROMETHEUS_URL"
+
+
+def metrics_env(ctx: Context) -> dict[str, str]:
+    """The environment that makes a process serve its metrics on its ``metrics`` port."""
+    return {
+        "ECO2_TELEMETRY__METRICS": "prometheus",
+        "ECO2_TELEMETRY__METRICS_PORT": str(ctx.ports["metrics"]),
+    }
+
+
+def metrics_export(name: str, ctx: Context) -> dict[str, str]:
+    return {f"{METRICS_URL_PREFIX}{name.upper()}": f"http://{HOST}:{ctx.ports['metrics']}/metrics"}
+
+
+def prometheus_binary() -> str | None:
+    """Debian's ``prometheus`` (``make install`` installs it where apt exists)."""
+    return shutil.which("prometheus")
+
+
+def _prometheus_url(ctx: Context) -> str:
+    return f"http://{HOST}:{ctx.ports['port']}"
+
+
+def prometheus_config(targets: dict[str, str], ray_discovery: Path, rules: Path) -> dict[str, Any]:
+    """Scrape every process's metrics URL (a job per component) and every Ray node's."""
+    jobs: list[dict[str, Any]] = []
+    for name, url in sorted(targets.items()):
+        host_port = url.split("://", 1)[1].split("/", 1)[0]
+        jobs.append({"job_name": name, "static_configs": [{"targets": [host_port]}]})
+    jobs.append({"job_name": "ray", "file_sd_configs": [{"files": [str(ray_discovery)]}]})
+    return {
+        "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": jobs,
+    }
+
+
+def _prometheus_prepare(ctx: Context) -> None:
+    import yaml  # type: ignore[import-untyped, unused-ignore]
+
+    folder = ctx.paths.root / "prometheus"
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = {
+        key.removeprefix(METRICS_URL_PREFIX).lower(): url
+        for key, url in ctx.env.items()
+        if key.startswith(METRICS_URL_PREFIX)
+    }
+    config = prometheus_config(
+        targets, ctx.paths.ray_temp / "prom_metrics_service_discovery.json", ALERT_RULES
+    )
+    (folder / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+ALERT_RULES = Path(__file__).resolve().parent.parent / "k8s" / "observability" / "alerts.yaml"
+"""The alert rules shipped with the manifests; the local Prometheus loads the same file."""
+
+
+def _prometheus_launch(ctx: Context) -> Launch:
+    folder = ctx.paths.root / "prometheus"
+    binary = prometheus_binary() or "prometheus"
+    argv = [binary, f"--config.file={folder / 'prometheus.yml'}"]
+    argv += [f"--storage.tsdb.path={folder / 'data'}", "--storage.tsdb.retention.time=2d"]
+    argv += [f"--web.listen-address={HOST}:{ctx.ports['port']}"]
+    return Launch(argv)
+
+
+PROMETHEUS = Component(
+    name="prometheus",
+    launch=_prometheus_launch,
+    prepare=_prometheus_prepare,
+    url=_prometheus_url,
+    health=lambda ctx: probes.http_ok(f"{_prometheus_url(ctx)}/-/ready"),
+    exports=lambda ctx: {PROMETHEUS_URL: _prometheus_url(ctx)},
+    links=lambda ctx: {"prometheus_url": _prometheus_url(ctx)},
+    data_paths=lambda paths: [paths.root / "prometheus" / "data"],
+    start_deadline_s=30.0,
+)
+"""Debian's Prometheus scraping the whole stack every 5 s, with the shipped alert rules; absent
+where the binary is (the stack runs without it and says so)."""
+
+
 # --- kafka (Tansu) ----------------------------------------------------------------------------
 
 
@@ -344,7 +432,10 @@ def _ray_launch(ctx: Context) -> Launch:
         argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
-    return Launch(argv, env={**ray_head_env(ctx.paths), **_serve_port_env(ctx), **_gcs_env(ctx)})
+    env = {**ray_head_env(ctx.paths), **_serve_port_env(ctx), **_gcs_env(ctx)}
+    if PROMETHEUS_URL in ctx.env:  # the dashboard's metrics views read this Prometheus
+        env["RAY_PROMETHEUS_HOST"] = ctx.env[PROMETHEUS_URL]
+    return Launch(argv, env=env)
 
 
 def _gcs_env(ctx: Context) -> dict[str, str]:
@@ -611,7 +702,11 @@ def _relay_events() -> list[str]:
 CDC_RELAY = Component(
     name="cdc_relay",
     requires=("postgres", "kafka"),
-    launch=lambda ctx: Launch([sys.executable, "-m", "cdc.relay", *_relay_events()]),
+    ports=("metrics",),
+    launch=lambda ctx: Launch(
+        [sys.executable, "-m", "cdc.relay", *_relay_events()], env=metrics_env(ctx)
+    ),
+    exports=lambda ctx: metrics_export("cdc_relay", ctx),
     url=lambda ctx: f"kafka://{ctx.env['ECO2_KAFKA__BOOTSTRAP']}/outbox.event.*",
     health=_relay_health,
     start_deadline_s=60.0,
@@ -625,10 +720,14 @@ def _service_url(ctx: Context, name: str) -> str:
     return f"http://{HOST}:{ctx.ports[name]}"
 
 
+def _services_of(ctx: Context) -> list[str]:
+    return [name for name in ctx.ports if name != "metrics"]
+
+
 def _services_ready(ctx: Context) -> str | None:
     """Every service of the process is ready (``/readyz``): ext-authz only once auth's keys are
     loaded and its blacklist answers."""
-    for name in ctx.ports:
+    for name in _services_of(ctx):
         reason = probes.http_ok(f"{_service_url(ctx, name)}/readyz")
         if reason is not None:
             return f"{name}: {reason}"
@@ -649,12 +748,13 @@ def service_host(
         argv = [sys.executable, "-m", "runtime.domain_host"]
         for service in services:
             argv += ["--serve", f"{service}={ctx.ports[service]}"]
-        return Launch([*argv, "--consumers", "all"] if consumers else argv)
+        argv = [*argv, "--consumers", "all"] if consumers else argv
+        return Launch(argv, env=metrics_env(ctx))
 
     return Component(
         name=name,
         requires=requires,
-        ports=services,
+        ports=(*services, "metrics"),
         launch=launch,
         # One service: its URL; several: the host (each one's URL is in the exports).
         url=lambda ctx: (
@@ -664,8 +764,11 @@ def service_host(
         ),
         health=_services_ready,
         exports=lambda ctx: {
-            f"ECO2_SERVICES__{service.upper()}_URL": _service_url(ctx, service)
-            for service in ctx.ports
+            **{
+                f"ECO2_SERVICES__{service.upper()}_URL": _service_url(ctx, service)
+                for service in _services_of(ctx)
+            },
+            **metrics_export(name, ctx),
         },
         start_deadline_s=90.0,
     )
@@ -698,32 +801,40 @@ the job rows, outside Ray Serve."""
 
 
 def _gateway_url(ctx: Context) -> str:
-    return f"http://{HOST}:{ctx.port}"
+    return f"http://{HOST}:{ctx.ports['port']}"
 
 
 GATEWAY = Component(
     name="gateway",
     requires=("domains", "authz", "streams", "serve", "scan_app", "chat_app"),
-    launch=lambda ctx: Launch([sys.executable, "-m", "runtime.gateway", "--port", str(ctx.port)]),
+    ports=("port", "metrics"),
+    launch=lambda ctx: Launch(
+        [sys.executable, "-m", "runtime.gateway", "--port", str(ctx.ports["port"])],
+        env=metrics_env(ctx),
+    ),
     url=_gateway_url,
     # Ready means a signed-in request would pass: the gateway reaches ext-authz, which has
     # auth's signing keys and the blacklist.
     health=lambda ctx: probes.http_ok(f"{_gateway_url(ctx)}/-/readyz"),
     links=lambda ctx: {"api_url": _gateway_url(ctx)},
-    exports=lambda ctx: {"ECO2_API__URL": _gateway_url(ctx)},
+    exports=lambda ctx: {"ECO2_API__URL": _gateway_url(ctx), **metrics_export("gateway", ctx)},
     fixed_ports=lambda s: {"port": s.api.port} if s.api.port else {},
     start_deadline_s=30.0,
 )
 
 
-def default_components(ai_workers: int = 0, *, traces: bool = True) -> list[Component]:
+def default_components(
+    ai_workers: int = 0, *, traces: bool = True, prometheus: bool = True
+) -> list[Component]:
     """Every part of the local stack, dependencies before dependants; ``ai_workers`` local AI
     worker nodes join the head before the Serve applications are deployed; ``traces``: with
-    the trace backend (:func:`wants_trace_backend`)."""
+    the trace backend (:func:`wants_trace_backend`); ``prometheus``: with Prometheus (where
+    :func:`prometheus_binary` finds it)."""
     workers = [ai_worker_node(i) for i in range(1, ai_workers + 1)]
     serve = replace(SERVE, requires=(*SERVE.requires, *(w.name for w in workers)))
     return [
         *([TRACES] if traces else []),
+        *([PROMETHEUS] if prometheus else []),
         POSTGRES,
         VALKEY,
         KAFKA,

@@ -172,6 +172,8 @@ class ExporterKind(StrEnum):
     NONE = "none"
     CONSOLE = "console"
     OTLP = "otlp"
+    PROMETHEUS = "prometheus"
+    """Metrics only: a ``/metrics`` endpoint on ``metrics_port``."""
 
 
 class TelemetrySettings(BaseModel):
@@ -180,6 +182,8 @@ class TelemetrySettings(BaseModel):
     otlp_endpoint: str | None = None
     """Where ``traces``/``metrics`` = ``otlp`` send (OTLP over HTTP). Set by the user, it
     replaces the local trace backend: spans go to that collector instead."""
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """With ``metrics = prometheus``: this process serves ``/metrics`` on 127.0.0.1 here."""
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
     """Share of new traces recorded (parent-based: a call inside a trace follows its parent)."""
     backend: Literal["phoenix", "none"] = "phoenix"

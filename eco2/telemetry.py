@@ -59,6 +59,13 @@ def _span_exporter(settings: TelemetrySettings) -> SpanExporter | None:
 
 
 def _metric_reader(settings: TelemetrySettings) -> MetricReader | None:
+    if settings.metrics is ExporterKind.PROMETHEUS:
+        import prometheus_client
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+
+        if settings.metrics_port is not None:
+            prometheus_client.start_http_server(settings.metrics_port, addr="127.0.0.1")
+        return PrometheusMetricReader()
     if settings.metrics is ExporterKind.CONSOLE:
         return PeriodicExportingMetricReader(ConsoleMetricExporter(out=sys.stderr))
     if settings.metrics is ExporterKind.OTLP:
@@ -157,10 +164,12 @@ def configure(service: str, settings: TelemetrySettings) -> None:
 
 def fastapi_options(settings: TelemetrySettings) -> TelemetryConfig:
     """FastAPI's own telemetry for an app: request spans only when spans are exported (a span
-    nobody records still cost ext-authz a quarter of its CPU per check, docs/benchmarks.md);
-    its metrics and logs never (our JSON logs and the service metrics cover them)."""
+    nobody records still cost ext-authz a quarter of its CPU per check, docs/benchmarks.md),
+    request metrics (``http.server.request.duration`` by route, method and status) only when
+    metrics are; its logs never (our JSON logs cover them)."""
     tracing = settings.traces is not ExporterKind.NONE
-    return TelemetryConfig(tracing=tracing, metrics=False, logs=False)
+    metrics = settings.metrics is not ExporterKind.NONE
+    return TelemetryConfig(tracing=tracing, metrics=metrics, logs=False)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

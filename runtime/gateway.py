@@ -32,6 +32,12 @@ from runtime.routes import ROUTES, Route, route_of
 
 log = get_logger(__name__)
 _tracer = telemetry.tracer(__name__)
+_duration = telemetry.meter(__name__).create_histogram(
+    "http.server.request.duration",
+    unit="s",
+    description="Requests through the gateway by route, method and status; a stream counts "
+    "until it ends.",
+)
 
 POOL_IDLE_S = 30
 """How long an idle upstream connection stays in the pool: shorter than every upstream keeps one
@@ -125,6 +131,21 @@ class Gateway:
         route = route_of(request.path)
         if route is None:
             return _json_error(404, "not_found", f"no API at {request.path}; see the README")
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await self._routed(request, route)
+            status = response.status
+            return response
+        finally:
+            attributes: dict[str, str | int] = {
+                "http.request.method": request.method,
+                "http.route": route.prefix,
+                "http.response.status_code": status,
+            }
+            _duration.record(time.perf_counter() - started, attributes)
+
+    async def _routed(self, request: web.Request, route: Route) -> web.StreamResponse:
         # The trace of a request starts here (or continues the client's): the sign-in check
         # and the upstream receive this span's traceparent, not the client's.
         with _tracer.start_as_current_span(

@@ -30,6 +30,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from eco2 import telemetry
 from eco2.settings import ModelSettings
+from serve import metrics
 from serve.contracts import MalformedModelOutput, ModelCallFailed
 
 T = TypeVar("T")
@@ -139,24 +140,45 @@ class ModelClient:
         traceparent: str | None,
     ) -> tuple[T, float]:
         started = time.perf_counter()
-        with self._span(kind, model, traceparent) as span:
-            text = await self._create(kind, model, messages, response_format, headers)
+        outcome = "failed"
+        try:
+            with self._span(kind, model, traceparent) as span:
+                result, outcome = await self._parsed(
+                    kind, model, messages, response_format, parse, headers, span
+                )
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.model_calls.inc(1, tags={"kind": kind, "model": model, "outcome": outcome})
+            metrics.model_seconds.observe(elapsed, tags={"kind": kind})
+        return result, elapsed * 1000
+
+    async def _parsed(
+        self,
+        kind: str,
+        model: str,
+        messages: list[dict[str, Any]],
+        response_format: dict[str, Any] | None,
+        parse: Callable[[str], T],
+        headers: dict[str, str],
+        span: Span,
+    ) -> tuple[T, str]:
+        """The parsed answer and how it came: ``ok``, or ``repaired`` after one repair."""
+        text = await self._create(kind, model, messages, response_format, headers)
+        try:
+            return parse(text), "ok"
+        except MalformedModelOutput as first:
+            span.add_event("repair", {"error": str(first)[:200]})
+            _log.warning("model output malformed, asking once more", kind=kind)
+            repair = [*messages, {"role": "assistant", "content": text}, _repair_note(first)]
+            text = await self._create(kind, model, repair, response_format, headers)
             try:
-                result = parse(text)
-            except MalformedModelOutput as first:
-                span.add_event("repair", {"error": str(first)[:200]})
-                _log.warning("model output malformed, asking once more", kind=kind)
-                repair = [*messages, {"role": "assistant", "content": text}, _repair_note(first)]
-                text = await self._create(kind, model, repair, response_format, headers)
-                try:
-                    result = parse(text)
-                except MalformedModelOutput as second:
-                    raise ModelCallFailed(
-                        f"{kind} model output malformed after one repair: {second}",
-                        retriable=False,
-                        kind=kind,
-                    ) from second
-        return result, (time.perf_counter() - started) * 1000
+                return parse(text), "repaired"
+            except MalformedModelOutput as second:
+                raise ModelCallFailed(
+                    f"{kind} model output malformed after one repair: {second}",
+                    retriable=False,
+                    kind=kind,
+                ) from second
 
     @contextlib.contextmanager
     def _span(self, kind: str, model: str, traceparent: str | None) -> Iterator[Span]:
@@ -235,7 +257,7 @@ class ModelClient:
                 options={"headers": headers},
             )
             body = json.loads(await response.aread())
-            _record_usage(body)
+            _record_usage(kind, body)
         except _TRANSIENT as exc:
             raise _failed(kind, exc, retriable=True) from exc
         except openai.APIError as exc:
@@ -349,23 +371,26 @@ class ModelClient:
         return results
 
 
-def _record_usage(body: Any) -> None:
-    """The answer's token counts on the current model span."""
+def _record_usage(kind: str, body: Any) -> None:
+    """The answer's token counts: on the current model span and in the token counter."""
     usage = body.get("usage") if isinstance(body, dict) else None
     if not isinstance(usage, dict):
         return
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return
+    metrics.model_tokens.inc(prompt, tags={"kind": kind, "direction": "input"})
+    metrics.model_tokens.inc(completion, tags={"kind": kind, "direction": "output"})
     span = trace.get_current_span()
     if span.is_recording():
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            span.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": prompt,
-                    "gen_ai.usage.output_tokens": completion,
-                    "llm.token_count.prompt": prompt,
-                    "llm.token_count.completion": completion,
-                }
-            )
+        span.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": prompt,
+                "gen_ai.usage.output_tokens": completion,
+                "llm.token_count.prompt": prompt,
+                "llm.token_count.completion": completion,
+            }
+        )
 
 
 def _request_body(

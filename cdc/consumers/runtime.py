@@ -28,13 +28,14 @@ import asyncio
 import signal
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import asyncpg
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
 
 from cdc.consumers.apply import Failure, Handler, apply_batch, classify
@@ -58,6 +59,27 @@ from eco2.telemetry import get_logger
 
 log = get_logger(__name__)
 _tracer = telemetry.tracer(__name__)
+_running: set[ConsumerRuntime] = set()
+
+
+def _observe_lag(_options: CallbackOptions) -> Iterable[Observation]:
+    for runtime in list(_running):
+        try:
+            yield Observation(runtime.lag(), {"group": runtime.spec.name})
+        except (KafkaException, RuntimeError):  # closing, or not assigned yet
+            continue
+
+
+telemetry.meter(__name__).create_observable_gauge(
+    "eco2.consumer.lag",
+    callbacks=[_observe_lag],
+    description="Messages a consumer group's process has not consumed yet, by group.",
+)
+_events_handled = telemetry.meter(__name__).create_counter(
+    "eco2.consumer.events",
+    description="Events a consumer group handled, by event type and outcome: applied, "
+    "duplicate (the inbox had it), dead_lettered.",
+)
 
 POLL_S = 0.5
 DLQ_ACK_TIMEOUT_S = 30.0
@@ -178,6 +200,7 @@ class ConsumerRuntime:
         if missing:
             log.warning("topics not created; waiting for them to appear", topics=missing)
         self.consumer.subscribe(list(self.spec.topics))
+        _running.add(self)
         try:
             while not self._stop.is_set():
                 messages = await asyncio.to_thread(self._next_batch)
@@ -186,8 +209,19 @@ class ConsumerRuntime:
         except _Stopping:
             pass
         finally:
+            _running.discard(self)
             await asyncio.to_thread(self.consumer.close)
             self.producer.flush(5)
+
+    def lag(self) -> int:
+        """Messages of the assigned partitions not consumed yet (from the client's cached
+        high watermarks: no broker round trip)."""
+        behind = 0
+        for partition in self.consumer.assignment():
+            low, high = self.consumer.get_watermark_offsets(partition, cached=True)
+            position = self.consumer.position([partition])[0].offset
+            behind += max(0, high - (position if position >= 0 else low))
+        return behind
 
     async def _apply(self, envelopes: list[EventEnvelope]) -> int:
         """Apply ``envelopes`` in one transaction, within the step's deadline; each event that
@@ -209,6 +243,11 @@ class ConsumerRuntime:
     def _trace(self, envelopes: list[EventEnvelope], applied: set[str], started: int) -> None:
         ended = time.time_ns()
         for envelope in envelopes:
+            outcome = "applied" if str(envelope.event_id) in applied else "duplicate"
+            _events_handled.add(
+                1,
+                {"group": self.spec.name, "event_type": envelope.event_type, "outcome": outcome},
+            )
             parent = envelope.metadata.traceparent
             if parent is None:
                 continue
@@ -330,6 +369,10 @@ class ConsumerRuntime:
             letter.topic, letter.value, letter.key, headers=cast(Any, letter.headers)
         )
         self.stats.dead_lettered += 1
+        event_type = header_map(headers).get("eventType", "unknown")
+        _events_handled.add(
+            1, {"group": self.spec.name, "event_type": event_type, "outcome": "dead_lettered"}
+        )
         log.warning(
             "event dead-lettered",
             consumer=self.spec.name,

@@ -17,7 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.write:
         for file, render_file in FILES.items():
-            (Path(args.write) / file).write_text(render_file(), encoding="utf-8")
+            target = Path(args.write) / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(render_file(), encoding="utf-8")
         return 0
     if args.file not in FILES:
         parser.error(f"unknown file {args.file!r}; known: {', '.join(FILES)}")

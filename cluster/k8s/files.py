@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-from cluster.k8s import debezium
+from cluster.k8s import dashboards, debezium
 from cluster.k8s.consumers import consumer_documents, relay_documents
 from cluster.k8s.gateway import gateway_documents
 from cluster.k8s.migration import migration_documents
@@ -36,8 +37,13 @@ def render_debezium() -> str:
 FILES: dict[str, Callable[[], str]] = {
     "domains.yaml": render_domains,
     "debezium-outbox.yaml": render_debezium,
+    **{
+        f"observability/dashboards/{name}.json": partial(dashboards.render, name)
+        for name in dashboards.DASHBOARDS
+    },
 }
-"""Every file of ``k8s/`` rendered here (``rescore-job.yaml`` is written by hand)."""
+"""Every file of ``k8s/`` rendered here (``rescore-job.yaml`` and
+``observability/alerts.yaml`` are written by hand)."""
 
 
 def render(file: str = "domains.yaml") -> str:

@@ -11,6 +11,9 @@ from runtime.domain_host import SERVICES
 IMAGE = "ghcr.io/eco2/eco2-on-ray:0.1.0"
 """The one image (``Dockerfile``) of every container here and of ``ray-cluster.yaml``."""
 PORT = 8000
+METRICS_PORT = 9464
+"""Every Python container serves its Prometheus metrics here (``/metrics``); the Pods carry the
+``prometheus.io/*`` annotations a Prometheus with Kubernetes discovery scrapes by."""
 LABELS = {"app.kubernetes.io/part-of": "eco2-on-ray"}
 RUN_DIR = "/tmp/eco2"
 """``ECO2_RUN_DIR`` in the Pods: the relay writes its status file there (the image's work
@@ -18,6 +21,13 @@ directory is read-only to the ``ray`` user in some clusters)."""
 MIGRATE_MODULE = "eco2.migrations"
 """``python -m eco2.migrations [--wait]``: the migration Job and the init containers. It imports
 the kernel only, so waiting for the migrations does not load the services."""
+
+
+SCRAPED = {
+    "prometheus.io/scrape": "true",
+    "prometheus.io/port": str(METRICS_PORT),
+    "prometheus.io/path": "/metrics",
+}
 
 
 def eco2_name(part: str) -> str:
@@ -36,8 +46,11 @@ def python_container(args: list[str]) -> dict[str, Any]:
             {"configMapRef": {"name": "eco2-config"}},
             {"secretRef": {"name": "eco2-secrets"}},
         ],
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "env": [
             {"name": "ECO2_RUN_DIR", "value": RUN_DIR},
+            {"name": "ECO2_TELEMETRY__METRICS", "value": "prometheus"},
+            {"name": "ECO2_TELEMETRY__METRICS_PORT", "value": str(METRICS_PORT)},
             *(
                 {
                     "name": f"ECO2_SERVICES__{other.upper()}_URL",
@@ -57,6 +70,7 @@ def _wait_for_migrations() -> dict[str, Any]:
     """Init container: the Pod starts only once this image's migrations are applied."""
     container = python_container(["-m", MIGRATE_MODULE, "--wait"])
     container["name"] = "wait-for-migrations"
+    del container["ports"]  # it serves nothing while it waits
     container["resources"] = {
         "requests": {"cpu": "10m", "memory": "128Mi"},
         "limits": {"cpu": "200m", "memory": "256Mi"},
@@ -80,7 +94,10 @@ def deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
-            "template": {"metadata": {"labels": {**LABELS, **selector}}, "spec": pod},
+            "template": {
+                "metadata": {"labels": {**LABELS, **selector}, "annotations": SCRAPED},
+                "spec": pod,
+            },
         },
     }
 

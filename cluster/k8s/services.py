@@ -27,7 +27,7 @@ def _http_container(name: str) -> dict[str, Any]:
     # blacklist reachable); live: the process answers.
     ready = {"httpGet": {"path": "/readyz", "port": PORT}, "periodSeconds": 5}
     live = {"httpGet": {"path": "/healthz", "port": PORT}, "periodSeconds": 10}
-    container["ports"] = [{"name": "http", "containerPort": PORT}]
+    container["ports"] = [{"name": "http", "containerPort": PORT}, *container["ports"]]
     container["readinessProbe"] = ready
     container["livenessProbe"] = {**live, "failureThreshold": 6}
     return container

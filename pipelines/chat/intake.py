@@ -26,6 +26,7 @@ from pipelines.jobs import url_guard
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.streams import job_key, not_yours
 from pipelines.jobs.tasks import JobTasks
+from serve import metrics
 
 IDEMPOTENCY_KEY_MAX = 128
 
@@ -92,6 +93,7 @@ class ChatIntake:
                 code="bad_idempotency_key",
             )
         if self._jobs.inflight >= self._settings.max_inflight_jobs:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "inflight"})
             raise Overloaded("too many chat messages in progress; retry shortly", retry_after_s=2)
         with telemetry.tracer(__name__).start_as_current_span(
             "chat.post", context=telemetry.extract(traceparent)

@@ -23,8 +23,13 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from eco2 import telemetry
 from eco2.errors import NotFound
 from pipelines.jobs.progress import ProgressBus, ProgressEvent
+
+_open_streams = telemetry.meter(__name__).create_up_down_counter(
+    "eco2.stream.connections", description="Job streams (SSE) open now, by pipeline."
+)
 
 KEEPALIVE_S = 15
 FIRST_EVENT_WAIT_S = 1.0
@@ -104,6 +109,14 @@ class JobStreams:
     async def _events(self, key: uuid.UUID, last_event_id: str | None) -> AsyncIterator[bytes]:
         """History (or a snapshot) first, then live events until the terminal one.
         Events that are ready together go out in one write."""
+        _open_streams.add(1, {"pipeline": self.kind})
+        try:
+            async for chunk in self._stream(key, last_event_id):
+                yield chunk
+        finally:
+            _open_streams.add(-1, {"pipeline": self.kind})
+
+    async def _stream(self, key: uuid.UUID, last_event_id: str | None) -> AsyncIterator[bytes]:
         async with self._bus.subscription(str(key)) as live:
             if last_event_id is not None and self._resume is not None:
                 pending = self._resume(await self._bus.history(str(key), None), last_event_id)

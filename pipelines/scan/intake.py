@@ -23,6 +23,7 @@ from pipelines.jobs.tasks import JobTasks
 from pipelines.scan import views
 from pipelines.scan.machine import SUBMITTED, Job, Policy
 from pipelines.scan.store import ScanStore
+from serve import metrics
 
 IDEMPOTENCY_KEY_MAX = 128
 
@@ -81,6 +82,7 @@ class ScanIntake:
                 code="bad_idempotency_key",
             )
         if self._jobs.inflight >= self._settings.scan.max_inflight_jobs:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "inflight"})
             raise Overloaded("too many scans in progress; retry shortly", retry_after_s=2)
         with telemetry.tracer(__name__).start_as_current_span(
             "scan.submit", context=telemetry.extract(traceparent)

@@ -6,7 +6,6 @@ user never reaching another's chats."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -23,11 +22,10 @@ SEOUL = {"latitude": 37.5665, "longitude": 126.978}
 
 
 @pytest.fixture
-async def browser(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    assert stack.api_url is not None
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        await sign_in(client, f"chat-{uuid.uuid4().hex[:6]}")
-        yield client
+async def browser(browser: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The gateway client, signed in as a new user."""
+    await sign_in(browser, f"chat-{uuid.uuid4().hex[:6]}")
+    return browser
 
 
 async def new_chat(client: httpx.AsyncClient, title: str | None = None) -> str:

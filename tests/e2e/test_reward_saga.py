@@ -5,7 +5,6 @@ the read models; and its compensation when the character domain refuses the gran
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -17,14 +16,6 @@ from tests.conftest import StackUrls
 from tests.e2e.saga_support import eventually, rewarded_scan, sign_in
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def browser(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the gateway with its own cookie jar."""
-    assert stack.api_url is not None
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        yield client
 
 
 async def _json(client: httpx.AsyncClient, path: str) -> Any:

@@ -10,7 +10,6 @@ Either way nothing is applied twice anywhere downstream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,13 +91,6 @@ class Fault:
 
     async def __aexit__(self, *_: object) -> None:
         await self.remove()
-
-
-@pytest.fixture
-async def browser(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    assert stack.api_url is not None
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        yield client
 
 
 async def _count(dsn: str, sql: str, *args: Any) -> int:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -23,11 +22,10 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-async def browser(stack: StackUrls) -> AsyncIterator[httpx.AsyncClient]:
-    assert stack.api_url is not None
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as client:
-        await sign_in(client, f"trace-{uuid.uuid4().hex[:6]}")
-        yield client
+async def browser(browser: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The gateway client, signed in as a new user."""
+    await sign_in(browser, f"trace-{uuid.uuid4().hex[:6]}")
+    return browser
 
 
 def eco2_trace(stack: StackUrls, ref: str) -> tuple[int, dict[str, Any] | None, str]:

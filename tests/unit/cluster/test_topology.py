@@ -43,13 +43,13 @@ def test_default_topology_starts_ray_before_serve() -> None:
         assert names.index(dependency) < names.index("domains")
     assert names[-1] == "gateway"  # the one public entry opens when everything behind it is up
     assert set(names) == {
-        "traces",
+        *("traces", "prometheus"),
         *("postgres", "valkey", "kafka", "ray", "serve", "model_sim", "scan_app", "chat_app"),
         "cdc_relay",
         *("domains", "authz", "streams", "gateway"),
     }
-    without = {c.name for c in topology.default_components(traces=False)}
-    assert without == set(names) - {"traces"}
+    without = {c.name for c in topology.default_components(traces=False, prometheus=False)}
+    assert without == set(names) - {"traces", "prometheus"}
 
 
 def test_the_trace_backend_is_started_unless_turned_off_or_spans_go_elsewhere() -> None:
@@ -62,12 +62,21 @@ def test_the_trace_backend_is_started_unless_turned_off_or_spans_go_elsewhere() 
 def test_service_hosts_give_every_service_one_port_and_url() -> None:
     from runtime.domain_host import SERVICES
 
-    hosted = [*topology.DOMAINS.ports, *topology.AUTHZ.ports, *topology.STREAMS.ports]
+    hosts = (topology.DOMAINS, topology.AUTHZ, topology.STREAMS)
+    hosted = [port for host in hosts for port in host.ports if port != "metrics"]
     assert sorted(hosted) == sorted(SERVICES)  # each service in exactly one process
-    assert topology.AUTHZ.ports == ("authz",)  # the sign-in check has a process of its own
+    assert all(host.ports[-1] == "metrics" for host in hosts)  # and one metrics port each
+    assert topology.AUTHZ.ports == ("authz", "metrics")  # the sign-in check: its own process
     assert set(SERVICES) >= {"auth", "authz", "character", "my", "notification", "location"}
-    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), {"authz": 41000}, {}, None, None)
-    assert topology.AUTHZ.exports(ctx) == {"ECO2_SERVICES__AUTHZ_URL": "http://127.0.0.1:41000"}
+    ports = {"authz": 41000, "metrics": 41001}
+    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), ports, {}, None, None)
+    assert topology.AUTHZ.exports(ctx) == {
+        "ECO2_SERVICES__AUTHZ_URL": "http://127.0.0.1:41000",
+        "ECO2_METRICS_URL_AUTHZ": "http://127.0.0.1:41001/metrics",
+    }
+    assert topology.AUTHZ.launch is not None
+    launched = topology.AUTHZ.launch(ctx)
+    assert launched.env["ECO2_TELEMETRY__METRICS_PORT"] == "41001"
     assert topology.AUTHZ.launch is not None
     assert "--consumers" not in topology.AUTHZ.launch(ctx).argv
 
