@@ -248,6 +248,8 @@ TRACES = Component(
     exports=lambda ctx: {
         "ECO2_TELEMETRY__TRACES": "otlp",
         "ECO2_TELEMETRY__OTLP_ENDPOINT": _traces_url(ctx),
+        # Recorded with the stack (benchmarks report it): the share of new traces recorded.
+        "ECO2_TELEMETRY__SAMPLE_RATIO": str(ctx.settings.telemetry.sample_ratio),
     },
     links=lambda ctx: {"traces_url": _traces_url(ctx)},
     data_paths=lambda paths: [paths.root / "phoenix"],

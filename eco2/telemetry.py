@@ -169,7 +169,9 @@ def fastapi_options(settings: TelemetrySettings) -> TelemetryConfig:
     metrics are; its logs never (our JSON logs cover them)."""
     tracing = settings.traces is not ExporterKind.NONE
     metrics = settings.metrics is not ExporterKind.NONE
-    return TelemetryConfig(tracing=tracing, metrics=metrics, logs=False)
+    # The request span only: FastAPI's spans of dependency resolution, endpoint and serialisation
+    # were three of each request's four, a quarter of a scan's spans (docs/benchmarks.md).
+    return TelemetryConfig(tracing=tracing, metrics=metrics, logs=False, operation_spans=False)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -147,6 +147,11 @@ def bench_scan(
         **result,
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "rss_mb": _stack_rss_mb(state),
+        # Tracing changes the figures (docs/benchmarks.md): what the stack ran with.
+        "tracing": {
+            "exported_to": state.env.get("ECO2_TELEMETRY__OTLP_ENDPOINT"),
+            "sample_ratio": float(state.env.get("ECO2_TELEMETRY__SAMPLE_RATIO", "0")),
+        },
         "stackcpu_ms_per_unit": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": host,

@@ -26,7 +26,13 @@ from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.scan.stages import vision_catalog
 from serve.stages import TextStage, VisionStage
 
-api = FastAPI(title="Eco² chat API", version="1", telemetry={"metrics": False, "logs": False})
+# The request span only (FastAPI's dependency, endpoint and serialisation spans tripled the
+# spans of a request); no metrics (Serve records the ingress's own).
+api = FastAPI(
+    title="Eco² chat API",
+    version="1",
+    telemetry={"metrics": False, "logs": False, "operation_spans": False},
+)
 install_error_handlers(api, example_body='{"message": "페트병은 어떻게 버려?"}')
 
 

@@ -30,7 +30,13 @@ from serve.stages import AnswerStage, VisionStage
 
 # FastAPI's own request metrics and exception logs duplicate Serve's request metrics and our
 # JSON logs; its request spans stay on.
-api = FastAPI(title="Eco² scan API", version="1", telemetry={"metrics": False, "logs": False})
+# The request span only (FastAPI's dependency, endpoint and serialisation spans tripled the
+# spans of a request); no metrics (Serve records the ingress's own).
+api = FastAPI(
+    title="Eco² scan API",
+    version="1",
+    telemetry={"metrics": False, "logs": False, "operation_spans": False},
+)
 install_error_handlers(api, example_body='{"image_url": "https://..."}')
 
 
