@@ -13,12 +13,9 @@ pipeline when the application is built; nothing here imports a pipeline.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
 from ray import serve
 
 from eco2 import cache as valkey
@@ -26,6 +23,7 @@ from eco2 import telemetry
 from eco2.settings import Settings
 from serve import answer, text
 from serve.contracts import ModelCallFailed, VisionResult
+from serve.intent_cache import IntentCache
 from serve.model_client import ModelClient
 from serve.vision import VisionCatalog, VisionTask, response_format
 
@@ -146,18 +144,17 @@ class TextStage(_ModelStage):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self._cache_s = settings.chat.intent_cache_s
         self._flush_s = settings.chat.token_flush_ms / 1000
-        self._cache: aioredis.Redis | None = None
-        if settings.cache.url and self._cache_s:
-            self._cache = valkey.connect(settings.cache.url, max_connections=16, wait_s=1)
+        client = None
+        if settings.cache.url and settings.chat.intent_cache_s:
+            client = valkey.connect(settings.cache.url, max_connections=16, wait_s=1)
+        self._cache = IntentCache(client, settings.chat.intent_cache_s)
 
     async def classify_intent(
         self, *, job_id: str, message: str, model: str, traceparent: str | None
     ) -> tuple[dict[str, Any], float, bool]:
         """``(classification, model ms, from the cache)``."""
-        key = text.intent_cache_key(message, model)
-        cached = await self._cached(key)
+        cached = await self._cache.get(message, model)
         if cached is not None:
             return cached, 0.0, True
         result, elapsed_ms = await self._client.complete_json(
@@ -170,7 +167,7 @@ class TextStage(_ModelStage):
             traceparent=traceparent,
         )
         classification = result.model_dump(mode="json")
-        await self._remember(key, classification)
+        await self._cache.put(message, model, classification)
         return classification, elapsed_ms, False
 
     async def answer(
@@ -214,22 +211,3 @@ class TextStage(_ModelStage):
             traceparent=traceparent,
         )
         return summary.strip(), elapsed_ms
-
-    async def _cached(self, key: str) -> dict[str, Any] | None:
-        if self._cache is None:
-            return None
-        try:
-            raw = await self._cache.get(key)
-        except (aioredis.RedisError, OSError):  # a cache, not a dependency
-            return None
-        if not raw:
-            return None
-        return text.parse_intent(raw.decode() if isinstance(raw, bytes) else raw).model_dump(
-            mode="json"
-        )
-
-    async def _remember(self, key: str, classification: dict[str, Any]) -> None:
-        if self._cache is None:
-            return
-        with contextlib.suppress(aioredis.RedisError, OSError):
-            await self._cache.set(key, json.dumps(classification), ex=self._cache_s)

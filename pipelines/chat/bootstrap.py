@@ -29,6 +29,7 @@ from pipelines.chat.tools import build_tools
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.rules.rulebook import load_rulebook
+from serve.intent_cache import IntentCache
 
 POOL_SIZE = (2, 20)
 
@@ -65,7 +66,8 @@ async def open_pipeline(
     inputs = Inputs(inputs_client, store)
     http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
     tools = build_tools(settings, load_rulebook(), http)
-    stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s)
+    intents = IntentCache(inputs_client, settings.chat.intent_cache_s)
+    stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s, intents)
     runner = ChatRunner(store, stages, progress, tools, inputs, settings.chat)
     jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
     intake = ChatIntake(

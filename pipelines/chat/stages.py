@@ -11,6 +11,7 @@ from pipelines.chat.machine import ChatJob
 from pipelines.jobs.stage_calls import call_stage
 from pipelines.jobs.tracing import current_or
 from serve.contracts import ModelCallFailed
+from serve.intent_cache import IntentCache
 
 
 class ChatStages:
@@ -19,13 +20,23 @@ class ChatStages:
     streaming call over it fails with ``Unexpected error (StatusCode.OK)``)."""
 
     def __init__(
-        self, text: Any, vision: Any, text_stream: Any, idle_timeout_s: float = 30.0
+        self,
+        text: Any,
+        vision: Any,
+        text_stream: Any,
+        idle_timeout_s: float = 30.0,
+        intents: IntentCache | None = None,
     ) -> None:
         self._text, self._vision, self._text_stream = text, vision, text_stream
         self._idle_timeout_s = idle_timeout_s
+        self._intents = intents or IntentCache(None, 0)
 
     async def classify(self, job: ChatJob) -> tuple[dict[str, Any], float, bool]:
-        """``(classification, model ms, from the cache)``."""
+        """``(classification, model ms, from the cache)``: a message classified before is read
+        from TextStage's cache here, without a call to the stage."""
+        cached = await self._intents.get(job.message, job.model)
+        if cached is not None:
+            return cached, 0.0, True
         found: tuple[dict[str, Any], float, bool] = await call_stage(
             self._text.classify_intent,
             job_id=str(job.job_id),
