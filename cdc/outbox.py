@@ -202,6 +202,10 @@ def envelope_from_message(key: bytes | None, value: bytes | None, headers: Any) 
     h = header_map(headers)
     try:
         metadata: dict[str, Any] = json.loads(h.get(H_METADATA) or "{}")
+        if h.get(H_TRACEPARENT):
+            # The relay's publish span, when it recorded one (else the producer's own): what
+            # the consumer does next continues the trace under the publish.
+            metadata["traceparent"] = h[H_TRACEPARENT]
         return EventEnvelope(
             event_id=uuid.UUID(h[H_ID]),
             event_type=h[H_EVENT_TYPE],

@@ -97,6 +97,8 @@ async def test_one_scan_is_one_trace_from_the_gateway_to_the_saga_consumers(
     assert model["attributes"]["gen_ai.usage.input_tokens"] > 0
     consumed = by_name(trace, "consume character.rewards")[0]
     assert consumed["attributes"]["eco2.inbox"] == "miss"
+    publishes = {span["span_id"] for span in by_name(trace, "publish ")}
+    assert consumed["parent_id"] in publishes  # each event handled under its publish
     assert all(span["duration_ms"] >= 0 for span in trace["spans"])
 
     code, _, stderr = await asyncio.to_thread(eco2_trace, stack, str(uuid.uuid4()))
