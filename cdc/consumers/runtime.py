@@ -263,7 +263,7 @@ class ConsumerRuntime:
                     "messaging.message.id": str(envelope.event_id),
                     "eco2.event_type": envelope.event_type,
                     "eco2.aggregate_id": envelope.aggregate_id,
-                    "eco2.inbox": "miss" if str(envelope.event_id) in applied else "hit",
+                    "eco2.inbox": "miss" if outcome == "applied" else "hit",
                     "eco2.batch_size": len(envelopes),
                 },
             )
