@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 import httpx2
 import openai
@@ -44,6 +44,7 @@ _TRANSIENT = (
 )
 
 
+_STREAMED: Final = {"stream": True, "stream_options": {"include_usage": True}}
 BATCH_ENDPOINT: Final = "/v1/chat/completions"
 BATCH_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 BATCH_POLL_FIRST_S = 0.05
@@ -207,7 +208,7 @@ class ModelClient:
         call_key: str | None = None,
         traceparent: str | None = None,
     ) -> AsyncIterator[str]:
-        """The answer's text as it is generated (the SDK's ``stream=True``), delta by delta.
+        """The answer's text as it is generated (streamed through the SDK), delta by delta.
 
         Opening the stream is retried by the SDK like any call (429, 5xx, timeouts); a failure
         after it opened raises :class:`ModelCallFailed` (``retriable``): the caller has already
@@ -215,8 +216,16 @@ class ModelClient:
         headers = _headers(call_key, traceparent)
         with self._span(kind, model, traceparent):
             try:
-                stream = await self._client.chat.completions.create(
-                    model=model, messages=cast(Any, messages), stream=True, extra_headers=headers
+                # The hand-built route as in _create, streamed: the SDK's SSE decoding, errors and
+                # retries of the opening call, chunks as plain JSON objects rather than typed
+                # models (the profile is in docs/benchmarks.md).
+                stream = await self._client.post(
+                    "/chat/completions",
+                    cast_to=object,
+                    body={**_request_body(model, messages, None), **_STREAMED},
+                    options={"headers": headers},
+                    stream=True,
+                    stream_cls=openai.AsyncStream[object],
                 )
             except _TRANSIENT as exc:
                 raise _failed(kind, exc, retriable=True) from exc
@@ -224,9 +233,11 @@ class ModelClient:
                 raise _failed(kind, exc, retriable=False) from exc
             try:
                 async for chunk in stream:
-                    delta = chunk.choices[0].delta.content if chunk.choices else None
+                    delta = _delta(chunk)
                     if delta:
                         yield delta
+                    else:
+                        _record_usage(kind, chunk)  # the last chunk: no choices, the usage
             except Exception as exc:
                 raise ModelCallFailed(
                     f"{kind} model stream broke off: {type(exc).__name__}: {exc}",
@@ -413,6 +424,15 @@ def _content(kind: str, body: Any) -> str:
             kind=kind,
         ) from exc
     return content if isinstance(content, str) else ""
+
+
+def _delta(chunk: Any) -> str | None:
+    """The text a streamed chunk adds (``choices[0].delta.content``), if any."""
+    try:
+        content = chunk["choices"][0]["delta"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return content if isinstance(content, str) else None
 
 
 def _headers(call_key: str | None, traceparent: str | None) -> dict[str, str]:

@@ -16,6 +16,7 @@ starts a new attempt: its ids never collide with an earlier runner's.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -137,6 +138,14 @@ class Commit:
     assistant: str | None = None
     summary: tuple[str, int] | None = None
     """A new summary of the conversation and the message position it covers."""
+
+
+def applied(job: ChatJob, commit: Commit) -> ChatJob:
+    """``job`` as it reads once ``commit`` is stored: its columns set and the next version."""
+    changes = {k: v for k, v in commit.columns.items() if k in ChatJob.__dataclass_fields__}
+    if "status" in changes:
+        changes["status"] = JobStatus(changes["status"])
+    return dataclasses.replace(job, version=job.version + 1, **changes)
 
 
 def classified(

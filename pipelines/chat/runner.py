@@ -13,12 +13,18 @@ For each step: announce its nodes, do its work (stage calls through
   the job without an answer;
 * a model failure (after its retries), a fail-close tool or an answer broken off mid-stream moves
   the job to ``failed`` with the reason; what was streamed so far is stored, saying it was cut.
+
+A step's commit is written while the next step does what neither stores nor speaks for the job
+(the tools, the conversation read, opening the answer's stream): see :class:`Stored`. The order
+of the stored steps is unchanged, and a lost race (:class:`~eco2.errors.Conflict`) surfaces before
+the next step's result is stored or its first token sent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +56,36 @@ class BrokenOff(Exception):
         self.partial, self.cause = partial, cause
 
 
+class Stored:
+    """One job as its runner knows it while the last step's commit may still be on its way.
+
+    :meth:`advance` starts storing a commit (after the one before it) and at once shows the job as
+    it will read; :meth:`settled` waits until everything started is stored and returns the stored
+    row, raising what the write raised (:class:`~eco2.errors.Conflict` for a lost race)."""
+
+    def __init__(self, store: ChatStore, job: ChatJob) -> None:
+        self._store, self.job = store, job
+        self._writing: asyncio.Future[ChatJob] | None = None
+
+    def advance(self, commit: Commit) -> None:
+        before, job = self._writing, self.job
+
+        async def write() -> ChatJob:
+            if before is not None:
+                await before
+            return await self._store.advance(job, commit)
+
+        self._writing = asyncio.ensure_future(write())
+        self._writing.add_done_callback(_retrieved)
+        self.job = machine.applied(job, commit)
+
+    async def settled(self) -> ChatJob:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            self.job = await writing
+        return self.job
+
+
 class ChatRunner:
     def __init__(
         self,
@@ -65,30 +101,36 @@ class ChatRunner:
         self._tools, self._inputs, self._settings, self._intents = tools, inputs, settings, intents
 
     async def run(self, job: ChatJob) -> ChatJob:
-        """Advance ``job`` to ``completed`` or ``failed``; returns the last stored state."""
+        """Advance ``job`` to ``completed`` or ``failed``; returns the last stored state (or, when
+        another runner took the job over, the last this one knew)."""
         emit = Emitter(self._progress, job, first=1 if job.attempt == 1 else 0)
+        stored = Stored(self._store, job)
         step: Step | None = None
         try:
-            while (step := machine.next_step(job)) is not None:
-                job = await self._take(step, job, emit)
+            while (step := machine.next_step(stored.job)) is not None:
+                await self._take(step, stored, emit)
+            return await stored.settled()
         except (ModelCallFailed, ClosedFailure, BrokenOff) as exc:
             assert step is not None
-            job = await self._fail(job, step, exc, emit)
+            return await self._fail(stored, step, exc, emit)
         except Conflict:
             _log.info("chat job taken over by another runner", job_id=str(job.job_id))
-        return job
+            return stored.job
 
-    async def _take(self, step: Step, job: ChatJob, emit: Emitter) -> ChatJob:
+    async def _take(self, step: Step, stored: Stored, emit: Emitter) -> None:
+        job = stored.job
         with step_span("chat", str(job.job_id), step.name, job.attempt, job.traceparent):
             if step is CLASSIFY:
-                return await self._classify(job, emit)
-            if step is GATHER:
-                return await self._gather(job, emit)
-            return await self._answer(job, emit)
+                await self._classify(stored, emit)
+            elif step is GATHER:
+                await self._gather(stored, emit)
+            else:
+                await self._answer(stored, emit)
 
     # --- understanding ------------------------------------------------------------------------
 
-    async def _classify(self, job: ChatJob, emit: Emitter) -> ChatJob:
+    async def _classify(self, stored: Stored, emit: Emitter) -> None:
+        job = stored.job
         emit.node("intent", "started")
         seeing = job.image_url is not None
         if seeing:
@@ -107,9 +149,7 @@ class ChatRunner:
         timings = {"intent": intent_ms, "understanding": _ms(started)}
         if seeing:
             timings["vision"] = vision_ms
-        job = await self._store.advance(
-            job, machine.classified(job, classification, vision, timings)
-        )
+        stored.advance(machine.classified(job, classification, vision, timings))
         emit.node(
             "intent",
             "completed",
@@ -120,11 +160,11 @@ class ChatRunner:
         )
         if seeing:
             emit.node("vision", "completed")
-        return job
 
     # --- gathering ----------------------------------------------------------------------------
 
-    async def _gather(self, job: ChatJob, emit: Emitter) -> ChatJob:
+    async def _gather(self, stored: Stored, emit: Emitter) -> None:
+        job = stored.job
         classification = job.classification or {}
         position = _position(job.user_location) or _position(_reply_location(job.user_input))
         intents = route(
@@ -135,9 +175,9 @@ class ChatRunner:
             position is not None,
         )
         if position is None and any(self._intents[i].needs_position for i in intents):
-            reply = await self._ask_location(job, emit)
+            reply = await self._ask_location(await stored.settled(), emit)
             if reply is not None and reply.get("type") == "cancel":
-                return await self._cancel(job, emit)
+                return await self._cancel(stored, emit)
             position = _position(_reply_location(reply))
         vision = VisionResult.model_validate(job.vision_result) if job.vision_result else None
         request = ToolRequest(job.message, job.intent, position, vision)
@@ -156,9 +196,8 @@ class ChatRunner:
         if vision is not None:
             context["vision"] = vision.classification.model_dump()
         timings = phase_timings(wall_ms, outcomes)
-        job = await self._store.advance(job, machine.gathered(job, context, timings))
+        stored.advance(machine.gathered(job, context, timings))
         emit.node("aggregator", "completed", missing=context["missing"])
-        return job
 
     async def _run(self, intent: str, request: ToolRequest, emit: Emitter) -> Outcome:
         outcome = await run_tool(intent, self._intents[intent], self._tools.get(intent), request)
@@ -176,17 +215,15 @@ class ChatRunner:
         emit.needs_input(question)
         return await self._inputs.wait(job.job_id, self._settings.input_timeout_s)
 
-    async def _cancel(self, job: ChatJob, emit: Emitter) -> ChatJob:
+    async def _cancel(self, stored: Stored, emit: Emitter) -> None:
         now = datetime.now(UTC)
-        job = await self._store.advance(
-            job, machine.answered(job, "", now, now, {}, cancelled=True)
-        )
-        emit.done(job)
-        return job
+        stored.advance(machine.answered(stored.job, "", now, now, {}, cancelled=True))
+        emit.done(await stored.settled())
 
     # --- synthesis ----------------------------------------------------------------------------
 
-    async def _answer(self, job: ChatJob, emit: Emitter) -> ChatJob:
+    async def _answer(self, stored: Stored, emit: Emitter) -> None:
+        job = stored.job
         chat, earlier = await self._store.conversation(job)
         turns = [{"role": m.role, "content": m.content} for m in earlier]
         recent = self._settings.recent_turns
@@ -199,37 +236,47 @@ class ChatRunner:
             emit.node("summarize", "completed")
         emit.node("answer", "started")
         started = time.perf_counter()
-        text, first_token = await self._stream(job, history, summary, emit, started)
+        text, first_token = await self._stream(stored, history, summary, emit, started)
         timings |= {"answer": _ms(started), "first_token": first_token}
         user_at = await self._store.user_message_time(job)
-        commit = machine.answered(job, text, datetime.now(UTC), user_at, timings, new_summary)
-        job = await self._store.advance(job, commit)
+        stored.advance(
+            machine.answered(job, text, datetime.now(UTC), user_at, timings, new_summary)
+        )
+        job = await stored.settled()
         emit.node("answer", "completed")
         emit.done(job)
-        return job
 
     async def _stream(
         self,
-        job: ChatJob,
+        stored: Stored,
         history: list[dict[str, str]],
         summary: str | None,
         emit: Emitter,
         started: float,
     ) -> tuple[str, float]:
+        """The answer as it streams; its first token waits for the gathered step to be stored."""
+        job = stored.job
         parts: list[str] = []
         first_token = 0.0
         context = {**(job.context or {}), "intent": job.intent}
         try:
-            async for delta in self._stages.answer(job, context, history, summary):
-                if not parts:
-                    first_token = _ms(started)
-                parts.append(delta)
-                emit.token(delta)
+            async with aclosing(self._stages.answer(job, context, history, summary)) as deltas:
+                async for delta in deltas:
+                    if not parts:
+                        first_token = _ms(started)
+                        await stored.settled()
+                    parts.append(delta)
+                    emit.token(delta)
         except ModelCallFailed as exc:
             raise BrokenOff("".join(parts), exc) from exc
+        await stored.settled()
         return "".join(parts), first_token
 
-    async def _fail(self, job: ChatJob, step: Step, exc: Exception, emit: Emitter) -> ChatJob:
+    async def _fail(self, stored: Stored, step: Step, exc: Exception, emit: Emitter) -> ChatJob:
+        try:
+            job = await stored.settled()
+        except Conflict:
+            return stored.job
         reason = exc.cause if isinstance(exc, BrokenOff) else exc
         partial = exc.partial if isinstance(exc, BrokenOff) else ""
         _log.warning("chat job failed", job_id=str(job.job_id), step=step.name, reason=str(exc))
@@ -240,6 +287,13 @@ class ChatRunner:
             return job
         emit.node(step.known_as, "failed", error=str(reason))
         return job
+
+
+def _retrieved(writing: asyncio.Future[ChatJob]) -> None:
+    """A write whose runner gave up before waiting for it (an unexpected error elsewhere) fails
+    quietly here; a runner that waits still gets its exception."""
+    if not writing.cancelled():
+        writing.exception()
 
 
 def _ms(started: float) -> float:

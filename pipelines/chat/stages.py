@@ -4,7 +4,7 @@ stream, summaries) and VisionStage (an attached image), with the shared retry po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from pipelines.chat.machine import ChatJob
@@ -77,10 +77,11 @@ class ChatStages:
         context: dict[str, Any],
         history: Sequence[Mapping[str, str]],
         summary: str | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """The answer's deltas through a streaming handle. Not retried here: part of it may
         already be on its way to the user; a failure is the caller's to report. A stream that
-        stays silent for ``idle_timeout_s`` counts as failed (a hung replica)."""
+        stays silent for ``idle_timeout_s`` counts as failed (a hung replica); one left before
+        its end is cancelled at the replica."""
         stream = self._text_stream.options(stream=True).answer.remote(
             job_id=str(job.job_id),
             attempt=job.attempt,
@@ -92,17 +93,18 @@ class ChatStages:
             traceparent=current_or(job.traceparent),
         )
         deltas = stream.__aiter__()
+        finished = False
         try:
             while True:
                 try:
                     delta = await asyncio.wait_for(deltas.__anext__(), self._idle_timeout_s)
                 except StopAsyncIteration:
+                    finished = True
                     return
                 yield delta
         except ModelCallFailed:
             raise
         except TimeoutError as exc:
-            stream.cancel()
             raise ModelCallFailed(
                 f"answer stream silent for {self._idle_timeout_s:g} s", retriable=True, kind="text"
             ) from exc
@@ -113,3 +115,6 @@ class ChatStages:
             raise ModelCallFailed(
                 f"answer stream broke off: {type(exc).__name__}: {exc}", retriable=True, kind="text"
             ) from exc
+        finally:
+            if not finished:  # silent, failed, or closed early by the caller
+                stream.cancel()

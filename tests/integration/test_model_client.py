@@ -143,3 +143,66 @@ async def test_a_failed_batch_line_is_that_line_s_failure_and_says_if_it_may_pas
         TASK.parse(malformed, "")
     assert isinstance(fine, str)
     assert sim.stats()["calls_by_key"] == {"f-3": 1}
+
+
+ANSWER_MESSAGES = [
+    {"role": "system", "content": "분리배출 도우미로 짧게 답하세요."},
+    {"role": "user", "content": "캔은 어떻게 버려?"},
+]
+
+
+async def _stream(sim: Sim, key: str, *, max_retries: int = 3) -> list[str]:
+    client = ModelClient(ModelSettings(max_retries=max_retries), f"{sim.base}/v1")
+    try:
+        return [
+            delta
+            async for delta in client.stream_text(
+                kind="text", model="gpt-5.2", messages=ANSWER_MESSAGES, call_key=key
+            )
+        ]
+    finally:
+        await client.close()
+
+
+async def test_a_streamed_answer_is_the_same_text_as_the_whole_one_delta_by_delta(
+    sim: Sim,
+) -> None:
+    deltas = await _stream(sim, "job-s1:answer:1")
+    client = ModelClient(ModelSettings(), f"{sim.base}/v1")
+    try:
+        whole, _ = await client.complete_text(
+            kind="text", model="gpt-5.2", messages=ANSWER_MESSAGES, call_key="job-s1:whole"
+        )
+    finally:
+        await client.close()
+
+    assert len(deltas) > 1
+    assert "".join(deltas) == whole
+    assert sim.stats()["calls_by_key"]["job-s1:answer:1"] == 1
+
+
+async def test_a_stream_that_fails_to_open_is_retried_like_any_call(sim: Sim) -> None:
+    sim.add_faults({"kind": "text", "fault": "500"})
+
+    deltas = await _stream(sim, "job-s2:answer:1")
+
+    assert "".join(deltas)
+    assert sim.stats()["kinds"]["text"]["requests"] == 2
+
+
+async def test_a_stream_broken_off_after_it_opened_fails_as_retriable(sim: Sim) -> None:
+    sim.add_faults({"kind": "text", "fault": "break"})
+    received: list[str] = []
+    client = ModelClient(ModelSettings(), f"{sim.base}/v1")
+    try:
+        with pytest.raises(ModelCallFailed) as caught:
+            async for delta in client.stream_text(
+                kind="text", model="gpt-5.2", messages=ANSWER_MESSAGES, call_key="job-s3:answer:1"
+            ):
+                received.append(delta)
+    finally:
+        await client.close()
+
+    assert caught.value.retriable is True
+    assert "broke off" in str(caught.value)
+    assert sim.stats()["kinds"]["text"]["requests"] == 1

@@ -3,7 +3,7 @@ waiting for the user, and what a failure leaves behind."""
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from domains.chat.model import Chat, Message
+from eco2.errors import Conflict
 from eco2.settings import ChatSettings
+from pipelines.chat import machine
 from pipelines.chat.machine import ChatJob, Commit
 from pipelines.chat.runner import ChatRunner
 from pipelines.chat.tools import ToolRequest
@@ -35,10 +37,7 @@ class MemoryStore:
 
     async def advance(self, job: ChatJob, commit: Commit) -> ChatJob:
         self.commits.append(commit)
-        changes = {k: v for k, v in commit.columns.items() if k in ChatJob.__dataclass_fields__}
-        if "status" in changes:
-            changes["status"] = JobStatus(changes["status"])
-        return dataclasses.replace(job, version=job.version + 1, **changes)
+        return machine.applied(job, commit)
 
     async def conversation(self, job: ChatJob) -> tuple[Chat, list[Message]]:
         return _chat(job, self.summary), self.earlier
@@ -61,6 +60,7 @@ class ScriptedStages:
         self.histories: list[list[Mapping[str, str]]] = []
         self.summaries: list[tuple[int, str | None]] = []
         self.contexts: list[dict[str, Any]] = []
+        self.closed = 0
 
     async def classify(self, job: ChatJob) -> tuple[dict[str, Any], float, bool]:
         classification = {"intent": self.intent, "confidence": 0.9, "additional_intents": []}
@@ -84,10 +84,13 @@ class ScriptedStages:
     ) -> AsyncIterator[str]:
         self.histories.append(list(history))
         self.contexts.append(context)
-        for i, token in enumerate(self.tokens):
-            if self.break_after is not None and i == self.break_after:
-                raise ModelCallFailed("connection reset", retriable=True, kind="text")
-            yield token
+        try:
+            for i, token in enumerate(self.tokens):
+                if self.break_after is not None and i == self.break_after:
+                    raise ModelCallFailed("connection reset", retriable=True, kind="text")
+                yield token
+        finally:
+            self.closed += 1
 
 
 class Bus:
@@ -215,3 +218,53 @@ async def test_an_answer_broken_off_is_stored_as_far_as_it_got_and_the_stream_sa
     assert last.assistant.startswith("캔은 180")
     assert "끝까지" in last.assistant
     assert bus.events[-1].event == "error"
+
+
+class GatedStore(MemoryStore):
+    """Holds the ``classified`` commit until the tools have run: a runner that waited for the
+    commit before starting them would never finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tools_ran = asyncio.Event()
+
+    async def advance(self, job: ChatJob, commit: Commit) -> ChatJob:
+        if commit.columns.get("stage") == "classified":
+            await self.tools_ran.wait()
+        return await super().advance(job, commit)
+
+
+class LosingStore(MemoryStore):
+    """Another runner took the job over while this one gathered."""
+
+    async def advance(self, job: ChatJob, commit: Commit) -> ChatJob:
+        if commit.columns.get("stage") == "gathered":
+            await asyncio.sleep(0.01)  # still being written when the first token arrives
+            raise Conflict(f"chat job {job.job_id} moved past version {job.version}")
+        return await super().advance(job, commit)
+
+
+async def test_the_tools_run_while_the_classification_is_being_stored() -> None:
+    store, stages = GatedStore(), ScriptedStages()
+    runner, _ = _runner(store, stages)
+
+    class SignallingPrices(Prices):
+        async def run(self, request: ToolRequest) -> dict[str, Any]:
+            store.tools_ran.set()
+            return await super().run(request)
+
+    runner._tools = {"recyclable_price": SignallingPrices()}
+    done = await asyncio.wait_for(runner.run(_fresh()), 5)
+    assert done.status is JobStatus.COMPLETED
+    assert [c.columns["stage"] for c in store.commits] == ["classified", "gathered", "done"]
+    assert done.version == _fresh().version + 3
+
+
+async def test_a_lost_race_while_gathering_is_stored_sends_no_token_and_closes_the_stream() -> None:
+    store, stages = LosingStore(), ScriptedStages()
+    runner, bus = _runner(store, stages)
+    job = await runner.run(_fresh())
+    assert job.status is not JobStatus.COMPLETED
+    assert [c.columns["stage"] for c in store.commits] == ["classified"]
+    assert "token" not in [e.event for e in bus.events]
+    assert stages.closed == 1
