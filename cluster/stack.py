@@ -26,7 +26,12 @@ from cluster import process
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import pick_port_range, pick_ports
 from cluster.state import ComponentState, StackState, write_state
-from cluster.topology import default_components, prometheus_binary, wants_trace_backend
+from cluster.topology import (
+    default_components,
+    exported_traces_env,
+    prometheus_binary,
+    wants_trace_backend,
+)
 from eco2.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,6 +147,7 @@ class Stack:
         local = [c for c in self.components if c.external_url(self.settings) is None]
         pinned = {p for c in local for p in c.fixed_ports(self.settings).values()}
         free = iter(pick_ports(sum(len(c.ports) for c in local), exclude=frozenset(pinned)))
+        self.state.env.update(exported_traces_env(self.settings))
         for c in self.components:
             external = c.external_url(self.settings)
             ports = {} if external else {name: next(free) for name in c.ports}

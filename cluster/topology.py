@@ -22,7 +22,7 @@ from cluster import probes
 from cluster.component import Component, Context, RunPaths
 from cluster.ports import HOST
 from cluster.process import Launch
-from eco2.settings import DOMAIN_DATABASES, Settings
+from eco2.settings import DOMAIN_DATABASES, ExporterKind, Settings
 
 PG_SYSTEM_USER = "embedded_postgres"
 """PostgreSQL refuses to run as root; as root we run it as this system user."""
@@ -220,6 +220,19 @@ def wants_trace_backend(settings: Settings) -> bool:
     return telemetry.backend == "phoenix" and telemetry.otlp_endpoint is None
 
 
+def exported_traces_env(settings: Settings) -> dict[str, str]:
+    """Where the stack's spans go when the user sends them to a collector of their own (the
+    processes inherit it; kept in the stack's state so what it ran with can be reported)."""
+    telemetry = settings.telemetry
+    if telemetry.traces is ExporterKind.NONE or telemetry.otlp_endpoint is None:
+        return {}
+    return {
+        "ECO2_TELEMETRY__TRACES": telemetry.traces.value,
+        "ECO2_TELEMETRY__OTLP_ENDPOINT": telemetry.otlp_endpoint,
+        "ECO2_TELEMETRY__SAMPLE_RATIO": str(telemetry.sample_ratio),
+    }
+
+
 def _traces_url(ctx: Context) -> str:
     return ctx.external_url or f"http://{HOST}:{ctx.ports['port']}"
 
@@ -415,6 +428,11 @@ def ray_head_env(paths: RunPaths) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(haproxy_dir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(haproxy_dir / "server-state"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(haproxy_dir / "metrics.sock"),
+        # Ray 2.60 turns token authentication on for a new cluster when ~/.ray/auth_token
+        # exists, and any earlier ``ray.init`` on the machine may have written one; the
+        # launcher's probes and the Serve config it sends carry no token, so the local stack
+        # says what it runs with (a user's own RAY_AUTH_MODE still wins).
+        "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"),
     }
 
 

@@ -13,6 +13,7 @@ from devtools.bench.autoscale import bench_autoscale
 from devtools.bench.cdc import bench_cdc
 from devtools.bench.chat import bench_chat
 from devtools.bench.gateway import bench_gateway
+from devtools.bench.otlp_sink import bench_otlp_sink
 from devtools.bench.rescore import bench_rescore
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., None], str]] = {
     "saga": (bench_saga, "Reward saga latency through the domains, projector throughput."),
     "gateway": (bench_gateway, "Requests per second through the gateway's sign-in check."),
     "rescore": (bench_rescore, "Rescoring rows/s at zero latency, budget adherence."),
+    "otlp-sink": (bench_otlp_sink, "An OTLP trace receiver that counts spans and keeps none."),
 }
 """``eco2 bench <name>``: the command and its one-line help."""
 

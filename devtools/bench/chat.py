@@ -34,7 +34,7 @@ import eco2.loop
 from cluster.running import api_url, running_state
 from devtools.bench import loadgen
 from devtools.bench.machine import machine
-from devtools.bench.scan import cpu_by_process, cpu_ms_per_unit
+from devtools.bench.scan import cpu_by_process, cpu_ms_per_unit, stack_tracing
 
 SEOUL = {"latitude": 37.5665, "longitude": 126.978}
 MESSAGES = (
@@ -246,6 +246,7 @@ def bench_chat(
         "stack_cpu_ms_per_chat": cpu_ms_per_unit(
             cpu_before, cpu_by_process(state), tally.all_completed
         ),
+        "tracing": stack_tracing(state),
         "machine": host,
     }
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

@@ -147,17 +147,22 @@ def bench_scan(
         **result,
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "rss_mb": _stack_rss_mb(state),
-        # Tracing changes the figures (docs/benchmarks.md): what the stack ran with.
-        "tracing": {
-            "exported_to": state.env.get("ECO2_TELEMETRY__OTLP_ENDPOINT"),
-            "sample_ratio": float(state.env.get("ECO2_TELEMETRY__SAMPLE_RATIO", "0")),
-        },
+        "tracing": stack_tracing(state),
         "stackcpu_ms_per_unit": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": host,
         "load_average": [round(x, 2) for x in psutil.getloadavg()],
     }
     typer.echo(loadgen.to_json(result) if json_output else _table(result))
+
+
+def stack_tracing(state: StackState) -> dict[str, Any]:
+    """Where the stack's spans went and what share of traces it recorded: tracing changes the
+    figures (docs/benchmarks.md), so every benchmark says what it ran with."""
+    return {
+        "exported_to": state.env.get("ECO2_TELEMETRY__OTLP_ENDPOINT"),
+        "sample_ratio": float(state.env.get("ECO2_TELEMETRY__SAMPLE_RATIO", "0")),
+    }
 
 
 def _table(result: dict[str, Any]) -> str:

@@ -59,6 +59,18 @@ def test_the_trace_backend_is_started_unless_turned_off_or_spans_go_elsewhere() 
     assert not topology.wants_trace_backend(collector)
 
 
+def test_spans_sent_to_a_collector_of_the_users_are_kept_in_the_stacks_environment() -> None:
+    own = Settings(
+        telemetry={"traces": "otlp", "otlp_endpoint": "http://c:4318", "sample_ratio": 0.5}
+    )
+    assert topology.exported_traces_env(own) == {
+        "ECO2_TELEMETRY__TRACES": "otlp",
+        "ECO2_TELEMETRY__OTLP_ENDPOINT": "http://c:4318",
+        "ECO2_TELEMETRY__SAMPLE_RATIO": "0.5",
+    }
+    assert topology.exported_traces_env(Settings()) == {}  # Phoenix's component says it then
+
+
 def test_service_hosts_give_every_service_one_port_and_url() -> None:
     from runtime.domain_host import SERVICES
 
@@ -118,6 +130,20 @@ def test_serve_gets_ports_of_its_own_inside_the_stacks_block() -> None:
     assert env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"] == str(ports["serve_fallback_grpc"])
     assert "--serve-fallback-http-port" not in argv  # Serve takes it from the environment
     assert len(str(RunPaths(Path("/tmp") / ("d" * 120)).haproxy_dir)) <= 27
+
+
+def test_local_ray_nodes_say_their_auth_mode_whatever_token_file_the_user_has(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ray 2.60 turns token auth on when ~/.ray/auth_token exists and RAY_AUTH_MODE is unset;
+    the launcher's probes carry no token, so its nodes set the mode themselves."""
+    ports = {name: 40000 + i for i, name in enumerate(topology.RAY_PORTS)}
+    ctx = Context(Settings(), RunPaths(Path("/tmp/r")), ports, {}, None, 30000)
+    assert topology.RAY.launch is not None
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    assert topology.RAY.launch(ctx).env["RAY_AUTH_MODE"] == "disabled"
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    assert topology.RAY.launch(ctx).env["RAY_AUTH_MODE"] == "token"
 
 
 def test_ray_head_start_drops_haproxy_dirs_of_earlier_sessions(tmp_path: Path) -> None:
