@@ -192,6 +192,10 @@ class ConsumerRuntime:
         self.producer = Producer(producer_config(settings))
         self.stats = ConsumerStats()
         self._stop = asyncio.Event()
+        self.partitions: frozenset[tuple[str, int]] = frozenset()
+        """What the group gave this consumer, kept from the rebalance callbacks (which run on
+        the consuming thread): asking the client (``assignment()``) waits for its group thread
+        while holding the GIL, and the lag gauge asked on every scrape (docs/benchmarks.md)."""
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set; the batch in progress finishes first."""
@@ -199,7 +203,12 @@ class ConsumerRuntime:
         missing = await asyncio.to_thread(ensure_topics, self.settings, self.spec.topics)
         if missing:
             log.warning("topics not created; waiting for them to appear", topics=missing)
-        self.consumer.subscribe(list(self.spec.topics))
+        self.consumer.subscribe(
+            list(self.spec.topics),
+            on_assign=self._assigned,
+            on_revoke=self._revoked,
+            on_lost=self._revoked,
+        )
         _running.add(self)
         try:
             while not self._stop.is_set():
@@ -214,14 +223,21 @@ class ConsumerRuntime:
             self.producer.flush(5)
 
     def lag(self) -> int:
-        """Messages of the assigned partitions not consumed yet (from the client's cached
-        high watermarks: no broker round trip)."""
+        """Messages of the assigned partitions not consumed yet (the client's cached high
+        watermarks and its positions: no broker round trip, no wait on the group thread)."""
+        partitions = [TopicPartition(topic, number) for topic, number in self.partitions]
         behind = 0
-        for partition in self.consumer.assignment():
+        for partition in self.consumer.position(partitions) if partitions else []:
             low, high = self.consumer.get_watermark_offsets(partition, cached=True)
-            position = self.consumer.position([partition])[0].offset
+            position = partition.offset
             behind += max(0, high - (position if position >= 0 else low))
         return behind
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions |= {(p.topic, p.partition) for p in partitions}
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions -= {(p.topic, p.partition) for p in partitions}
 
     async def _apply(self, envelopes: list[EventEnvelope]) -> int:
         """Apply ``envelopes`` in one transaction, within the step's deadline; each event that

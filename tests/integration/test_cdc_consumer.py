@@ -239,7 +239,7 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
         handler: Handler = record_effect,
         event_types: frozenset[str] | None = None,
         timeout_s: float | None = None,
-    ) -> None:
+    ) -> ConsumerRuntime:
         spec = ConsumerSpec(
             name=group,
             topics=(topic,),
@@ -252,6 +252,7 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
         halt = asyncio.Event()
         runtime = ConsumerRuntime(spec, settings, PostgresStore(pool))
         tasks.append((halt, asyncio.create_task(runtime.run(halt))))
+        return runtime
 
     yield start
     for halt, task in tasks:
@@ -286,6 +287,37 @@ async def test_event_types_a_consumer_does_not_handle_are_skipped_without_an_inb
     finally:
         await conn.close()
     assert inbox == len(wanted)
+
+
+async def test_lag_counts_what_arrived_while_a_batch_is_held_then_falls_to_zero(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    topic, dsn = f"cdct.lag.{new_id()}", database_dsn(stack.db_url, database)
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_first(envelope: EventEnvelope, conn: Any) -> None:
+        if not held.is_set():
+            held.set()
+            await release.wait()
+        await record_effect(envelope, conn)
+
+    first, later = events("lag", 1), events("lag-later", 20)
+    publish(stack.kafka_bootstrap, topic, first)
+    runtime = runtime_factory(topic, f"cdct-lag-{new_id()}", hold_first, timeout_s=60)
+    await asyncio.wait_for(held.wait(), 60)
+    assert runtime.partitions  # kept from the rebalance callback
+    publish(stack.kafka_bootstrap, topic, later)  # fetched in the background, not consumed
+
+    async def counted() -> bool:
+        return bool(runtime.lag() == len(later))
+
+    await wait_for(counted)
+    release.set()
+
+    async def settled() -> bool:
+        return len(await effects(dsn)) == len(first) + len(later) and runtime.lag() == 0
+
+    await wait_for(settled)
 
 
 @HANDLERS
