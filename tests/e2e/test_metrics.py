@@ -4,6 +4,7 @@ nodes included (the stages' ``ray.util.metrics`` arrive that way)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -53,14 +54,25 @@ async def test_prometheus_scrapes_every_process_and_the_stages_model_calls(
         pytest.skip("Debian's prometheus is not installed here (`make install` adds it)")
     await rewarded_scan(browser)
     async with httpx.AsyncClient(base_url=state.prometheus_url, timeout=10) as prometheus:
+        last: list[dict[str, Any]] = []
 
-        async def all_up() -> list[dict[str, str]] | None:
+        async def all_up() -> list[dict[str, Any]] | None:
             targets = (await prometheus.get("/api/v1/targets")).json()["data"]["activeTargets"]
+            last[:] = targets
             jobs = {t["labels"]["job"] for t in targets}
             healthy = all(t["health"] == "up" for t in targets)
             return targets if healthy and {*EXPECTED, "ray"} <= jobs else None
 
-        await eventually(all_up, "every scrape target up", 60.0)
+        try:
+            await eventually(all_up, "every scrape target up", 60.0)
+        except AssertionError as failed:
+            down = [
+                (t["labels"]["job"], t["scrapeUrl"], t["health"], t.get("lastError"))
+                for t in last
+                if t["health"] != "up"
+            ]
+            jobs = sorted({t["labels"]["job"] for t in last})
+            raise AssertionError(f"{failed}; down: {down}; jobs: {jobs}") from None
 
         async def model_calls() -> float | None:
             query = 'sum(ray_eco2_model_calls_total{kind="vision",outcome="ok"})'
