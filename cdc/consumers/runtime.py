@@ -194,9 +194,8 @@ class ConsumerRuntime:
         self._stop = asyncio.Event()
         self.partitions: frozenset[tuple[str, int]] = frozenset()
         """What the group gave this consumer, kept from the rebalance callbacks (which run on
-        the consuming thread): the lag gauge asking the client (``assignment()``, a request to
-        librdkafka's group thread) on every scrape was 11 % of the domain host's samples under
-        load (docs/benchmarks.md)."""
+        the consuming thread), so the lag gauge does not ask the client (``assignment()``, a
+        request to librdkafka's group thread) on every scrape."""
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set; the batch in progress finishes first."""
