@@ -14,10 +14,11 @@ For each step: announce its nodes, do its work (stage calls through
 * a model failure (after its retries), a fail-close tool or an answer broken off mid-stream moves
   the job to ``failed`` with the reason; what was streamed so far is stored, saying it was cut.
 
-A step's commit is written while the next step does what neither stores nor speaks for the job
-(the tools, the conversation read, opening the answer's stream): see :class:`Stored`. The order
-of the stored steps is unchanged, and a lost race (:class:`~eco2.errors.Conflict`) surfaces before
-the next step's result is stored or its first token sent.
+A step's commit is written while the next step does what stores nothing (the tools, the
+conversation read, opening the answer's stream): see :class:`Stored`. The order of the stored
+steps is unchanged; progress events of the nodes go out at once, but the first token waits for
+the commits before it, so a lost race (:class:`~eco2.errors.Conflict`) surfaces before the next
+step's result is stored or any of the answer is sent.
 """
 
 from __future__ import annotations
