@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import typer
 from aiohttp import web
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -35,6 +36,8 @@ _EMPTY_REPLY = ExportTraceServiceResponse().SerializeToString()
 
 
 class Counts:
+    """What the sink was sent since it started."""
+
     def __init__(self) -> None:
         self.requests = self.spans = self.bad = 0
         self.bytes = 0
@@ -43,10 +46,11 @@ class Counts:
         """Spans per ``service: span name``: where a trace's spans come from."""
 
     def take(self, body: bytes) -> bool:
+        """Count one export request's spans; False for a body that is not one."""
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(body)
-        except Exception:  # a body that is not an OTLP export: counted, refused
+        except DecodeError:  # a body that is not an OTLP export: counted, refused
             self.bad += 1
             return False
         self.requests += 1
