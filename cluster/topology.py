@@ -226,10 +226,16 @@ def exported_traces_env(settings: Settings) -> dict[str, str]:
     telemetry = settings.telemetry
     if telemetry.traces is ExporterKind.NONE or telemetry.otlp_endpoint is None:
         return {}
+    return _traces_env(telemetry.traces.value, telemetry.otlp_endpoint, settings)
+
+
+def _traces_env(traces: str, endpoint: str, settings: Settings) -> dict[str, str]:
+    """What every process is told about its spans; kept in the stack's state, where
+    benchmarks read the share of new traces recorded."""
     return {
-        "ECO2_TELEMETRY__TRACES": telemetry.traces.value,
-        "ECO2_TELEMETRY__OTLP_ENDPOINT": telemetry.otlp_endpoint,
-        "ECO2_TELEMETRY__SAMPLE_RATIO": str(telemetry.sample_ratio),
+        "ECO2_TELEMETRY__TRACES": traces,
+        "ECO2_TELEMETRY__OTLP_ENDPOINT": endpoint,
+        "ECO2_TELEMETRY__SAMPLE_RATIO": str(settings.telemetry.sample_ratio),
     }
 
 
@@ -258,12 +264,7 @@ TRACES = Component(
     ports=("port", "grpc"),
     health=lambda ctx: probes.http_ok(f"{_traces_url(ctx)}/healthz"),
     # Every process of the stack exports its spans here (OTLP over HTTP on Phoenix's port).
-    exports=lambda ctx: {
-        "ECO2_TELEMETRY__TRACES": "otlp",
-        "ECO2_TELEMETRY__OTLP_ENDPOINT": _traces_url(ctx),
-        # Recorded with the stack (benchmarks report it): the share of new traces recorded.
-        "ECO2_TELEMETRY__SAMPLE_RATIO": str(ctx.settings.telemetry.sample_ratio),
-    },
+    exports=lambda ctx: _traces_env("otlp", _traces_url(ctx), ctx.settings),
     links=lambda ctx: {"traces_url": _traces_url(ctx)},
     data_paths=lambda paths: [paths.root / "phoenix"],
     start_deadline_s=90.0,

@@ -29,9 +29,8 @@ from pipelines.scan.stages import rule_documents, vision_catalog
 from serve.stages import AnswerStage, VisionStage
 
 # FastAPI's own request metrics and exception logs duplicate Serve's request metrics and our
-# JSON logs; its request spans stay on.
-# The request span only (FastAPI's dependency, endpoint and serialisation spans tripled the
-# spans of a request); no metrics (Serve records the ingress's own).
+# JSON logs; of its spans only the request's stay on (its dependency, endpoint and serialisation
+# spans tripled the spans of a request).
 api = FastAPI(
     title="Eco² scan API",
     version="1",
