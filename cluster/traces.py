@@ -19,6 +19,7 @@ from eco2 import telemetry
 
 PAGE = 1000
 SHOWN_ATTRIBUTES = (
+    "eco2.authz",
     "eco2.job_id",
     "eco2.stage",
     "eco2.attempt",

@@ -271,6 +271,10 @@ class ApiSettings(BaseModel):
     port: Port = 0
     url: str | None = None
     """Where the gateway answers (set by the launcher)."""
+    authz_decision_cache_s: float = Field(default=5.0, ge=0, le=60)
+    """How long the gateway trusts ext-authz's *allow* for one token before asking again: also
+    how long a logged-out token may still pass (``0``: ask on every request, as Envoy does in
+    Kubernetes). See :mod:`runtime.signin`."""
 
 
 class ServicesSettings(BaseModel):

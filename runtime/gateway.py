@@ -1,11 +1,13 @@
 """The local gateway: one base URL for everything, doing what Envoy does in the cluster.
 
 For each request: find the route by path prefix (segment-aware, longest first); strip any
-``X-User-ID``/``X-Auth-Provider`` the client sent (only ext-authz may set them); for a route that
-needs sign-in, ask ext-authz (Envoy's HTTP ext_authz protocol: the original method, path and
-credential headers to ``<authz>/check<path>``) and copy ``x-user-id``/``x-auth-provider`` from its
-200 onto the upstream request, or answer with its 401/403; then proxy to the upstream, streaming
-both bodies (uploads in, SSE out) without buffering.
+``X-User-ID``/``X-Auth-Provider`` the client sent (only the sign-in check may set them); for a
+route that needs sign-in, verify the access token here (:mod:`runtime.signin`, Envoy's
+``jwt_authn``) and answer 401/403 for a bad one, then ask ext-authz (Envoy's HTTP ext_authz
+protocol: the original method, path and credential headers to ``<authz>/check<path>``) unless it
+allowed this token a moment ago, and answer with its refusal (a revoked token) or set
+``x-user-id``/``x-auth-provider`` from the token on the upstream request; then proxy to the
+upstream, streaming both bodies (uploads in, SSE out) without buffering.
 
 ``/internal/...`` and ``/api/v1/admin/...`` are never routed from outside.
 """
@@ -21,14 +23,18 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from domains.authz.verifier import CHALLENGE
 from eco2 import telemetry
+from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
 from eco2.loop import new_event_loop
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
 from runtime import LOOPBACK, openapi
 from runtime.routes import ROUTES, Route, route_of
+from runtime.signin import SignIn
 
 log = get_logger(__name__)
 _tracer = telemetry.tracer(__name__)
@@ -67,6 +73,10 @@ CLIENT_GONE = (ConnectionResetError, aiohttp.ClientConnectionResetError)
 """What writing to a client that closed its connection raises: a browser leaving the page or an
 ``EventSource`` closed after ``done`` is normal, not a proxy failure."""
 AUTHZ_PASSED_HEADERS = ("content-type", "www-authenticate", "retry-after")
+AUTHZ_ATTRIBUTE = "eco2.authz"
+"""On the gateway's span of a signed-in request whose token it verified: whether ext-authz was
+asked or its allow of a moment ago was used."""
+AUTHZ_SAID = {False: "asked", True: "remembered"}
 
 
 def _json_error(
@@ -76,6 +86,18 @@ def _json_error(
     return web.json_response(
         {"error": {"code": code, "message": message}}, status=status, headers=headers
     )
+
+
+def _refusal(exc: Eco2Error) -> web.Response:
+    """The gateway's own refusal of a token, shaped as ext-authz's would be."""
+    if isinstance(exc, Unavailable):
+        retry_after = max(1, round(exc.retry_after_s))
+        return _json_error(503, "authz_unavailable", exc.message, retry_after)
+    if isinstance(exc, Forbidden):
+        return _json_error(403, exc.code, exc.message)
+    response = _json_error(401, exc.code, exc.message)
+    response.headers.update(CHALLENGE)
+    return response
 
 
 def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -> CIMultiDict[str]:
@@ -95,8 +117,8 @@ TITLE = "Eco² API"
 
 
 class Gateway:
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(self, settings: Settings, sign_in: SignIn) -> None:
+        self._settings, self._sign_in = settings, sign_in
         self._session: aiohttp.ClientSession | None = None
         self._openapi: tuple[float, dict[str, Any]] | None = None
 
@@ -108,8 +130,10 @@ class Gateway:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             auto_decompress=False,
         )
+        await self._sign_in.start()
 
     async def stop(self, _app: web.Application) -> None:
+        await self._sign_in.stop()
         if self._session is not None:
             await self._session.close()
 
@@ -175,7 +199,27 @@ class Gateway:
     async def _check(
         self, request: web.Request, traceparent: str | None
     ) -> tuple[web.Response | None, dict[str, str]]:
-        """Envoy-style ext_authz: 200 → identity headers; anything else is passed back."""
+        """The token verified here, then ext-authz's say (unless it allowed this token a moment
+        ago): ``(None, identity headers)``, or the refusal to answer with."""
+        cookie = request.cookies.get(self._settings.auth.access_cookie)
+        try:
+            claims = await self._sign_in.claims(request.headers.get("authorization"), cookie)
+        except (Unauthenticated, Forbidden, Unavailable) as exc:
+            return _refusal(exc), {}
+        identity = {IDENTITY_HEADERS[0]: claims["sub"], IDENTITY_HEADERS[1]: claims["provider"]}
+        remembered = self._sign_in.decisions.allowed(claims["jti"])
+        trace.get_current_span().set_attribute(AUTHZ_ATTRIBUTE, AUTHZ_SAID[remembered])
+        if remembered:
+            return None, identity
+        refused = await self._ask_authz(request, traceparent)
+        if refused is None:
+            self._sign_in.decisions.allow(claims["jti"])
+        return refused, identity
+
+    async def _ask_authz(
+        self, request: web.Request, traceparent: str | None
+    ) -> web.Response | None:
+        """Envoy-style ext_authz: 200 → None; anything else is passed back."""
         headers = {k: v for k, v in request.headers.items() if k.lower() in CREDENTIAL_HEADERS}
         _with_traceparent(headers, traceparent)
         url = f"{self._settings.services.url_of('authz')}/check{request.path}"
@@ -187,19 +231,17 @@ class Gateway:
                 timeout=aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s),
             ) as answer:
                 if answer.status == 200:
-                    return None, {
-                        h: answer.headers[h] for h in IDENTITY_HEADERS if h in answer.headers
-                    }
+                    return None
                 body = await answer.read()
                 passed = {
                     k: v for k, v in answer.headers.items() if k.lower() in AUTHZ_PASSED_HEADERS
                 }
-                return web.Response(status=answer.status, body=body, headers=passed), {}
+                return web.Response(status=answer.status, body=body, headers=passed)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("ext-authz unreachable", error=str(exc))
             return _json_error(
                 503, "authz_unavailable", "sign-in check unavailable; retry shortly", 1
-            ), {}
+            )
 
     async def _openapi_document(self) -> dict[str, Any]:
         """The merged document of every routed service (see :mod:`runtime.openapi`), rebuilt
@@ -228,8 +270,11 @@ class Gateway:
             return None, f"{type(exc).__name__}: {exc}"
 
     async def _ready(self) -> web.Response:
-        """Ready when ext-authz, asked through this gateway's own client, is ready: keys
-        loaded and blacklist reachable, so a signed-in request would pass the check."""
+        """Ready when auth's keys are loaded here and ext-authz, asked through this gateway's
+        own client, is ready (its keys loaded, blacklist reachable), so a signed-in request
+        would pass the check."""
+        if not self._sign_in.ready:
+            return _json_error(503, "not_ready", "auth's signing keys are not loaded yet", 1)
         url = f"{self._settings.services.url_of('authz')}/readyz"
         try:
             async with self.session.get(
@@ -311,8 +356,9 @@ def _with_traceparent(headers: MutableMapping[str, str], traceparent: str | None
         headers["traceparent"] = traceparent
 
 
-def build_app(settings: Settings) -> web.Application:
-    gateway = Gateway(settings)
+def build_app(settings: Settings, sign_in: SignIn | None = None) -> web.Application:
+    """The gateway's app; ``sign_in`` replaces the check that fetches auth's keys over HTTP."""
+    gateway = Gateway(settings, sign_in or SignIn(settings))
     app = web.Application(client_max_size=settings.image.max_bytes + 1024 * 1024)
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)

@@ -1,6 +1,10 @@
-"""The gateway: Envoy with the HTTP ext_authz filter pointed at ``eco2-authz`` (the same
-``/check`` protocol the local gateway speaks), one route per entry of ``runtime.routes.ROUTES``
-with ext_authz turned off on the public ones; commands go to KubeRay's Serve Service."""
+"""The gateway: Envoy with the ``jwt_authn`` filter (the access token verified against auth's
+JWKS, as the local gateway does in :mod:`runtime.signin`) then the HTTP ext_authz filter pointed
+at ``eco2-authz`` (the same ``/check`` protocol the local gateway speaks: the token type and the
+blacklist), one route per entry of ``runtime.routes.ROUTES`` with both turned off on the public
+ones; commands go to KubeRay's Serve Service. Envoy asks ext_authz on every signed-in request
+(it keeps no decision cache; the local gateway remembers an allow for
+``api.authz_decision_cache_s``)."""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 
 from cluster.k8s.objects import LABELS, PORT, deployment, eco2_name, service
 from cluster.k8s.services import REPLICAS, scaled
+from domains.authz.jwks import JWKS_PATH
+from eco2.settings import AuthSettings
 from runtime.routes import ROUTES, Route
 
 ENVOY_IMAGE = "envoyproxy/envoy:v1.32-latest"
@@ -29,15 +35,56 @@ def _match(route: Route) -> dict[str, Any]:
     return {"safe_regex": {"regex": route.regex()}}
 
 
-_NO_EXT_AUTHZ = {
+JWT_AUTHN = "envoy.filters.http.jwt_authn"
+SIGNED_IN = "signed_in"
+"""The jwt_authn requirement of every signed-in route: a valid token of provider ``eco2``."""
+_JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtPerRoute"
+_SIGNED_IN_ROUTE = {
     "typed_per_filter_config": {
+        JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "requirement_name": SIGNED_IN},
+    }
+}
+_PUBLIC_ROUTE = {
+    "typed_per_filter_config": {
+        JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "disabled": True},
         "envoy.filters.http.ext_authz": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http."
             "ext_authz.v3.ExtAuthzPerRoute",
             "disabled": True,
-        }
+        },
     }
 }
+
+
+def _jwt_authn_filter() -> dict[str, Any]:
+    """Signature, times, issuer and audience checked in Envoy against auth's JWKS (cached, as
+    ext-authz caches it); the token is forwarded, since ext_authz still reads it."""
+    auth = AuthSettings()
+    return {
+        "name": JWT_AUTHN,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3."
+            "JwtAuthentication",
+            "providers": {
+                "eco2": {
+                    "issuer": auth.issuer,
+                    "audiences": [auth.audience],
+                    "remote_jwks": {
+                        "http_uri": {
+                            "uri": f"http://{eco2_name('auth')}{JWKS_PATH}",
+                            "cluster": eco2_name("auth"),
+                            "timeout": "2s",
+                        },
+                        "cache_duration": f"{int(auth.jwks_cache_s)}s",
+                    },
+                    "from_headers": [{"name": "Authorization", "value_prefix": "Bearer "}],
+                    "from_cookies": [auth.access_cookie],
+                    "forward": True,
+                }
+            },
+            "requirement_map": {SIGNED_IN: {"provider_name": "eco2"}},
+        },
+    }
 
 
 def _ext_authz_filter() -> dict[str, Any]:
@@ -83,21 +130,24 @@ def _envoy_cluster(name: str) -> dict[str, Any]:
 
 
 def envoy_config() -> dict[str, Any]:
-    """Envoy's static config: ext_authz (HTTP service ``eco2-authz``, path prefix ``/check``),
-    one route per gateway prefix, ext_authz disabled on the public ones."""
+    """Envoy's static config: jwt_authn (auth's JWKS), ext_authz (HTTP service ``eco2-authz``,
+    path prefix ``/check``), one route per gateway prefix, both disabled on the public ones."""
     routes = [
         {
             "match": _match(route),
             "route": {"cluster": _cluster(route.service), "timeout": "0s"},
-            **({} if route.sign_in else _NO_EXT_AUTHZ),
+            **(_SIGNED_IN_ROUTE if route.sign_in else _PUBLIC_ROUTE),
         }
         for route in ROUTES
     ]
-    clusters = sorted({_cluster(r.service) for r in ROUTES} | {eco2_name("authz")})
+    clusters = sorted(
+        {_cluster(r.service) for r in ROUTES} | {eco2_name("authz"), eco2_name("auth")}
+    )
+    filters = [_jwt_authn_filter(), _ext_authz_filter()]
     listener = {
         "name": "public",
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": PORT}},
-        "filter_chains": [{"filters": [_http_manager(routes, _ext_authz_filter())]}],
+        "filter_chains": [{"filters": [_http_manager(routes, filters)]}],
     }
     return {
         "static_resources": {
@@ -107,7 +157,7 @@ def envoy_config() -> dict[str, Any]:
     }
 
 
-def _http_manager(routes: list[dict[str, Any]], ext_authz: dict[str, Any]) -> dict[str, Any]:
+def _http_manager(routes: list[dict[str, Any]], checks: list[dict[str, Any]]) -> dict[str, Any]:
     # Client-sent identity headers are removed before ext_authz adds the real ones.
     return {
         "name": "envoy.filters.network.http_connection_manager",
@@ -121,7 +171,7 @@ def _http_manager(routes: list[dict[str, Any]], ext_authz: dict[str, Any]) -> di
                 "virtual_hosts": [{"name": "eco2", "domains": ["*"], "routes": routes}],
             },
             "http_filters": [
-                ext_authz,
+                *checks,
                 {
                     "name": "envoy.filters.http.router",
                     "typed_config": {

@@ -50,19 +50,27 @@ def _stack_rss_mb(state: StackState) -> float:
     return round(process.rss_bytes(state.supervisor_pid) / 2**20, 1)
 
 
+def process_label(argv: list[str]) -> str | None:
+    """A readable name for one process of the stack: a Ray worker's actor class, our own Python
+    module (with the services it serves, so the domain host's three processes stay apart), or
+    None where only the executable's name says what it is."""
+    head = " ".join(argv[:1])
+    if head.startswith("ray::"):
+        return head.split(".")[0]
+    if "-m" not in argv[:-1]:
+        return None
+    module = argv[argv.index("-m") + 1]
+    served = [arg.split("=", 1)[0] for arg in argv[argv.index("-m") + 2 :] if "=" in arg]
+    served = [name for name in served if not name.startswith("-")]
+    return f"{module}[{','.join(served)}]" if served else module
+
+
 def cpu_by_process(state: StackState) -> dict[str, float]:
     """CPU seconds so far of each process of the stack, keyed by a readable name."""
     seconds: dict[str, float] = {}
     for proc in process.tree(state.supervisor_pid):
         try:
-            argv = proc.cmdline()
-            name = " ".join(argv[:1])
-            if name.startswith("ray::"):
-                name = name.split(".")[0]
-            elif "-m" in argv[:-1]:  # our own Python processes: relay, simulator, domain host...
-                name = argv[argv.index("-m") + 1]
-            else:
-                name = proc.name()
+            name = process_label(proc.cmdline()) or proc.name()
             times = proc.cpu_times()
         except psutil.Error:
             continue

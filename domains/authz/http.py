@@ -22,39 +22,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from domains.authz.verifier import TokenVerifier
+from domains.authz.verifier import CHALLENGE, AccessCheck, token_from
 from eco2.errors import Forbidden, Unauthenticated
 from eco2.http import error_body
 
 CHECK_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 USER_HEADER, PROVIDER_HEADER = "x-user-id", "x-auth-provider"
-CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 router = APIRouter(tags=["ext-authz"])
-
-
-def token_of(request: Request, cookie: str) -> str | None:
-    """The bearer token, else the ``cookie`` value; raises for a non-Bearer Authorization."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return request.cookies.get(cookie) or None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated(
-            "send Authorization: Bearer <access token> (or no Authorization and the cookie)",
-            code="malformed_token",
-        )
-    return token.strip()
 
 
 @router.api_route("/check", methods=CHECK_METHODS, include_in_schema=False)
 @router.api_route("/check/{path:path}", methods=CHECK_METHODS, include_in_schema=False)
 async def check(request: Request) -> Response:
     """Allow (200 + identity headers) or deny (401/403) the forwarded request."""
-    verifier: TokenVerifier = request.app.state.verifier
+    access: AccessCheck = request.app.state.access
     cookie: str = request.app.state.access_cookie
     try:
-        principal = await verifier.verify(token_of(request, cookie))
+        token = token_from(request.headers.get("authorization"), request.cookies.get(cookie))
+        principal = await access.verify(token)
     except Unauthenticated as exc:
         return JSONResponse(error_body(exc.code, exc.message), status_code=401, headers=CHALLENGE)
     except Forbidden as exc:

@@ -18,7 +18,12 @@ from fastapi import FastAPI
 from cdc.consumers import ConsumerSpec
 from domains.authz.http import router
 from domains.authz.jwks import JWKS_PATH, HttpJwksSource, JwksCache, JwksSource
-from domains.authz.verifier import RevocationList, TokenVerifier, ValkeyRevocationList
+from domains.authz.verifier import (
+    AccessCheck,
+    RevocationList,
+    TokenVerifier,
+    ValkeyRevocationList,
+)
 from eco2 import cache as valkey
 from eco2.errors import Unavailable
 from eco2.http import service_app
@@ -50,12 +55,10 @@ def create_app(
             await keys.start()
             stack.push_async_callback(keys.stop)
             app.state.keys, app.state.revocations = keys, blacklist
-            app.state.verifier = TokenVerifier(
-                keys,
-                blacklist,
-                issuer=settings.auth.issuer,
-                audience=settings.auth.audience,
+            verifier = TokenVerifier(
+                keys, issuer=settings.auth.issuer, audience=settings.auth.audience
             )
+            app.state.access = AccessCheck(verifier, blacklist)
             app.state.access_cookie = settings.auth.access_cookie
             yield
 

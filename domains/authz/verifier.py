@@ -16,6 +16,10 @@ A token that passed 1-2 is remembered (a bounded LRU) while its key is still pub
 signature is not verified again on every request; its expiry (the only check that can change
 with time), 3 and 4 run on every request.
 
+:class:`TokenVerifier` is checks 1-3, what Envoy's ``jwt_authn`` filter does in front of
+ext_authz (the gateway runs it itself, so a bad token never costs a hop); :class:`AccessCheck` is
+ext-authz's whole check, 1-4.
+
 Auth has its own copy of the key format (domains do not import each other); a unit test in each
 package pins the literal ``authz:revoked:<jti>``.
 """
@@ -36,6 +40,8 @@ from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
 from eco2.tokens import Rejection, TokenRejected
 
 REVOKED_KEY_PREFIX = "authz:revoked:"
+CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+"""Sent with every 401 of the check (RFC 6750): the client refreshes, then signs in again."""
 VERIFIED_CACHE_SIZE = 10_000
 """Tokens whose signature was verified, kept so the same token is not verified again on every
 request (a user sends it with each one); ~1 KB each."""
@@ -110,25 +116,43 @@ def _check_access(claims: dict[str, Any]) -> None:
         raise _invalid("the token's provider is missing or malformed", "malformed_token")
 
 
+def token_from(authorization: str | None, cookie: str | None) -> str | None:
+    """The bearer token of an ``Authorization`` header, else the access cookie's value; raises
+    :class:`Unauthenticated` for an ``Authorization`` header of another scheme (refused rather
+    than silently ignored)."""
+    if authorization is None:
+        return cookie or None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "send Authorization: Bearer <access token> (or no Authorization and the cookie)",
+            code="malformed_token",
+        )
+    return token.strip()
+
+
+def principal_of(claims: dict[str, Any]) -> Principal:
+    return Principal(user_id=claims["sub"], provider=claims["provider"])
+
+
 class TokenVerifier:
-    """Verifies access tokens against auth's published keys and blacklist."""
+    """Checks 1-3 of the module docstring against auth's published keys (no blacklist)."""
 
     def __init__(
         self,
         keys: KeySource,
-        revocations: RevocationList,
         *,
         issuer: str,
         audience: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._keys, self._revocations, self._clock = keys, revocations, clock
+        self._keys, self._clock = keys, clock
         self._issuer, self._audience = issuer, audience
         self._verified: OrderedDict[str, tuple[str, Any, dict[str, Any]]] = OrderedDict()
 
-    async def verify(self, token: str | None) -> Principal:
-        """The principal of ``token``; raises :class:`Unauthenticated` (401), :class:`Forbidden`
-        (403) or, when the keys or the blacklist are unreachable, :class:`Unavailable`."""
+    async def claims(self, token: str | None) -> dict[str, Any]:
+        """The verified claims of an access token; raises :class:`Unauthenticated` (401),
+        :class:`Forbidden` (403) or, while the keys cannot be loaded, :class:`Unavailable`."""
         if not token:
             raise Unauthenticated(
                 "sign in first: send Authorization: Bearer <access token> or the s_access cookie",
@@ -136,9 +160,7 @@ class TokenVerifier:
             )
         claims = await self._verified_claims(token)
         _check_access(claims)
-        if await self._revocations.is_revoked(claims["jti"]):
-            raise _invalid("this token was revoked by a logout", "token_revoked")
-        return Principal(user_id=claims["sub"], provider=claims["provider"])
+        return claims
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
         """Checks 1 and 2 of the module docstring, or their remembered outcome."""
@@ -177,3 +199,18 @@ class TokenVerifier:
         if key is None:
             raise _invalid("the token was not signed by a key auth publishes")
         return kid, key
+
+
+class AccessCheck:
+    """ext-authz's whole check: the token's claims (:class:`TokenVerifier`), then the blacklist."""
+
+    def __init__(self, verifier: TokenVerifier, revocations: RevocationList) -> None:
+        self._verifier, self._revocations = verifier, revocations
+
+    async def verify(self, token: str | None) -> Principal:
+        """The principal of ``token``; raises :class:`Unauthenticated` (401), :class:`Forbidden`
+        (403) or, when the keys or the blacklist are unreachable, :class:`Unavailable`."""
+        claims = await self._verifier.claims(token)
+        if await self._revocations.is_revoked(claims["jti"]):
+            raise _invalid("this token was revoked by a logout", "token_revoked")
+        return principal_of(claims)

@@ -70,7 +70,6 @@ async def test_one_scan_is_one_trace_from_the_gateway_to_the_saga_consumers(
         stack,
         job_id,
         "POST /api/v1/scan",  # the gateway, then the ingress's own request span
-        "POST /check",  # ext-authz
         "scan.submit",
         "scan.vision",
         "model.vision",
@@ -86,6 +85,11 @@ async def test_one_scan_is_one_trace_from_the_gateway_to_the_saga_consumers(
     assert result["reward"] is not None
     roots = [span for span in trace["spans"] if span["depth"] == 0]
     assert [span["name"] for span in roots] == ["POST /api/v1/scan"]  # everything under it
+    # The gateway verified the token; ext-authz was asked unless it allowed it a moment ago
+    # (this user's earlier request), and then its check is in the trace, under the gateway.
+    said = roots[0]["attributes"]["eco2.authz"]
+    checks = [span["parent_id"] for span in by_name(trace, "POST /check")]
+    assert (said, checks) in (("asked", [roots[0]["span_id"]]), ("remembered", []))
     stages = {
         span["attributes"]["eco2.stage"]: span
         for span in by_name(trace, "scan.")

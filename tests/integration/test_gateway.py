@@ -1,11 +1,14 @@
-"""The gateway against stand-in ext-authz and upstream servers on loopback: identity comes only
-from ext-authz, refusals pass through, SSE streams unbuffered, uploads stream in."""
+"""The gateway against a stand-in ext-authz and upstream servers on loopback: tokens are verified
+in the gateway against auth's keys, identity comes only from the sign-in check, ext-authz's
+refusals pass through and its allows are remembered briefly, SSE streams unbuffered, uploads
+stream in."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -15,31 +18,46 @@ from aiohttp import web
 
 from eco2.settings import Settings
 from runtime.gateway import build_app
+from runtime.signin import SignIn
+from tests.unit.domains.authz.tokens import KeyPair, claims, sign
 
 pytestmark = pytest.mark.integration
 
 
+KEY = KeyPair()
+ALICE = claims(sub="alice", provider="dev")
+GOOD = sign(KEY, ALICE)
+REVOKED = sign(KEY, claims(sub="bob"))
+AUTHZ_DOWN = sign(KEY, claims(sub="carol"))
 AUTHZ_READY = {"ready": True}
+AUTHZ_ASKED: Counter[str] = Counter()
+
+
+class StaticJwks:
+    async def fetch(self) -> Mapping[str, Any]:
+        return {"keys": [KEY.jwk]}
 
 
 async def _authz(request: web.Request) -> web.Response:
+    """ext-authz's say on a token the gateway already verified: only the blacklist."""
     if request.path == "/readyz":
         return web.json_response({}, status=200 if AUTHZ_READY["ready"] else 503)
-    if request.headers.get("Authorization") == "Bearer keys-not-loaded":
+    token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    token = token or request.cookies.get("s_access", "")
+    AUTHZ_ASKED[token] += 1
+    if token == AUTHZ_DOWN:
         return web.json_response(
-            {"error": {"code": "unavailable", "message": "keys not loaded"}},
+            {"error": {"code": "unavailable", "message": "blacklist unreachable"}},
             status=503,
             headers={"Retry-After": "1"},
         )
-    if request.headers.get(
-        "Authorization"
-    ) == "Bearer good" or "s_access=good" in request.headers.get("Cookie", ""):
-        return web.Response(headers={"x-user-id": "alice", "x-auth-provider": "dev"})
-    return web.json_response(
-        {"error": {"code": "unauthenticated", "message": "sign in"}},
-        status=401,
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+    if token == REVOKED:
+        return web.json_response(
+            {"error": {"code": "token_revoked", "message": "revoked by a logout"}},
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return web.Response(headers={"x-user-id": "alice", "x-auth-provider": "dev"})
 
 
 DROPPED: set[str] = set()
@@ -84,7 +102,8 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 
 @pytest.fixture
-async def gateway() -> AsyncIterator[str]:
+async def gateway(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    decision_cache_s = getattr(request, "param", 5.0)
     authz_app, upstream_app = web.Application(), web.Application()
     authz_app.router.add_route("*", "/{tail:.*}", _authz)
     upstream_app.router.add_route("*", "/{tail:.*}", _echo)
@@ -93,9 +112,11 @@ async def gateway() -> AsyncIterator[str]:
     names = ("serve", "streams", "auth", "my", "image", "readmodels", "location")
     names += ("notification", "character")
     settings = Settings(
-        services={"authz_url": authz_url, **{f"{n}_url": upstream_url for n in names}}  # type: ignore[arg-type]
+        services={"authz_url": authz_url, **{f"{n}_url": upstream_url for n in names}},  # type: ignore[arg-type]
+        api={"authz_decision_cache_s": decision_cache_s},  # type: ignore[arg-type]
     )
-    gw, gw_url = await _serve(build_app(settings))
+    AUTHZ_ASKED.clear()
+    gw, gw_url = await _serve(build_app(settings, SignIn(settings, jwks=StaticJwks())))
     try:
         yield gw_url
     finally:
@@ -109,8 +130,8 @@ async def _get(url: str, **kwargs: Any) -> tuple[int, Any, aiohttp.ClientRespons
         return response.status, body, response
 
 
-async def test_identity_comes_from_ext_authz_never_from_the_client(gateway: str) -> None:
-    headers = {"Authorization": "Bearer good", "X-User-ID": "mallory"}
+async def test_identity_comes_from_the_token_never_from_the_client(gateway: str) -> None:
+    headers = {"Authorization": f"Bearer {GOOD}", "X-User-ID": "mallory"}
     status, body, response = await _get(f"{gateway}/api/v1/users/me?x=1", headers=headers)
     assert status == 200
     assert body == {
@@ -125,18 +146,61 @@ async def test_identity_comes_from_ext_authz_never_from_the_client(gateway: str)
 
 async def test_cookie_only_requests_are_accepted(gateway: str) -> None:
     status, body, _ = await _get(
-        f"{gateway}/api/v1/scan/j1/result", headers={"Cookie": "s_access=good"}
+        f"{gateway}/api/v1/scan/j1/result", headers={"Cookie": f"s_access={GOOD}"}
     )
     assert (status, body["user"]) == (200, ["alice"])
 
 
-async def test_refusals_from_ext_authz_pass_through(gateway: str) -> None:
-    status, body, response = await _get(
-        f"{gateway}/api/v1/users/me", headers={"X-User-ID": "mallory"}
-    )
-    assert status == 401
-    assert body["error"]["code"] == "unauthenticated"
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (None, "missing_token"),
+        ("not-a-jwt", "malformed_token"),
+        (sign(KeyPair(), claims()), "invalid_token"),  # signed by a key auth does not publish
+        (sign(KEY, claims(exp=1_000_000, iat=999_000, nbf=999_000)), "token_expired"),
+    ],
+)
+async def test_a_bad_token_is_refused_by_the_gateway_without_asking_ext_authz(
+    gateway: str, token: str | None, code: str
+) -> None:
+    headers = {"X-User-ID": "mallory"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    status, body, response = await _get(f"{gateway}/api/v1/users/me", headers=headers)
+    assert (status, body["error"]["code"]) == (401, code)
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert sum(AUTHZ_ASKED.values()) == 0
+
+
+async def test_a_token_of_another_kind_is_403(gateway: str) -> None:
+    refresh = sign(KEY, claims(typ="refresh"))
+    headers = {"Authorization": f"Bearer {refresh}"}
+    status, body, _ = await _get(f"{gateway}/api/v1/users/me", headers=headers)
+    assert (status, body["error"]["code"]) == (403, "wrong_token_type")
+
+
+async def test_a_revocation_from_ext_authz_passes_through(gateway: str) -> None:
+    headers = {"Authorization": f"Bearer {REVOKED}"}
+    for _ in range(2):  # a refusal is never remembered: ext-authz is asked each time
+        status, body, response = await _get(f"{gateway}/api/v1/users/me", headers=headers)
+        assert (status, body["error"]["code"]) == (401, "token_revoked")
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert AUTHZ_ASKED[REVOKED] == 2
+
+
+async def test_an_allow_is_remembered_briefly(gateway: str) -> None:
+    headers = {"Authorization": f"Bearer {GOOD}"}
+    for path in ("/api/v1/users/me", "/api/v1/scan/j1/result", "/api/v1/users/me"):
+        assert (await _get(f"{gateway}{path}", headers=headers))[0] == 200
+    assert AUTHZ_ASKED[GOOD] == 1
+
+
+@pytest.mark.parametrize("gateway", [0.0], indirect=True)
+async def test_with_no_decision_cache_ext_authz_is_asked_every_time(gateway: str) -> None:
+    headers = {"Authorization": f"Bearer {GOOD}"}
+    for _ in range(3):
+        assert (await _get(f"{gateway}/api/v1/users/me", headers=headers))[0] == 200
+    assert AUTHZ_ASKED[GOOD] == 3
 
 
 async def test_public_routes_skip_ext_authz_and_carry_no_identity(gateway: str) -> None:
@@ -146,7 +210,9 @@ async def test_public_routes_skip_ext_authz_and_carry_no_identity(gateway: str) 
 
 async def test_internal_and_admin_paths_are_not_routed(gateway: str) -> None:
     for path in ("/internal/characters/onboard", "/api/v1/admin/scan/reprocess"):
-        status, body, _ = await _get(f"{gateway}{path}", headers={"Authorization": "Bearer good"})
+        status, body, _ = await _get(
+            f"{gateway}{path}", headers={"Authorization": f"Bearer {GOOD}"}
+        )
         assert (status, body["error"]["code"]) == (404, "not_found")
 
 
@@ -155,7 +221,7 @@ async def test_sse_is_streamed_not_buffered(gateway: str) -> None:
     async with (
         aiohttp.ClientSession() as session,
         session.get(
-            f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": "s_access=good"}
+            f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": f"s_access={GOOD}"}
         ) as response,
     ):
         started = loop.time()
@@ -186,7 +252,7 @@ async def test_a_client_closing_its_stream_early_is_not_an_error(
         async with aiohttp.ClientSession() as session:
             for _ in range(5):
                 async with session.get(
-                    f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": "s_access=good"}
+                    f"{gateway}/api/v1/scan/j1/events", headers={"Cookie": f"s_access={GOOD}"}
                 ) as response:
                     assert (await response.content.readuntil(b"\n\n")).startswith(b"event:")
                     response.close()  # like EventSource.close() after the first event
@@ -198,7 +264,7 @@ async def test_a_client_closing_its_stream_early_is_not_an_error(
 
 
 async def test_a_503_from_ext_authz_keeps_its_retry_after(gateway: str) -> None:
-    headers = {"Authorization": "Bearer keys-not-loaded"}
+    headers = {"Authorization": f"Bearer {AUTHZ_DOWN}"}
     status, body, response = await _get(f"{gateway}/api/v1/users/me", headers=headers)
     assert (status, body["error"]["code"]) == (503, "unavailable")
     assert response.headers["Retry-After"] == "1"

@@ -195,8 +195,27 @@ def test_envoy_routes_match_the_local_gateway() -> None:
         {"path_separated_prefix": r.prefix} if r.literal else {"safe_regex": {"regex": r.regex()}}
         for r in ROUTES
     ]
-    public = {i for i, r in enumerate(routes) if "typed_per_filter_config" in r}
-    assert public == {i for i, r in enumerate(ROUTES) if not r.sign_in}
+    checks = [r["typed_per_filter_config"] for r in routes]
+    for route, per_route in zip(ROUTES, checks, strict=True):
+        if route.sign_in:  # the token verified by jwt_authn, then ext_authz's say
+            assert per_route == {
+                gateway.JWT_AUTHN: {
+                    "@type": per_route[gateway.JWT_AUTHN]["@type"],
+                    "requirement_name": gateway.SIGNED_IN,
+                }
+            }
+        else:
+            assert {c["disabled"] for c in per_route.values()} == {True}
+            assert set(per_route) == {gateway.JWT_AUTHN, "envoy.filters.http.ext_authz"}
+    filters = [f["name"] for f in manager["http_filters"]]
+    assert filters == [
+        gateway.JWT_AUTHN,
+        "envoy.filters.http.ext_authz",
+        "envoy.filters.http.router",
+    ]
+    jwks = manager["http_filters"][0]["typed_config"]["providers"]["eco2"]["remote_jwks"]
+    clusters = {c["name"] for c in gateway.envoy_config()["static_resources"]["clusters"]}
+    assert jwks["http_uri"]["cluster"] in clusters
 
 
 # --- Debezium --------------------------------------------------------------------------------

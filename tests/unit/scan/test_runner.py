@@ -18,13 +18,19 @@ from tests.unit.scan.factories import classified_job, clean_answer, job, vision
 
 
 class MemoryStore:
+    """Numbers versions as the real store does (one per event) and refuses a stale one."""
+
     def __init__(self, conflict_at: int | None = None) -> None:
         self.commits: list[tuple[list[str], dict[str, Any]]] = []
         self.conflict_at = conflict_at
+        self.version: int | None = None
 
     async def advance(self, at: Job, events: Sequence[Event], **columns: Any) -> Job:
         if self.conflict_at == len(self.commits):
             raise Conflict("taken over")
+        if self.version is not None and at.version != self.version:
+            raise Conflict(f"stale version {at.version}, stored {self.version}")
+        self.version = at.version + len(events)
         self.commits.append(([e.event_type for e in events], columns))
         changes = {k: v for k, v in columns.items() if k in Job.__dataclass_fields__}
         if "status" in changes:

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from domains.authz.verifier import TokenVerifier, revoked_key
+from domains.authz.verifier import AccessCheck, TokenVerifier, revoked_key, token_from
 from eco2.errors import Forbidden, Unauthenticated, Unavailable
 from tests.unit.domains.authz.tokens import (
     AUDIENCE,
@@ -48,13 +48,9 @@ class BrokenRevocations:
 KEY = KeyPair()
 
 
-def verifier(revocations: Any = None, keys: Any = None) -> TokenVerifier:
-    return TokenVerifier(
-        keys or StaticKeys(KEY),
-        revocations or MemoryRevocations(),
-        issuer=ISSUER,
-        audience=AUDIENCE,
-    )
+def verifier(revocations: Any = None, keys: Any = None) -> AccessCheck:
+    checks = TokenVerifier(keys or StaticKeys(KEY), issuer=ISSUER, audience=AUDIENCE)
+    return AccessCheck(checks, revocations or MemoryRevocations())
 
 
 def test_revoked_key_format_is_the_contract_with_auth() -> None:
@@ -181,8 +177,8 @@ async def test_a_verified_token_is_not_verified_again_but_its_expiry_and_blackli
     monkeypatch.setattr(tokens, "decode", counting_decode)
     keys, revocations = StaticKeys(KEY), MemoryRevocations()
     now = [time.time()]
-    checker = TokenVerifier(
-        keys, revocations, issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0]
+    checker = AccessCheck(
+        TokenVerifier(keys, issuer=ISSUER, audience=AUDIENCE, clock=lambda: now[0]), revocations
     )
     payload = claims(exp=int(now[0]) + 60)
     token = sign(KEY, payload)
@@ -207,3 +203,23 @@ async def test_a_cached_token_fails_once_auth_withdraws_its_key() -> None:
     keys.keys.clear()  # auth no longer publishes the key (e.g. it was compromised)
     with pytest.raises(Unauthenticated, match="not signed by a key"):
         await checker.verify(token)
+
+
+async def test_the_claims_alone_skip_the_blacklist_but_not_the_token_type() -> None:
+    """What the gateway checks itself (Envoy's jwt_authn plus the token type): a revoked token
+    still has valid claims, a refresh token does not."""
+    payload = claims()
+    checks = TokenVerifier(StaticKeys(KEY), issuer=ISSUER, audience=AUDIENCE)
+    assert (await checks.claims(sign(KEY, payload)))["jti"] == payload["jti"]
+    with pytest.raises(Forbidden):
+        await checks.claims(sign(KEY, claims(typ="refresh")))
+
+
+def test_the_token_is_the_bearer_header_else_the_cookie() -> None:
+    assert token_from("Bearer abc ", "from-cookie") == "abc"
+    assert token_from(None, "from-cookie") == "from-cookie"
+    assert token_from(None, "") is None
+    for header in ("Basic abc", "Bearer ", "abc"):
+        with pytest.raises(Unauthenticated) as caught:
+            token_from(header, "from-cookie")
+        assert caught.value.code == "malformed_token"
