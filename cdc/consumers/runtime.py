@@ -196,6 +196,15 @@ class ConsumerRuntime:
         """What the group gave this consumer, kept from the rebalance callbacks (which run on
         the consuming thread), so the lag gauge does not ask the client (``assignment()``, a
         request to librdkafka's group thread) on every scrape."""
+        self.positions: dict[tuple[str, int], int] = {}
+        """The next offset to consume per partition (librdkafka's position), kept as batches
+        are taken, for the same reason."""
+        self._marks: dict[tuple[str, int], tuple[int, int]] = {}
+        self._in_consume = False
+        """While the consuming thread waits in ``consume``, any other call on the client
+        blocks until that returns (and the next ``consume`` may win again): the lag gauge then
+        reads the watermarks noted after the last ``consume`` instead (at most
+        ``POLL_S`` old); while a batch is applied, it asks the client, which answers at once."""
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Consume until ``stop`` is set; the batch in progress finishes first."""
@@ -223,21 +232,36 @@ class ConsumerRuntime:
             self.producer.flush(5)
 
     def lag(self) -> int:
-        """Messages of the assigned partitions not consumed yet (the client's cached high
-        watermarks and its positions: no broker round trip, no wait on the group thread)."""
-        partitions = [TopicPartition(topic, number) for topic, number in self.partitions]
+        """Messages of the assigned partitions not consumed yet: the client's cached high
+        watermarks (no broker round trip) less the positions kept as batches are taken (the
+        low watermark for a partition nothing was taken from yet)."""
+        partitions, positions = list(self.partitions), dict(self.positions)
+        marks = dict(self._marks) if self._in_consume else self._watermarks(partitions)
         behind = 0
-        for partition in self.consumer.position(partitions) if partitions else []:
-            low, high = self.consumer.get_watermark_offsets(partition, cached=True)
-            position = partition.offset
-            behind += max(0, high - (position if position >= 0 else low))
+        for tp in partitions:
+            low, high = marks.get(tp, (0, 0))
+            behind += max(0, high - positions.get(tp, low))
         return behind
+
+    def _watermarks(
+        self, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, number in partitions:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, number), cached=True
+            )
+            marks[(topic, number)] = (max(low, 0), max(high, 0))
+        return marks
 
     def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.partitions |= {(p.topic, p.partition) for p in partitions}
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions -= {(p.topic, p.partition) for p in partitions}
+        gone = {(p.topic, p.partition) for p in partitions}
+        self.partitions -= gone
+        for tp in gone:
+            self.positions.pop(tp, None)
 
     async def _apply(self, envelopes: list[EventEnvelope]) -> int:
         """Apply ``envelopes`` in one transaction, within the step's deadline; each event that
@@ -289,14 +313,22 @@ class ConsumerRuntime:
         """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to
         ``batch_size``. (``consume(n, timeout)`` alone waits the whole timeout for ``n``
         messages, adding up to ``POLL_S`` of latency to every hop of a saga at light load.)"""
-        first = self.consumer.consume(1, POLL_S)
-        if not first:
-            return []
-        return (
-            [*first, *self.consumer.consume(self.batch_size - 1, 0)]
-            if self.batch_size > 1
-            else first
-        )
+        self._in_consume = True
+        try:
+            first = self.consumer.consume(1, POLL_S)
+            batch = (
+                [*first, *self.consumer.consume(self.batch_size - 1, 0)]
+                if first and self.batch_size > 1
+                else first
+            )
+        finally:
+            self._in_consume = False
+        for message in batch:
+            if message.error() is None:
+                key = (cast(str, message.topic()), cast(int, message.partition()))
+                self.positions[key] = cast(int, message.offset()) + 1
+        self._marks = self._watermarks(self.partitions)
+        return batch
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Apply one consumed batch, dead-letter what fails, then commit its offsets."""

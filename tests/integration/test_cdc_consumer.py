@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
@@ -318,6 +319,53 @@ async def test_lag_counts_what_arrived_while_a_batch_is_held_then_falls_to_zero(
         return len(await effects(dsn)) == len(first) + len(later) and runtime.lag() == 0
 
     await wait_for(settled)
+
+
+class AskedOf:
+    """The group consumer, recording what another thread asked it while it waited in
+    ``consume`` (such a call blocks until ``consume`` returns)."""
+
+    ASKS = frozenset({"position", "get_watermark_offsets", "assignment", "committed"})
+
+    def __init__(self, consumer: Any) -> None:
+        self._consumer, self.blocked = consumer, list[str]()
+        self._consuming: int | None = None
+
+    def consume(self, *args: Any) -> Any:
+        self._consuming = threading.get_ident()
+        try:
+            return self._consumer.consume(*args)
+        finally:
+            self._consuming = None
+
+    def __getattr__(self, name: str) -> Any:
+        consuming = self._consuming
+        if name in self.ASKS and consuming not in (None, threading.get_ident()):
+            self.blocked.append(name)
+        return getattr(self._consumer, name)
+
+
+async def test_the_lag_is_read_without_waiting_on_a_consumer_in_consume(
+    stack: StackUrls, database: str, runtime_factory: Any
+) -> None:
+    """Asking an idle consumer's client for its watermarks from another thread waits until
+    its ``consume`` returns (one scrape of the domain host took ~6 s): the gauge reads what
+    the consuming thread noted after its last ``consume`` instead."""
+    topic = f"cdct.lagread.{new_id()}"
+    publish(stack.kafka_bootstrap, topic, events("lagread", 3))
+    runtime = runtime_factory(topic, f"cdct-lagread-{new_id()}")
+    spy = AskedOf(runtime.consumer)
+    runtime.consumer = spy
+
+    async def caught_up() -> bool:
+        return runtime.stats.applied == 3 and int(await asyncio.to_thread(runtime.lag)) == 0
+
+    await wait_for(caught_up)
+    for _ in range(20):  # the gauge's scrapes while the consumer idles in consume
+        assert await asyncio.to_thread(runtime.lag) == 0
+        await asyncio.sleep(0.05)
+    assert spy.blocked == []
+    assert sum(runtime.positions.values()) == 3  # the next offsets of the partitions read
 
 
 @HANDLERS
