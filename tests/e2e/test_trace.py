@@ -44,14 +44,17 @@ def eco2_trace(stack: StackUrls, ref: str) -> tuple[int, dict[str, Any] | None, 
 
 
 async def trace_with(stack: StackUrls, ref: str, *names: str) -> dict[str, Any]:
-    """The trace of ``ref`` once every span named ``names`` (prefixes) has arrived."""
+    """The trace of ``ref`` once a span named by each of ``names`` (prefixes; a name given
+    twice needs two spans) has arrived."""
 
     async def complete() -> dict[str, Any] | None:
         code, body, _ = await asyncio.to_thread(eco2_trace, stack, ref)
         if code != 0 or body is None:
             return None
         seen = [span["name"] for span in body["spans"]]
-        return body if all(any(s.startswith(n) for s in seen) for n in names) else None
+        wanted = {n: names.count(n) for n in names}
+        arrived = all(sum(s.startswith(n) for s in seen) >= k for n, k in wanted.items())
+        return body if arrived else None
 
     return await eventually(complete, f"the spans {names} of {ref} in eco2 trace", 60.0)
 
@@ -69,7 +72,8 @@ async def test_one_scan_is_one_trace_from_the_gateway_to_the_saga_consumers(
     trace = await trace_with(
         stack,
         job_id,
-        "POST /api/v1/scan",  # the gateway, then the ingress's own request span
+        "POST /api/v1/scan",  # the gateway's span,
+        "POST /api/v1/scan",  # and the ingress's own request span under it
         "scan.submit",
         "scan.vision",
         "model.vision",
