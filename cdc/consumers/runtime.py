@@ -25,6 +25,7 @@ Delivery guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 import traceback
@@ -327,7 +328,9 @@ class ConsumerRuntime:
             if message.error() is None:
                 key = (cast(str, message.topic()), cast(int, message.partition()))
                 self.positions[key] = cast(int, message.offset()) + 1
-        self._marks = self._watermarks(self.partitions)
+        # A client that cannot answer for a partition yet leaves the gauge its last marks.
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._marks = self._watermarks(self.partitions)
         return batch
 
     async def process(self, messages: Sequence[Message]) -> None:
