@@ -26,7 +26,7 @@ from multidict import CIMultiDict
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from domains.authz.verifier import CHALLENGE
+from domains.authz.verifier import CHALLENGE, PROVIDER_HEADER, USER_HEADER, principal_of
 from eco2 import telemetry
 from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
 from eco2.loop import new_event_loop
@@ -51,7 +51,7 @@ POOL_IDLE_S = 30
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-IDENTITY_HEADERS = ("x-user-id", "x-auth-provider")
+IDENTITY_HEADERS = (USER_HEADER, PROVIDER_HEADER)
 CREDENTIAL_HEADERS = ("authorization", "cookie", "traceparent", "x-request-id")
 HOP_BY_HOP = frozenset(
     {
@@ -76,7 +76,6 @@ AUTHZ_PASSED_HEADERS = ("content-type", "www-authenticate", "retry-after")
 AUTHZ_ATTRIBUTE = "eco2.authz"
 """On the gateway's span of a signed-in request whose token it verified: whether ext-authz was
 asked or its allow of a moment ago was used."""
-AUTHZ_SAID = {False: "asked", True: "remembered"}
 
 
 def _json_error(
@@ -206,9 +205,10 @@ class Gateway:
             claims = await self._sign_in.claims(request.headers.get("authorization"), cookie)
         except (Unauthenticated, Forbidden, Unavailable) as exc:
             return _refusal(exc), {}
-        identity = {IDENTITY_HEADERS[0]: claims["sub"], IDENTITY_HEADERS[1]: claims["provider"]}
+        identity = principal_of(claims).headers()
         remembered = self._sign_in.decisions.allowed(claims["jti"])
-        trace.get_current_span().set_attribute(AUTHZ_ATTRIBUTE, AUTHZ_SAID[remembered])
+        said = "remembered" if remembered else "asked"
+        trace.get_current_span().set_attribute(AUTHZ_ATTRIBUTE, said)
         if remembered:
             return None, identity
         refused = await self._ask_authz(request, traceparent)

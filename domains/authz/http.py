@@ -27,7 +27,6 @@ from eco2.errors import Forbidden, Unauthenticated
 from eco2.http import error_body
 
 CHECK_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-USER_HEADER, PROVIDER_HEADER = "x-user-id", "x-auth-provider"
 
 router = APIRouter(tags=["ext-authz"])
 
@@ -47,5 +46,5 @@ async def check(request: Request) -> Response:
         return JSONResponse(error_body(exc.code, exc.message), status_code=403)
     return Response(
         status_code=200,
-        headers={USER_HEADER: principal.user_id, PROVIDER_HEADER: principal.provider},
+        headers=principal.headers(),
     )

@@ -40,6 +40,7 @@ from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
 from eco2.tokens import Rejection, TokenRejected
 
 REVOKED_KEY_PREFIX = "authz:revoked:"
+USER_HEADER, PROVIDER_HEADER = "x-user-id", "x-auth-provider"
 CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 """Sent with every 401 of the check (RFC 6750): the client refreshes, then signs in again."""
 VERIFIED_CACHE_SIZE = 10_000
@@ -59,6 +60,10 @@ class Principal:
 
     user_id: str
     provider: str
+
+    def headers(self) -> dict[str, str]:
+        """What the check answers an allowed request with, for the upstream."""
+        return {USER_HEADER: self.user_id, PROVIDER_HEADER: self.provider}
 
 
 class KeySource(Protocol):
