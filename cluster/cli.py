@@ -47,14 +47,17 @@ def _relay_lag(settings: Settings, state: StackState) -> list[dict[str, Any]] | 
 
 def _print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"eco2 stack in {report['run_dir']}")
-    for column in ("component", "healthy", "url", "pid", "detail"):
+    for column in ("component", "healthy", "url", "pid", "restarts", "detail"):
         table.add_column(column, overflow="fold")
     for name, c in report["components"].items():
         mark = "[green]yes[/]" if c["healthy"] else "[red]no[/]"
         detail = "external" if c["external"] else (c["reason"] or "")
+        if c["healthy"] and c.get("restarts"):
+            detail = f"last restart: {c['last_failure']}"
         if not c["healthy"] and c["log_path"]:
             detail += f" (log: {c['log_path']})"
-        table.add_row(name, mark, c["url"] or "", str(c["pid"] or ""), detail)
+        restarts = str(c.get("restarts") or "")
+        table.add_row(name, mark, c["url"] or "", str(c["pid"] or ""), restarts, detail)
     console.print(table)
     nodes = report.get("nodes")
     if isinstance(nodes, list) and nodes:

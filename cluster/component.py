@@ -136,3 +136,7 @@ class Component:
     stop_grace_s: float = 10.0
     signal_group: bool = True
     """Send ``stop_signal`` to the whole process group (else to the main process only)."""
+    restarts_dependants: bool = False
+    """When the supervisor restarts this component, also restart (or re-run) the components
+    that require it directly: they cannot carry on by reconnecting (Ray's Serve applications
+    live in the head; the embedded broker comes back without its topics)."""

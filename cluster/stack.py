@@ -17,13 +17,14 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 from cluster import process
 from cluster.component import Component, Context, RunPaths
+from cluster.healing import RestartBudget, Watch
 from cluster.ports import pick_port_range, pick_ports
 from cluster.state import ComponentState, StackState, write_state
 from cluster.topology import (
@@ -89,6 +90,7 @@ class _Member:
     component: Component
     ctx: Context
     state: ComponentState
+    budget: RestartBudget
     popen: subprocess.Popen[bytes] | None = None
 
 
@@ -165,7 +167,7 @@ class Stack:
                 external=external is not None,
                 watch_paths=c.watch_paths(ctx),
             )
-            self._members[c.name] = _Member(c, ctx, state)
+            self._members[c.name] = _Member(c, ctx, state, RestartBudget(self.settings.supervisor))
             self.state.components[c.name] = state
             self.state.env.update(c.exports(ctx))
             for key, value in c.links(ctx).items():
@@ -266,27 +268,115 @@ class Stack:
 
     # --- run and stop -----------------------------------------------------------------------
 
-    def watch(
-        self, stop: threading.Event, on_death: Callable[[str, int], None] | None = None
-    ) -> None:
-        """Until ``stop`` is set: log children that die unexpectedly (they are not restarted)."""
-        while not stop.wait(1.0):
-            for m in self._members.values():
-                if m.popen is None or m.component.oneshot or m.state.phase != "healthy":
-                    continue
-                code = m.popen.poll()
-                if code is not None:
-                    log.error(
-                        "%s (pid %s) exited unexpectedly with code %s; log: %s",
-                        m.component.name,
-                        m.popen.pid,
-                        code,
-                        m.state.log_path,
-                    )
-                    m.state.phase = "dead"
-                    self._save()
-                    if on_death is not None:
-                        on_death(m.component.name, code)
+    def watch(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set: restart components that exit or hang (:mod:`cluster.healing`).
+
+        Each restart runs in its own thread, so a slow one (Ray and its Serve applications)
+        does not hold up the watch of the others."""
+        policy = self.settings.supervisor
+        watch = Watch(policy, {c.name: c.requires for c in self.components})
+        healing: dict[str, Future[None]] = {}
+        next_check = time.monotonic() + policy.health_every_s
+        with ThreadPoolExecutor(thread_name_prefix="heal") as pool:
+            while not stop.wait(1.0):
+                for name in [n for n, future in healing.items() if future.done()]:
+                    if (error := healing.pop(name).exception()) is not None:
+                        log.error("restarting %s went wrong: %r", name, error)
+                    watch.forget(name)
+                check = time.monotonic() >= next_check
+                if check:
+                    next_check = time.monotonic() + policy.health_every_s
+                for m in self._members.values():
+                    if not self._supervised(m) or m.component.name in healing:
+                        continue
+                    if watch.waits_on_trouble(m.component.name, healing):
+                        continue
+                    reason = self._failure(m, watch if check else None)
+                    if reason is not None:
+                        healing[m.component.name] = pool.submit(self._heal, m, reason, stop)
+            self.abort.set()  # restarts in progress give up
+
+    @staticmethod
+    def _supervised(m: _Member) -> bool:
+        return m.popen is not None and not m.component.oneshot and m.state.phase == "healthy"
+
+    def _failure(self, m: _Member, watch: Watch | None) -> str | None:
+        """Why ``m`` needs a restart now, or ``None`` (health is asked when ``watch`` is set)."""
+        assert m.popen is not None
+        code = m.popen.poll()
+        if code is not None:
+            return f"process exited with code {code}"
+        if watch is None:
+            return None
+        return watch.checked(m.component.name, m.component.health(m.ctx))
+
+    def _heal(self, m: _Member, reason: str, stop: threading.Event) -> None:
+        """Restart ``m`` with backoff until it is healthy or its budget is spent; then restart
+        its direct dependants when it says they cannot reconnect by themselves."""
+        name = m.component.name
+        m.state.phase, m.state.last_failure = "restarting", reason
+        self._save()
+        while True:
+            delay = m.budget.next_delay(time.monotonic())
+            if delay is None:
+                self._give_up(m, reason)
+                return
+            log.error(
+                "%s: %s; restarting it in %.0f s (log: %s)", name, reason, delay, m.state.log_path
+            )
+            if stop.wait(delay):
+                return
+            try:
+                self._restart(m)
+                break
+            except _Aborted:
+                return
+            except StackStartError as exc:
+                reason = exc.reason
+                m.state.last_failure = reason
+        if m.component.restarts_dependants:
+            for dependant in self._members.values():
+                if name in dependant.component.requires and dependant.component.launch:
+                    self._restart_dependant(dependant)
+
+    def _restart(self, m: _Member) -> None:
+        """Stop what is left of ``m``, start it again on the same ports, wait until healthy."""
+        stop_member(m.component, m.state)
+        m.budget.spend(time.monotonic())
+        m.state.restarts += 1
+        m.popen = None
+        try:
+            self._bring_up(m)
+        except (_Aborted, StackStartError):
+            raise
+        except Exception as exc:  # a prepare or after_healthy step (initdb, migrations)
+            raise self._as_start_error(m.component.name, exc) from exc
+        log.info("%s restarted (restart %d)", m.component.name, m.state.restarts)
+
+    def _restart_dependant(self, m: _Member) -> None:
+        try:
+            self._restart(m)
+        except _Aborted:
+            return
+        except StackStartError as exc:  # a long-running one is healed by the watch from here
+            log.error(
+                "%s did not come back after its requirement restarted: %s", m.component.name, exc
+            )
+            m.state.last_failure = exc.reason
+            if m.component.oneshot:
+                self._give_up(m, exc.reason)
+
+    def _give_up(self, m: _Member, reason: str) -> None:
+        policy = self.settings.supervisor
+        m.state.phase = "failed"
+        m.state.last_failure = (
+            f"{reason}; not restarted again ({m.state.restarts} restarts, at most "
+            f"{policy.restart_limit} in {policy.restart_window_s:.0f} s)"
+        )
+        log.error(
+            "%s failed: %s; log: %s", m.component.name, m.state.last_failure, m.state.log_path
+        )
+        self._save()
 
     def stop(self) -> list[str]:
         """Stop every started child, last started first; return the names stopped."""

@@ -15,7 +15,9 @@ from typing import Any, Literal
 STATE_FILE = "stack.json"
 
 StackPhase = Literal["starting", "up", "failed", "stopping", "stopped"]
-ComponentPhase = Literal["pending", "starting", "healthy", "external", "dead", "stopped"]
+ComponentPhase = Literal[
+    "pending", "starting", "healthy", "external", "restarting", "failed", "stopped"
+]
 
 
 @dataclass
@@ -36,6 +38,10 @@ class ComponentState:
     port_range_start: int | None = None
     watch_paths: list[str] = field(default_factory=list)
     """Paths whose appearance in a process's command line marks it as this component's."""
+    restarts: int = 0
+    """Times the supervisor restarted it since the stack came up."""
+    last_failure: str | None = None
+    """Why it was last restarted (or, in phase ``failed``, why it was given up)."""
 
 
 @dataclass

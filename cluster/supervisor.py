@@ -198,6 +198,9 @@ def probe(settings: Settings, state: StackState) -> dict[str, Any]:
             "pid": recorded.pid,
             "external": recorded.external,
             "log_path": recorded.log_path,
+            "phase": recorded.phase,
+            "restarts": recorded.restarts,
+            "last_failure": recorded.last_failure,
         }
     up = supervisor_alive(state) and state.phase == "up"
     return {
@@ -220,6 +223,10 @@ def _probe_one(
 ) -> str | None:
     if component is None:
         return "not a component of this version of the stack"
+    if recorded.phase == "failed":
+        return f"failed: {recorded.last_failure}"
+    if recorded.phase == "restarting":
+        return f"restarting ({recorded.last_failure})"
     alive = process.same_process(recorded.pid, recorded.create_time) is not None
     runs_a_process = component.launch is not None and not component.oneshot
     if not recorded.external and runs_a_process and not alive:

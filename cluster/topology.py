@@ -389,6 +389,7 @@ KAFKA = Component(
         **({} if ctx.external_url else {"ECO2_KAFKA__TOPIC_PARTITIONS": "1"}),
     },
     start_deadline_s=15.0,
+    restarts_dependants=True,  # the memory engine comes back without topics or groups
 )
 
 
@@ -520,6 +521,8 @@ RAY = Component(
     # ``ray start --block`` stops raylet, GCS and dashboard in order on SIGTERM; signalling the
     # whole group instead leaves them hanging (each waits for the others).
     signal_group=False,
+    # A new head has no Serve applications and no worker nodes: redeploy, rejoin.
+    restarts_dependants=True,
 )
 
 

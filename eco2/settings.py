@@ -168,6 +168,22 @@ class RaySettings(BaseModel):
     (serve/stages.py), so this is how many stage replicas fit on a node."""
 
 
+class SupervisorSettings(BaseModel):
+    """How ``eco2 up``'s supervisor heals the local stack (cluster/healing.py)."""
+
+    health_every_s: float = Field(default=5.0, gt=0)
+    """How often every running component's health check is asked while the stack is up."""
+    unhealthy_after: int = Field(default=3, ge=1)
+    """Consecutive failed health checks (while everything it needs is healthy) after which a
+    component that still runs counts as hung and is restarted."""
+    backoff_s: float = Field(default=1.0, gt=0)
+    """Wait before a component's first restart; doubled for each further one in the window."""
+    backoff_max_s: float = Field(default=30.0, gt=0)
+    restart_limit: int = Field(default=5, ge=0)
+    """Restarts of one component within ``restart_window_s`` before it is left failed."""
+    restart_window_s: float = Field(default=600.0, gt=0)
+
+
 class ExporterKind(StrEnum):
     NONE = "none"
     CONSOLE = "console"
@@ -390,6 +406,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     kafka: KafkaSettings = KafkaSettings()
     ray: RaySettings = RaySettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     api: ApiSettings = ApiSettings()
     services: ServicesSettings = ServicesSettings()
