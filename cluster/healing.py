@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 
+from cluster.component import Component
 from eco2.settings import SupervisorSettings
 
 
@@ -42,9 +43,10 @@ class RestartBudget:
 class Watch:
     """Consecutive failed health checks per component, and who is in trouble."""
 
-    def __init__(self, policy: SupervisorSettings, requires: Mapping[str, Iterable[str]]) -> None:
+    def __init__(self, policy: SupervisorSettings, needs: Mapping[str, set[str]]) -> None:
+        """``needs``: every component's requirements, direct and indirect (:func:`requirements`)."""
         self._policy = policy
-        self._needs = _closure(requires)
+        self._needs = needs
         self._failing: dict[str, int] = {}
 
     def checked(self, name: str, reason: str | None) -> str | None:
@@ -66,17 +68,18 @@ class Watch:
         return not self._needs.get(name, set()).isdisjoint({*troubled, *self._failing})
 
 
-def _closure(requires: Mapping[str, Iterable[str]]) -> dict[str, set[str]]:
-    """Every component's direct and indirect requirements."""
+def requirements(components: Iterable[Component]) -> dict[str, set[str]]:
+    """Every component's direct and indirect requirements, by name."""
+    direct = {c.name: c.requires for c in components}
     needs: dict[str, set[str]] = {}
 
     def of(name: str) -> set[str]:
         if name not in needs:
             needs[name] = set()
-            for required in requires.get(name, ()):
+            for required in direct.get(name, ()):
                 needs[name] |= {required, *of(required)}
         return needs[name]
 
-    for name in requires:
+    for name in direct:
         of(name)
     return needs

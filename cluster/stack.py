@@ -24,7 +24,7 @@ from pathlib import Path
 
 from cluster import process
 from cluster.component import Component, Context, RunPaths
-from cluster.healing import RestartBudget, Watch
+from cluster.healing import RestartBudget, Watch, requirements
 from cluster.ports import pick_port_range, pick_ports
 from cluster.state import ComponentState, StackState, write_state
 from cluster.topology import (
@@ -115,6 +115,7 @@ class Stack:
             if components is None
             else components
         )
+        self._needs = requirements(self.components)
         self.abort = threading.Event()
         self._lock = threading.Lock()
         self._members: dict[str, _Member] = {}
@@ -274,7 +275,7 @@ class Stack:
         Each restart runs in its own thread, so a slow one (Ray and its Serve applications)
         does not hold up the watch of the others."""
         policy = self.settings.supervisor
-        watch = Watch(policy, {c.name: c.requires for c in self.components})
+        watch = Watch(policy, self._needs)
         healing: dict[str, Future[None]] = {}
         next_check = time.monotonic() + policy.health_every_s
         with ThreadPoolExecutor(thread_name_prefix="heal") as pool:
@@ -315,6 +316,10 @@ class Stack:
         its direct dependants when it says they cannot reconnect by themselves."""
         name = m.component.name
         m.state.phase, m.state.last_failure = "restarting", reason
+        followers = self._followers(name) if m.component.restarts_dependants else []
+        for follower in followers:
+            follower.state.phase = "restarting"
+            follower.state.last_failure = f"{name} restarts"
         self._save()
         while True:
             delay = m.budget.next_delay(time.monotonic())
@@ -334,10 +339,22 @@ class Stack:
             except StackStartError as exc:
                 reason = exc.reason
                 m.state.last_failure = reason
-        if m.component.restarts_dependants:
-            for dependant in self._members.values():
-                if name in dependant.component.requires and dependant.component.launch:
-                    self._restart_dependant(dependant)
+        for follower in followers:
+            self._restart_dependant(follower)
+
+    def _followers(self, name: str) -> list[_Member]:
+        """What starts again after ``name`` restarted: its direct dependants, and the parts
+        without a process of their own that need it (the Serve applications) to be waited for
+        until healthy again; in start order."""
+        return [
+            m
+            for m in self._members.values()
+            if not m.state.external
+            and (
+                name in m.component.requires
+                or (m.component.launch is None and name in self._needs[m.component.name])
+            )
+        ]
 
     def _restart(self, m: _Member) -> None:
         """Stop what is left of ``m``, start it again on the same ports, wait until healthy."""
@@ -419,7 +436,8 @@ def stop_member(component: Component | None, state: ComponentState) -> list[int]
             pgid=state.pgid,
             sig=component.stop_signal if component else signal.SIGTERM,
             grace_s=component.stop_grace_s if component else 10.0,
-            signal_group=component.signal_group if component else True,
+            # Without its main process nothing stops the rest in order: signal them all.
+            signal_group=component.signal_group if component and main else True,
         )
     leftovers = process.processes_mentioning(state.watch_paths)
     if leftovers:

@@ -32,6 +32,10 @@ class ChatReads:
         job = await fetch_job(self._pool, job_id)
         return views.snapshot_event(job) if job else None
 
+    async def catch_up(self, job_id: uuid.UUID, after: str | None) -> list[ProgressEvent]:
+        job = await fetch_job(self._pool, job_id)
+        return views.stored_events(job, after) if job else []
+
     async def result(self, user_id: str, job_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
         """200 answered (or cancelled), 202 while running (with the node it is in), 422 when it
         failed (the body says why), 404 for another user's job or none."""

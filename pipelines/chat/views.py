@@ -10,7 +10,7 @@ from typing import Any
 
 from eco2 import telemetry
 from pipelines.chat.machine import ChatJob, current_node, progress
-from pipelines.jobs.progress import ProgressBus, ProgressEvent
+from pipelines.jobs.progress import ProgressBus, ProgressEvent, key_of
 from pipelines.jobs.status import JobStatus
 
 KEEPALIVE = b"event: keepalive\ndata: {}\n\n"
@@ -104,24 +104,39 @@ def make_event(job: ChatJob, event: str, n: int, data: dict[str, Any]) -> Progre
 
 def snapshot_event(job: ChatJob) -> ProgressEvent:
     """The job's state as one event, for a stream that finds no history."""
-    if job.status is JobStatus.COMPLETED:
-        outcome = result(job)
-        data = {"stage": "done", "status": outcome["status"], "progress": 100, "result": outcome}
-        return make_event(job, DONE, 0, data)
-    if job.status is JobStatus.FAILED:
-        data = {"stage": job.failed_stage, "status": "failed", "error": job.error}
-        return make_event(job, ERROR, 0, data)
+    if (final := _final_event(job, 0)) is not None:
+        return final
     if job.needs_input is not None and job.user_input is None:
         return make_event(job, NEEDS_INPUT, 0, {"stage": "aggregator", **job.needs_input})
     node = current_node(job)
     return make_event(job, node, 0, {"stage": node, "status": "started"})
 
 
+def stored_events(job: ChatJob, after: str | None) -> list[ProgressEvent]:
+    """What the stored job adds after event id ``after`` for a stream that cannot get its
+    events live: its ``done`` or ``error`` once it finished (numbered right after ``after``; the
+    tokens and node events are only in the history, and ``done`` carries the whole answer)."""
+    attempt, number = key_of(after)
+    final = _final_event(job, number + 1 if attempt == job.attempt else 1)
+    return [final] if final is not None else []
+
+
+def _final_event(job: ChatJob, n: int) -> ProgressEvent | None:
+    if job.status is JobStatus.COMPLETED:
+        outcome = result(job)
+        data = {"stage": "done", "status": outcome["status"], "progress": 100, "result": outcome}
+        return make_event(job, DONE, n, data)
+    if job.status is JobStatus.FAILED:
+        data = {"stage": job.failed_stage, "status": "failed", "error": job.error}
+        return make_event(job, ERROR, n, data)
+    return None
+
+
 def recover(history: list[ProgressEvent], last_event_id: str) -> list[ProgressEvent]:
     """Resuming a chat stream: the events after ``Last-Event-ID``, with the tokens among them
     folded into one ``token_recovery {accumulated, last_seq, completed}`` — the whole answer so
     far, so a client that lost its place rebuilds it in one step."""
-    after = _key(last_event_id)
+    after = key_of(last_event_id)
     fresh = [e for e in history if e.key > after]
     tokens = [e for e in history if e.event == TOKEN]
     first_missed = next((i for i, e in enumerate(fresh) if e.event == TOKEN), None)
@@ -146,11 +161,3 @@ def recover(history: list[ProgressEvent], last_event_id: str) -> list[ProgressEv
     )
     kept = [e for e in fresh if e.event != TOKEN]
     return [*kept[:first_missed], recovery, *kept[first_missed:]]
-
-
-def _key(event_id: str) -> tuple[int, int]:
-    try:
-        attempt, seq = event_id.split("-")
-        return int(attempt), int(seq)
-    except ValueError:
-        return (0, 0)

@@ -54,12 +54,26 @@ class ProgressEvent:
 
     @property
     def key(self) -> tuple[int, int]:
-        attempt, seq = self.id.split("-")
-        return int(attempt), int(seq)
+        return key_of(self.id)
 
     @property
     def terminal(self) -> bool:
         return self.event in ("done", "error")
+
+
+def key_of(event_id: str | None) -> tuple[int, int]:
+    """``(attempt, number)`` of an event id; ``(0, 0)`` for none or one that is not ours (a
+    client's ``Last-Event-ID`` is whatever it sends)."""
+    try:
+        attempt, number = (event_id or "").split("-")
+        return int(attempt), int(number)
+    except ValueError:
+        return 0, 0
+
+
+Live = asyncio.Queue[ProgressEvent | None]
+"""A subscriber's queue: the job's live events; ``None`` when the channel was lost (events
+published from then until it is back never arrive)."""
 
 
 class ProgressBus:
@@ -72,7 +86,9 @@ class ProgressBus:
         self._history_len = history_len
         self._channel_prefix = f"{kind}:events:"
         self._idle_channel = f"{kind}:events:-"  # always subscribed: keeps the connection open
-        self._subscribers: dict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
+        self._subscribers: dict[str, set[Live]] = defaultdict(set)
+        self.available = True
+        """False from the moment the live channel's connection is lost until it is back."""
         self._listener: asyncio.Task[None] | None = None
         self._listener_pubsub: PubSub | None = None
         self._confirmed: dict[str, asyncio.Future[None]] = {}
@@ -143,6 +159,10 @@ class ProgressBus:
         except (aioredis.RedisError, OSError) as exc:  # best effort: the job row is the truth
             _log.warning("progress publish failed", events=len(batch), error=str(exc))
 
+    async def has_history(self, job_id: str) -> bool:
+        """Whether the job still has a progress history (it expires, and Valkey may lose it)."""
+        return bool(await self._redis.exists(self._stream(job_id)))
+
     async def history(self, job_id: str, after: str | None) -> list[ProgressEvent]:
         start = f"({after}" if after else "-"
         entries = cast(
@@ -155,13 +175,14 @@ class ProgressBus:
         ]
 
     @contextlib.asynccontextmanager
-    async def subscription(self, job_id: str) -> AsyncIterator[asyncio.Queue[ProgressEvent]]:
+    async def subscription(self, job_id: str) -> AsyncIterator[Live]:
         """A queue receiving this job's live events while the context is open.
 
         The context is entered once the server confirmed the subscription: every event
         published after that arrives in the queue, every earlier one is in :meth:`history`.
+        Raises Valkey's errors when the channel cannot be subscribed to.
         """
-        queue: asyncio.Queue[ProgressEvent] = asyncio.Queue(maxsize=256)
+        queue: Live = asyncio.Queue(maxsize=256)
         subscribers = self._subscribers[job_id]
         subscribers.add(queue)
         try:
@@ -213,10 +234,21 @@ class ProgressBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                _log.warning("progress listener reconnecting", error=str(exc))
+                if self.available:
+                    _log.warning("progress channel lost; reconnecting", error=str(exc))
+                    self._lost()
             await asyncio.sleep(0.5)
 
+    def _lost(self) -> None:
+        """Tell every local subscriber that live events stop until the channel is back."""
+        self.available = False
+        for queues in self._subscribers.values():
+            for queue in queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)
+
     def _dispatch(self, message: dict[str, Any]) -> None:
+        self.available = True  # anything received: the connection is back (and resubscribed)
         channel = _text(message["channel"])
         if message["type"] == "subscribe":
             confirmed = self._confirmed.get(channel)

@@ -11,28 +11,37 @@ Contract of :meth:`JobStreams.open` (the wire contract of the scan API, domain.m
 * then live events, each at most once and in ``seq`` order (a resumed runner's repeats are
   dropped by id), ``: keep-alive`` comments while nothing happens, and ends after the terminal
   event (``done`` or ``error``). A live event lost on the way is found in the history at the
-  next keep-alive.
+  next keep-alive, and a history that is gone (Valkey lost it) is made up from the job row;
+* while the progress channel (Valkey) is unavailable the stream stays open: it sends
+  keep-alives, reads the job's stored state every :data:`FALLBACK_POLL_S` and sends what that
+  adds (:meth:`JobReader.catch_up`), ``done`` included; once the channel is back it continues
+  from the history after the last event it sent, so no event goes out twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
+import asyncpg
 from redis.exceptions import RedisError
 
 from eco2 import telemetry
 from eco2.errors import NotFound
-from pipelines.jobs.progress import ProgressBus, ProgressEvent
+from pipelines.jobs.progress import Live, ProgressBus, ProgressEvent
 
+_log = telemetry.get_logger(__name__)
 _open_streams = telemetry.meter(__name__).create_up_down_counter(
     "eco2.stream.connections", description="Job streams (SSE) open now, by pipeline."
 )
 
 KEEPALIVE_S = 15
 FIRST_EVENT_WAIT_S = 1.0
+FALLBACK_POLL_S = 2.0
+"""How often a stream whose progress channel is unavailable reads its job's row."""
 COMMENT_KEEPALIVE = b": keep-alive\n\n"
 
 Resume = Callable[[list[ProgressEvent], str], list[ProgressEvent]]
@@ -49,6 +58,11 @@ class JobReader(Protocol):
 
     async def snapshot(self, job_id: uuid.UUID) -> ProgressEvent | None:
         """The job's current state as one progress event, or None when there is no such job."""
+        ...
+
+    async def catch_up(self, job_id: uuid.UUID, after: str | None) -> list[ProgressEvent]:
+        """The events the job's stored state implies after event id ``after``, in order (its
+        terminal event among them once it finished), for a stream that cannot get them live."""
         ...
 
     async def result(self, user_id: str, job_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
@@ -117,43 +131,119 @@ class JobStreams:
             _open_streams.add(-1, {"pipeline": self.kind})
 
     async def _stream(self, key: uuid.UUID, last_event_id: str | None) -> AsyncIterator[bytes]:
-        async with self._bus.subscription(str(key)) as live:
-            if last_event_id is not None and self._resume is not None:
-                pending = self._resume(await self._bus.history(str(key), None), last_event_id)
-            else:
-                pending = await self._bus.history(str(key), last_event_id)
-            if not pending and last_event_id is None:
-                pending = await self._first_event(key, live)
-            last: ProgressEvent | None = None
-            while True:
-                fresh = [e for e in pending if last is None or e.key > last.key]
-                done = next((i for i, e in enumerate(fresh) if e.terminal), None)
-                if done is not None:
-                    fresh = fresh[: done + 1]
-                if fresh:
-                    yield "".join(e.encode() for e in fresh).encode()
-                    last = fresh[-1]
-                if done is not None:
+        sent = _Sent(last_event_id)
+        while True:
+            try:
+                async with self._bus.subscription(str(key)) as live:
+                    async for chunk in self._live(key, live, sent):
+                        yield chunk
                     return
-                try:
-                    pending = [await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)]
-                except TimeoutError:
-                    yield self._keepalive
-                    # A live event lost on the way (a Valkey reconnect) is in the history.
-                    after = last.id if last else last_event_id
-                    pending = await self._bus.history(str(key), after)
-                while not live.empty():
-                    pending.append(live.get_nowait())
+            except (RedisError, OSError, _ChannelLost) as exc:
+                _log.info("job stream falls back to the job row", job_id=str(key), error=str(exc))
+            async for chunk in self._from_row(key, sent):
+                yield chunk
+            if sent.finished:
+                return
 
-    async def _first_event(
-        self, key: uuid.UUID, live: asyncio.Queue[ProgressEvent]
-    ) -> list[ProgressEvent]:
+    async def _live(self, key: uuid.UUID, live: Live, sent: _Sent) -> AsyncIterator[bytes]:
+        """History (or a snapshot) first, then live events until the terminal one; raises
+        :class:`_ChannelLost` (or Valkey's errors) when the channel goes away."""
+        if sent.last is None and sent.resume_id is not None and self._resume is not None:
+            pending = self._resume(await self._bus.history(str(key), None), sent.resume_id)
+        else:
+            pending = await self._history_or_row(key, sent)
+        if not pending and sent.after is None:
+            pending = await self._first_event(key, live)
+        while True:
+            chunk = sent.take(pending)
+            if chunk:
+                yield chunk
+            if sent.finished:
+                return
+            try:
+                first = await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)
+            except TimeoutError:
+                yield self._keepalive
+                # A live event lost on the way (a Valkey reconnect) is in the history.
+                pending = await self._history_or_row(key, sent)
+                continue
+            arrived = [first, *(live.get_nowait() for _ in range(live.qsize()))]
+            pending = [event for event in arrived if event is not None]
+            if len(pending) < len(arrived):
+                if chunk := sent.take(pending):
+                    yield chunk
+                raise _ChannelLost("the progress channel was lost")
+
+    async def _history_or_row(self, key: uuid.UUID, sent: _Sent) -> list[ProgressEvent]:
+        """The history after the last event sent; when there is none at all (it expired, or
+        Valkey came back without it) and the stream is under way, what the job row adds."""
+        pending = await self._bus.history(str(key), sent.after)
+        if pending or sent.after is None or await self._bus.has_history(str(key)):
+            return pending
+        return await self._reader.catch_up(key, sent.after)
+
+    async def _from_row(self, key: uuid.UUID, sent: _Sent) -> AsyncIterator[bytes]:
+        """While the channel is unavailable: the job row every :data:`FALLBACK_POLL_S`,
+        keep-alives between; returns after the terminal event or once the channel is back."""
+        quiet_since = time.monotonic()
+        while True:
+            try:
+                chunk = sent.take(await self._reader.catch_up(key, sent.after))
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                _log.warning("job row unreadable", job_id=str(key), error=str(exc))
+                chunk = b""
+            if chunk:
+                yield chunk
+                quiet_since = time.monotonic()
+            if sent.finished:
+                return
+            await asyncio.sleep(FALLBACK_POLL_S)
+            if self._bus.available:
+                return
+            if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                yield self._keepalive
+                quiet_since = time.monotonic()
+
+    async def _first_event(self, key: uuid.UUID, live: Live) -> list[ProgressEvent]:
         """The first live event, or a snapshot from the job row when none comes soon.
 
         Progress is published a moment after each commit, so a fresh job usually has its first
         event in flight; the row is read only when history expired or was lost."""
         try:
-            return [await asyncio.wait_for(live.get(), timeout=FIRST_EVENT_WAIT_S)]
+            first = await asyncio.wait_for(live.get(), timeout=FIRST_EVENT_WAIT_S)
         except TimeoutError:
-            snapshot = await self._reader.snapshot(key)
-            return [snapshot] if snapshot is not None else []
+            first = None
+        if first is not None:
+            return [first]
+        snapshot = await self._reader.snapshot(key)
+        return [snapshot] if snapshot is not None else []
+
+
+class _ChannelLost(Exception):
+    """The progress channel went away while the stream was live."""
+
+
+class _Sent:
+    """Where one stream is: the client's ``Last-Event-ID``, the last event sent, whether the
+    terminal one was among them."""
+
+    def __init__(self, resume_id: str | None) -> None:
+        self.resume_id = resume_id
+        self.last: ProgressEvent | None = None
+        self.finished = False
+
+    @property
+    def after(self) -> str | None:
+        """The id the stream continues after."""
+        return self.last.id if self.last is not None else self.resume_id
+
+    def take(self, events: list[ProgressEvent]) -> bytes:
+        """The SSE bytes of the events not yet sent, up to and including a terminal one."""
+        fresh = [e for e in events if self.last is None or e.key > self.last.key]
+        done = next((i for i, e in enumerate(fresh) if e.terminal), None)
+        if done is not None:
+            fresh = fresh[: done + 1]
+            self.finished = True
+        if fresh:
+            self.last = fresh[-1]
+        return "".join(e.encode() for e in fresh).encode()

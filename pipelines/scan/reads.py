@@ -34,6 +34,10 @@ class ScanReads:
         job = await fetch_job(self._pool, job_id)
         return views.snapshot_event(job, self._rules) if job else None
 
+    async def catch_up(self, job_id: uuid.UUID, after: str | None) -> list[ProgressEvent]:
+        job = await fetch_job(self._pool, job_id)
+        return views.stored_events(job, self._rules, after) if job else []
+
     async def result(self, user_id: str, job_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
         """``GET /result``: 200 with the result, 202 while running, 422 for a dead-lettered job
         (the web client treats anything but 200 as an error, which is what it should show; the

@@ -9,10 +9,17 @@ import time
 from typing import Any
 
 from eco2 import telemetry
-from pipelines.jobs.progress import ProgressEvent
+from pipelines.jobs.progress import ProgressEvent, key_of
 from pipelines.jobs.status import JobStatus
 from pipelines.rules.rulebook import RuleBook
-from pipelines.scan.machine import Job, Mark, Stage, current_stage, last_completed
+from pipelines.scan.machine import (
+    SUBMITTED,
+    Job,
+    Mark,
+    Stage,
+    current_stage,
+    last_completed,
+)
 
 CATEGORIES: list[dict[str, Any]] = [
     {
@@ -140,9 +147,36 @@ def progress_event(
 
 def snapshot_event(job: Job, rules: RuleBook) -> ProgressEvent:
     """The job's state as one event, for a stream that finds no progress history."""
-    if job.status is JobStatus.COMPLETED:
-        return progress_event(job, Mark(Stage.DONE, "completed"), result=result(job, rules))
+    return stored_events(job, rules)[-1]
+
+
+def stored_events(job: Job, rules: RuleBook, after: str | None = None) -> list[ProgressEvent]:
+    """The progress events the stored job implies, in stream order, those numbered after event
+    id ``after`` only: what its runner published up to its committed position (the ``done``
+    event with the result, or the ``error`` of a dead-lettered job)."""
     if job.status is JobStatus.FAILED:
         stage = Stage(job.failed_stage or Stage.VISION.value)
-        return progress_event(job, Mark(stage, "failed"), error=job.error)
-    return progress_event(job, Mark(last_completed(job), "completed"))
+        marks = [m for m in _MARKS if m.stage.order < stage.order]
+        marks += [Mark(stage, "started"), Mark(stage, "failed")]
+    else:
+        reached = Stage.DONE if job.status is JobStatus.COMPLETED else last_completed(job)
+        marks = [m for m in _MARKS if m.stage.order <= reached.order]
+    after_number = key_of(after)[1]
+    return [
+        progress_event(
+            job,
+            mark,
+            result=result(job, rules) if mark.stage is Stage.DONE else None,
+            error=job.error if mark.status == "failed" else None,
+        )
+        for mark in marks
+        if mark.seq + 1 > after_number
+    ]
+
+
+_MARKS = (
+    SUBMITTED,
+    *(Mark(stage, status) for stage in list(Stage)[1:-1] for status in ("started", "completed")),
+    Mark(Stage.DONE, "completed"),
+)
+"""Every progress event of a job that completes, in order."""

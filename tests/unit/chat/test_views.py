@@ -101,3 +101,15 @@ def test_a_waiting_job_snapshots_as_its_question() -> None:
     snapshot = views.snapshot_event(job)
     assert snapshot.event == "needs_input"
     assert json.loads(snapshot.body)["type"] == "location"
+
+
+def test_a_stream_without_its_channel_gets_the_final_event_numbered_after_its_last() -> None:
+    running = _job()
+    assert views.stored_events(running, "1-7") == []  # tokens and nodes exist only live
+
+    finished = _job(status=JobStatus.COMPLETED, answer="캔은 kg당 얼마예요.")
+    (done,) = views.stored_events(finished, "1-7")
+    assert (done.id, done.event) == ("1-8", "done")
+    assert done.data["result"]["answer"] == "캔은 kg당 얼마예요."
+    (first,) = views.stored_events(_job(status=JobStatus.FAILED, attempt=2), "1-7")
+    assert (first.id, first.event) == ("2-1", "error")  # a later attempt numbers from 1

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from cluster.healing import RestartBudget, Watch
+from cluster.component import Component
+from cluster.healing import RestartBudget, Watch, requirements
 from eco2.settings import SupervisorSettings
 
 POLICY = SupervisorSettings(
@@ -32,23 +33,33 @@ def test_a_limit_of_zero_never_restarts() -> None:
 
 
 def test_a_component_counts_as_hung_only_after_consecutive_failed_checks() -> None:
-    watch = Watch(POLICY, {"db": (), "api": ("db",)})
+    watch = Watch(POLICY, {"db": set(), "api": {"db"}})
     assert watch.checked("api", "no answer") is None
     assert watch.checked("api", "no answer") is None
     assert watch.checked("api", None) is None  # one good answer starts the count again
     assert watch.checked("api", "no answer") is None
     assert watch.checked("api", "no answer") is None
     reason = watch.checked("api", "no answer")
-    assert reason is not None and "3 checks" in reason and "no answer" in reason
+    assert reason is not None
+    assert "3 checks" in reason
+    assert "no answer" in reason
     watch.forget("api")
     assert watch.checked("api", "no answer") is None
 
 
 def test_a_component_waits_while_anything_it_needs_is_failing_or_being_healed() -> None:
-    watch = Watch(POLICY, {"db": (), "broker": (), "domains": ("db",), "gateway": ("domains",)})
+    needs = requirements(
+        [_part("db"), _part("broker"), _part("domains", "db"), _part("gateway", "domains")]
+    )
+    assert needs["gateway"] == {"domains", "db"}
+    watch = Watch(POLICY, needs)
     assert not watch.waits_on_trouble("gateway", [])
     assert watch.waits_on_trouble("gateway", ["db"])  # indirectly
     assert not watch.waits_on_trouble("gateway", ["broker"])
     watch.checked("db", "refused")  # one failed check is trouble for its dependants
     assert watch.waits_on_trouble("domains", [])
     assert not watch.waits_on_trouble("db", [])
+
+
+def _part(name: str, *requires: str) -> Component:
+    return Component(name=name, url=lambda _: "-", health=lambda _: None, requires=requires)
