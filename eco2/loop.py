@@ -7,7 +7,8 @@ fraction of the CPU under load (the profile is in docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -26,3 +27,15 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run(main)`` on a loop from :func:`new_event_loop`."""
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         return runner.run(main)
+
+
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None], *, name: str) -> AsyncIterator[None]:
+    """Run ``work`` as a task while the context is open; cancel it (and wait) on leaving."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -69,6 +69,10 @@ _MARK_USED = "UPDATE refresh_tokens SET used_at = $2 WHERE jti = $1"
 _REVOKE_FAMILY = """
 UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL
 """
+_REVOKED_SINCE = """
+SELECT family_id, max(revoked_at) AS revoked_at FROM refresh_tokens
+WHERE revoked_at > $1 GROUP BY family_id
+"""
 _DELETE_USER = """
 UPDATE users SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
 """
@@ -174,6 +178,11 @@ class AuthRepository:
 
     async def revoke_family(self, family_id: uuid.UUID, *, at: datetime) -> None:
         await self._pool.execute(_REVOKE_FAMILY, family_id, at)
+
+    async def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]:
+        """``(session id, when revoked)`` of every session revoked after ``since``."""
+        rows = await self._pool.fetch(_REVOKED_SINCE, since)
+        return [(str(row["family_id"]), row["revoked_at"]) for row in rows]
 
 
 async def mark_user_deleted(conn: asyncpg.Connection, user_id: uuid.UUID, at: datetime) -> None:

@@ -14,15 +14,17 @@ import httpx
 from fastapi import FastAPI
 
 from cdc.consumers import ConsumerSpec
+from domains.auth.blacklist import BlacklistKeeper, ValkeyBlacklist
 from domains.auth.http import AuthContext, router
 from domains.auth.providers import build_providers
 from domains.auth.reactions import user_deleted_consumer
 from domains.auth.repository import AuthRepository
-from domains.auth.sessions import Sessions, ValkeyRevocations
+from domains.auth.sessions import Sessions
 from domains.auth.tokens import SigningKey, TokenService
 from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.http import service_app
+from eco2.loop import background
 from eco2.settings import Settings
 
 DOMAIN = "auth"
@@ -40,10 +42,13 @@ def create_app(settings: Settings) -> FastAPI:
             repository = AuthRepository(pool)
             active, keys = await repository.signing_keys(SigningKey.generate())
             tokens = TokenService(settings.auth, active, keys)
-            sessions = Sessions(repository, tokens, ValkeyRevocations(cache), settings.auth)
+            blacklist = ValkeyBlacklist(cache)
+            sessions = Sessions(repository, tokens, blacklist, settings.auth)
             providers = build_providers(settings.auth, http)
             app.state.auth = AuthContext(settings, tokens, sessions, providers)
-            yield
+            keeper = BlacklistKeeper(repository, blacklist, settings.auth.access_ttl_s)
+            async with background(keeper.run(), name="auth-blacklist-keeper"):
+                yield
 
     return service_app(
         "Eco² auth",

@@ -2,13 +2,12 @@
 
 A session is a refresh-token family. Signing in starts one; refreshing rotates inside it (the old
 refresh token is marked used, a new one stored, both tokens re-issued); logging out revokes it and
-puts the presented access token's ``jti`` on the Valkey blacklist that ext-authz reads, until that
-token would have expired anyway.
+puts it on the blacklist that ext-authz reads (:mod:`domains.auth.blacklist`), so none of its access
+tokens passes again.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable
@@ -16,12 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from domains.auth.model import REFRESH_REFUSALS, ProviderProfile, RefreshVerdict
 from domains.auth.repository import AuthRepository, RefreshGrant
-from domains.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenService, revoked_key
-from eco2.errors import Unauthenticated, Unavailable
+from domains.auth.tokens import ACCESS, REFRESH, IssuedToken, TokenService
+from eco2.errors import Unauthenticated
 from eco2.events import EventMetadata
 from eco2.settings import AuthSettings
 from eco2.telemetry import get_logger
@@ -46,22 +43,9 @@ class Session:
 
 
 class Revocations(Protocol):
-    async def revoke(self, jti: str, ttl_s: int) -> None:
-        """Refuse access token ``jti`` everywhere for ``ttl_s`` seconds."""
+    async def revoke(self, sid: str, ttl_s: int) -> None:
+        """Refuse every access token of session ``sid`` everywhere for ``ttl_s`` seconds."""
         ...
-
-
-class ValkeyRevocations:
-    """The blacklist ext-authz reads: key ``authz:revoked:<jti>`` with a TTL."""
-
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
-
-    async def revoke(self, jti: str, ttl_s: int) -> None:
-        try:
-            await self._client.set(revoked_key(jti), "1", ex=max(1, ttl_s))
-        except (aioredis.RedisError, OSError) as exc:
-            raise Unavailable(f"could not revoke the access token ({exc}); log out again") from exc
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -114,8 +98,9 @@ class Sessions:
             else (RefreshVerdict.UNKNOWN, None)
         )
         if verdict is not RefreshVerdict.ROTATE or record is None:
-            if verdict is RefreshVerdict.REUSED:
+            if verdict is RefreshVerdict.REUSED and record is not None:
                 log.warning("refresh token reused: session revoked", jti=str(jti))
+                await self._revocations.revoke(str(record.family_id), self._access_life_s)
             message = f"{REFRESH_REFUSALS[verdict]}; {SIGN_IN_AGAIN}"
             raise Unauthenticated(message, code=f"refresh_{verdict.value}")
         return self._session(
@@ -135,10 +120,12 @@ class Sessions:
         now = self._clock()
         for family in families:
             await self._repo.revoke_family(family, at=_at(now))
-        if access is not None:
-            remaining = math.ceil(float(access["exp"]) - now) + LEEWAY_S
-            if remaining > 0:
-                await self._revocations.revoke(str(access["jti"]), remaining)
+            await self._revocations.revoke(str(family), self._access_life_s)
+
+    @property
+    def _access_life_s(self) -> int:
+        """How long an access token issued now may still pass: the blacklist entry's life."""
+        return self._settings.access_ttl_s + LEEWAY_S
 
     def _claims(self, token: str | None, typ: str) -> dict[str, Any] | None:
         if not token:

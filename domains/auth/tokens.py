@@ -41,9 +41,15 @@ ACCESS, REFRESH, OAUTH_STATE = "access", "refresh", "oauth_state"
 Clock = Callable[[], float]
 
 
-def revoked_key(jti: str) -> str:
-    """The Valkey key that marks access token ``jti`` as revoked (its TTL = remaining life)."""
-    return f"{REVOKED_KEY_PREFIX}{jti}"
+RESTORED_KEY = "authz:blacklist:restored"
+"""Set (to the Valkey server's run id) once the blacklist holds every session revoked within an
+access token's life; ext-authz refuses to decide without it."""
+
+
+def revoked_session_key(sid: str) -> str:
+    """The Valkey key that refuses every access token of session ``sid`` (a logout, a reused
+    refresh token); it lives as long as the session's last access token may."""
+    return f"{REVOKED_KEY_PREFIX}session:{sid}"
 
 
 def _b64url(raw: bytes) -> str:

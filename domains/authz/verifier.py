@@ -10,7 +10,10 @@ The checks, in order, and what they answer (see ``domains.authz.http`` for the s
    wrong audience → **403**: the token is genuine but not meant for this API;
 3. ``typ`` is ``access`` (→ else **403**: a refresh token cannot become one by refreshing) and
    ``provider`` is a short string (→ else 401);
-4. ``authz:revoked:<jti>`` is not in Valkey (set by auth's logout) → else **401**.
+4. the token's session (``sid``) is not on auth's blacklist in Valkey,
+   ``authz:revoked:session:<sid>`` (a logout, a reused refresh token) → else **401**; and the
+   blacklist is whole, ``authz:blacklist:restored`` is set (auth restores it from its database
+   after Valkey lost it, :mod:`domains.auth.blacklist`) → else **503**, never a guess.
 
 A token that passed 1-2 is remembered (a bounded LRU) while its key is still published, so the
 signature is not verified again on every request; its expiry (the only check that can change
@@ -20,8 +23,8 @@ with time), 3 and 4 run on every request.
 ext_authz (the gateway runs it itself, so a bad token never costs a hop); :class:`AccessCheck` is
 ext-authz's whole check, 1-4.
 
-Auth has its own copy of the key format (domains do not import each other); a unit test in each
-package pins the literal ``authz:revoked:<jti>``.
+Auth has its own copy of the key formats (domains do not import each other); a unit test in each
+package pins the literals.
 """
 
 from __future__ import annotations
@@ -49,9 +52,12 @@ request (a user sends it with each one); ~1 KB each."""
 ACCESS = "access"
 
 
-def revoked_key(jti: str) -> str:
-    """The Valkey key auth sets on logout for access token ``jti``."""
-    return f"{REVOKED_KEY_PREFIX}{jti}"
+RESTORED_KEY = "authz:blacklist:restored"
+
+
+def revoked_session_key(sid: str) -> str:
+    """The Valkey key auth sets for a revoked session ``sid``."""
+    return f"{REVOKED_KEY_PREFIX}session:{sid}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,9 @@ class KeySource(Protocol):
 
 
 class RevocationList(Protocol):
-    async def is_revoked(self, jti: str) -> bool: ...
+    async def is_revoked(self, sid: str) -> bool:
+        """Whether session ``sid`` was revoked; :class:`Unavailable` when that cannot be known."""
+        ...
 
     async def ping(self) -> None:
         """Raise :class:`Unavailable` unless the list can be read."""
@@ -86,17 +94,28 @@ class ValkeyRevocationList:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
 
-    async def is_revoked(self, jti: str) -> bool:
+    async def is_revoked(self, sid: str) -> bool:
         try:
-            return bool(await self._client.exists(revoked_key(jti)))
+            revoked, restored = await self._client.mget(revoked_session_key(sid), RESTORED_KEY)
         except (aioredis.RedisError, OSError) as exc:
             raise Unavailable(f"cannot check token revocation ({exc}); retry shortly") from exc
+        if restored is None:
+            raise _restoring()
+        return revoked is not None
 
     async def ping(self) -> None:
         try:
-            await self._client.ping()
+            restored = await self._client.exists(RESTORED_KEY)
         except (aioredis.RedisError, OSError) as exc:
             raise Unavailable(f"the token blacklist (Valkey) is unreachable: {exc}") from exc
+        if not restored:
+            raise _restoring()
+
+
+def _restoring() -> Unavailable:
+    return Unavailable(
+        "the token blacklist is being restored (Valkey restarted); retry shortly", retry_after_s=2
+    )
 
 
 def _invalid(message: str, code: str = "invalid_token") -> Unauthenticated:
@@ -216,6 +235,9 @@ class AccessCheck:
         """The principal of ``token``; raises :class:`Unauthenticated` (401), :class:`Forbidden`
         (403) or, when the keys or the blacklist are unreachable, :class:`Unavailable`."""
         claims = await self._verifier.claims(token)
-        if await self._revocations.is_revoked(claims["jti"]):
-            raise _invalid("this token was revoked by a logout", "token_revoked")
+        sid = claims.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise _invalid("the token names no session (sid)")
+        if await self._revocations.is_revoked(sid):
+            raise _invalid("this token's session was ended (logout)", "token_revoked")
         return principal_of(claims)

@@ -159,10 +159,6 @@ class ProgressBus:
         except (aioredis.RedisError, OSError) as exc:  # best effort: the job row is the truth
             _log.warning("progress publish failed", events=len(batch), error=str(exc))
 
-    async def has_history(self, job_id: str) -> bool:
-        """Whether the job still has a progress history (it expires, and Valkey may lose it)."""
-        return bool(await self._redis.exists(self._stream(job_id)))
-
     async def history(self, job_id: str, after: str | None) -> list[ProgressEvent]:
         start = f"({after}" if after else "-"
         entries = cast(

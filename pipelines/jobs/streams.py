@@ -11,7 +11,8 @@ Contract of :meth:`JobStreams.open` (the wire contract of the scan API, domain.m
 * then live events, each at most once and in ``seq`` order (a resumed runner's repeats are
   dropped by id), ``: keep-alive`` comments while nothing happens, and ends after the terminal
   event (``done`` or ``error``). A live event lost on the way is found in the history at the
-  next keep-alive, and a history that is gone (Valkey lost it) is made up from the job row;
+  next keep-alive, or, when the history has nothing new either, in the job row (events published
+  while Valkey was down reached no one);
 * while the progress channel (Valkey) is unavailable the stream stays open: it sends
   keep-alives, reads the job's stored state every :data:`FALLBACK_POLL_S` and sends what that
   adds (:meth:`JobReader.catch_up`), ``done`` included; once the channel is back it continues
@@ -175,10 +176,11 @@ class JobStreams:
                 raise _ChannelLost("the progress channel was lost")
 
     async def _history_or_row(self, key: uuid.UUID, sent: _Sent) -> list[ProgressEvent]:
-        """The history after the last event sent; when there is none at all (it expired, or
-        Valkey came back without it) and the stream is under way, what the job row adds."""
+        """The history after the last event sent; when it has nothing new for a stream under
+        way, what the job row adds: events published while the channel was down reached no
+        one, and a Valkey that restarted (or a history that expired) does not have them."""
         pending = await self._bus.history(str(key), sent.after)
-        if pending or sent.after is None or await self._bus.has_history(str(key)):
+        if pending or sent.after is None:
             return pending
         return await self._reader.catch_up(key, sent.after)
 

@@ -179,17 +179,17 @@ async def test_refresh_without_a_valid_token_says_sign_in_again(client: httpx.As
     assert wrong_type.status_code == 401
 
 
-async def test_logout_blacklists_the_access_token_and_ends_the_session(
+async def test_logout_blacklists_the_session_and_ends_it(
     client: httpx.AsyncClient, valkey: aioredis.Redis, app: FastAPI, settings: Settings
 ) -> None:
     login = await dev_login(client)
-    jti = app.state.auth.tokens.verify(login["access_token"], typ="access")["jti"]
+    sid = app.state.auth.tokens.verify(login["access_token"], typ="access")["sid"]
     response = await client.post(f"{AUTH}/logout")  # cookies only
     assert response.status_code == 204
     cleared = cookies_of(response)
     assert "max-age=0" in cleared["s_access"].lower()
     assert "max-age=0" in cleared["s_refresh"].lower()
-    ttl = await valkey.ttl(f"authz:revoked:{jti}")
+    ttl = await valkey.ttl(f"authz:revoked:session:{sid}")
     assert 0 < ttl <= settings.auth.access_ttl_s + 5
     refreshed = await client.post(f"{AUTH}/refresh", json={"refresh_token": login["refresh_token"]})
     assert refreshed.status_code == 401

@@ -8,10 +8,11 @@ import pytest
 from domains.auth.tokens import (
     ACCESS,
     REFRESH,
+    RESTORED_KEY,
     SigningKey,
     TokenService,
     jwk_thumbprint,
-    revoked_key,
+    revoked_session_key,
 )
 from eco2.errors import Unauthenticated
 from eco2.settings import AuthSettings
@@ -28,8 +29,9 @@ def issue(tokens: TokenService, typ: str = ACCESS, now: float | None = None) -> 
     return tokens.issue(user_id="u-1", provider="kakao", typ=typ, family_id="f-1", now=now).token
 
 
-def test_revoked_key_format_is_the_contract_with_authz() -> None:
-    assert revoked_key("abc-123") == "authz:revoked:abc-123"
+def test_the_key_formats_are_the_contract_with_authz() -> None:
+    assert revoked_session_key("abc-123") == "authz:revoked:session:abc-123"
+    assert RESTORED_KEY == "authz:blacklist:restored"
 
 
 def test_generated_key_publishes_an_es256_jwk_named_by_its_thumbprint() -> None:

@@ -9,6 +9,7 @@ import pytest
 from domains.authz.service import consumers, create_app
 from eco2.errors import Unavailable
 from eco2.settings import Settings
+from tests.unit.domains.authz.fakes import MemoryRevocations
 from tests.unit.domains.authz.tokens import KeyPair, claims, sign
 
 KEY = KeyPair()
@@ -17,17 +18,6 @@ KEY = KeyPair()
 class StaticSource:
     async def fetch(self) -> Mapping[str, Any]:
         return {"keys": [KEY.jwk]}
-
-
-class MemoryRevocations:
-    def __init__(self) -> None:
-        self.revoked: set[str] = set()
-
-    async def is_revoked(self, jti: str) -> bool:
-        return jti in self.revoked
-
-    async def ping(self) -> None:
-        return None
 
 
 @pytest.fixture

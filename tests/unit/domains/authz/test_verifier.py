@@ -5,8 +5,15 @@ from typing import Any
 
 import pytest
 
-from domains.authz.verifier import AccessCheck, TokenVerifier, revoked_key, token_from
+from domains.authz.verifier import (
+    RESTORED_KEY,
+    AccessCheck,
+    TokenVerifier,
+    revoked_session_key,
+    token_from,
+)
 from eco2.errors import Forbidden, Unauthenticated, Unavailable
+from tests.unit.domains.authz.fakes import MemoryRevocations
 from tests.unit.domains.authz.tokens import (
     AUDIENCE,
     ISSUER,
@@ -26,19 +33,8 @@ class StaticKeys:
         return self.keys.get(kid)
 
 
-class MemoryRevocations:
-    def __init__(self, *jtis: str) -> None:
-        self.revoked = set(jtis)
-
-    async def is_revoked(self, jti: str) -> bool:
-        return jti in self.revoked
-
-    async def ping(self) -> None:
-        return None
-
-
 class BrokenRevocations:
-    async def is_revoked(self, jti: str) -> bool:
+    async def is_revoked(self, sid: str) -> bool:
         raise Unavailable("valkey down")
 
     async def ping(self) -> None:
@@ -53,8 +49,9 @@ def verifier(revocations: Any = None, keys: Any = None) -> AccessCheck:
     return AccessCheck(checks, revocations or MemoryRevocations())
 
 
-def test_revoked_key_format_is_the_contract_with_auth() -> None:
-    assert revoked_key("abc-123") == "authz:revoked:abc-123"
+def test_the_key_formats_are_the_contract_with_auth() -> None:
+    assert revoked_session_key("abc-123") == "authz:revoked:session:abc-123"
+    assert RESTORED_KEY == "authz:blacklist:restored"
 
 
 async def test_valid_access_token_yields_user_and_provider() -> None:
@@ -138,11 +135,22 @@ async def test_refresh_token_used_as_access_is_403() -> None:
     assert caught.value.code == "wrong_token_type"
 
 
-async def test_blacklisted_token_is_401() -> None:
+async def test_a_token_of_a_revoked_session_is_401() -> None:
     payload = claims()
     with pytest.raises(Unauthenticated) as caught:
-        await verifier(MemoryRevocations(payload["jti"])).verify(sign(KEY, payload))
+        await verifier(MemoryRevocations(payload["sid"])).verify(sign(KEY, payload))
     assert caught.value.code == "token_revoked"
+
+
+async def test_a_token_without_a_session_is_401() -> None:
+    with pytest.raises(Unauthenticated) as caught:
+        await verifier().verify(sign(KEY, claims(sid=None)))
+    assert caught.value.code == "invalid_token"
+
+
+async def test_a_blacklist_being_restored_answers_503_not_a_guess() -> None:
+    with pytest.raises(Unavailable):
+        await verifier(MemoryRevocations(restored=False)).verify(sign(KEY, claims()))
 
 
 async def test_unreachable_blacklist_fails_closed() -> None:
@@ -185,8 +193,8 @@ async def test_a_verified_token_is_not_verified_again_but_its_expiry_and_blackli
     assert (await checker.verify(token)).user_id == payload["sub"]
     assert (await checker.verify(token)).user_id == payload["sub"]
     assert decoded == [token]  # the signature was verified once
-    revocations.revoked.add(payload["jti"])
-    with pytest.raises(Unauthenticated, match="revoked"):
+    revocations.revoke(payload["sid"])
+    with pytest.raises(Unauthenticated, match="session was ended"):
         await checker.verify(token)
     revocations.revoked.clear()
     now[0] += 61 + 5  # past exp and the leeway

@@ -55,6 +55,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "jti": str(uuid.uuid4()),
         "typ": "access",
         "provider": "dev",
+        "sid": str(uuid.uuid4()),
     }
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not None}
