@@ -102,7 +102,7 @@ def rebuild_command(
     consumer: Annotated[str, typer.Argument(help="module:attribute or name")],
 ) -> None:
     """Reset a consumer and replay its input from the event stores (no Kafka)."""
-    from cdc.readmodels.rebuild import rebuild
+    from cdc.consumers.rebuild import rebuild
 
     count = asyncio.run(rebuild(load_spec(consumer), load_settings()))
     typer.echo(json.dumps({"consumer": consumer, "events_applied": count}))

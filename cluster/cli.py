@@ -45,6 +45,29 @@ def _relay_lag(settings: Settings, state: StackState) -> list[dict[str, Any]] | 
         return str(exc)
 
 
+def _read_models(state: StackState) -> dict[str, str] | str:
+    """Each live read model: ``whole``, or ``rebuilding`` (its projector is rebuilding it from
+    the event stores after Valkey lost it)."""
+    import redis
+
+    from cdc.cli import load_spec
+    from cdc.consumers.valkey_inbox import whole_key
+    from cdc.readmodels.projections import PROJECTIONS
+
+    url = state.env.get("ECO2_CACHE__URL")
+    if url is None or "domains" not in state.components:
+        return "no read models in this stack"
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        marks = client.mget([whole_key(load_spec(name).name) for name in PROJECTIONS])
+    except redis.RedisError as exc:
+        return f"unknown: {exc}"
+    finally:
+        client.close()
+    said = ["whole" if mark else "rebuilding" for mark in marks]
+    return dict(zip(PROJECTIONS, said, strict=True))
+
+
 def _print_report(report: dict[str, Any]) -> None:
     table = Table(title=f"eco2 stack in {report['run_dir']}")
     for column in ("component", "healthy", "url", "pid", "restarts", "detail"):
@@ -62,6 +85,13 @@ def _print_report(report: dict[str, Any]) -> None:
     nodes = report.get("nodes")
     if isinstance(nodes, list) and nodes:
         console.print(_nodes_table(nodes))
+    models = report.get("read_models")
+    if isinstance(models, dict) and models:
+        rebuilding = sorted(name for name, said in models.items() if said != "whole")
+        console.print(
+            f"read models:   {len(models) - len(rebuilding)} of {len(models)} whole"
+            + (f"; rebuilding {', '.join(rebuilding)}" if rebuilding else "")
+        )
     lag = report.get("cdc")
     if isinstance(lag, list) and lag:
         worst = max(lag, key=lambda row: row.get("lag_bytes") or 0)
@@ -175,6 +205,7 @@ def status(
     else:
         report = supervisor.probe(settings, state)
         report["cdc"] = _relay_lag(settings, state)
+        report["read_models"] = _read_models(state)
         report["nodes"] = probes.ray_nodes(state.dashboard_url) if state.dashboard_url else []
     healthy = report["up"] and all(c["healthy"] for c in report["components"].values())
     if json_output:

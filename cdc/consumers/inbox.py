@@ -49,6 +49,16 @@ class Store(Protocol):
         consumer's state can be rebuilt from the event stores."""
         ...
 
+    async def whole(self, consumer: str) -> bool:
+        """Whether ``consumer``'s state (inbox and effects) is whole. A store that may lose it
+        (Valkey restarted without its data) says so until :meth:`mark_whole` after a rebuild;
+        a database keeps what it committed and is always whole."""
+        ...
+
+    async def mark_whole(self, consumer: str) -> None:
+        """``consumer``'s state was (re)built from the event stores."""
+        ...
+
 
 Reset = Callable[[Any], Awaitable[None]]
 """``async def clear(conn)``: deletes a consumer's state (its read model, its effect tables)."""
@@ -83,6 +93,12 @@ class PostgresStore:
             if clear is not None:
                 await clear(conn)
 
+    async def whole(self, consumer: str) -> bool:
+        return True
+
+    async def mark_whole(self, consumer: str) -> None:
+        return None
+
 
 class _MemoryUnit:
     def __init__(self, store: MemoryStore) -> None:
@@ -106,6 +122,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self.rows: set[tuple[str, uuid.UUID]] = set()
         self.effects: dict[str, Any] = {}
+        self.marked_whole: set[str] = set()
+        """Consumers marked whole (cleared to stand for a store that lost its data)."""
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[_MemoryUnit]:
@@ -121,3 +139,9 @@ class MemoryStore:
         await self.forget(consumer)
         if clear is not None:
             await clear(self.effects)
+
+    async def whole(self, consumer: str) -> bool:
+        return consumer in self.marked_whole
+
+    async def mark_whole(self, consumer: str) -> None:
+        self.marked_whole.add(consumer)

@@ -38,6 +38,7 @@ import asyncpg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import SpanKind
+from redis.exceptions import RedisError
 
 from cdc.consumers.apply import Failure, Handler, apply_batch, classify
 from cdc.consumers.inbox import PostgresStore, Store
@@ -84,6 +85,8 @@ _events_handled = telemetry.meter(__name__).create_counter(
 
 POLL_S = 0.5
 DLQ_ACK_TIMEOUT_S = 30.0
+WHOLE_CHECK_S = 5.0
+"""How often a consumer that rebuilds lost state asks its store whether the state is whole."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,9 @@ class ConsumerSpec:
     target: Literal["postgres", "valkey"] = "postgres"
     """Where the effects and the inbox live: the consumer's own ``database``, or the read-model
     Valkey (``settings.cache.url``; ``database`` is then unused)."""
+    rebuild_when_lost: bool = False
+    """Rebuild the state from the event stores when the store lost it (a Valkey that restarted
+    without its data, see :meth:`Store.whole`) before consuming on: the live read models."""
 
 
 def database_of(settings: Settings, name: str) -> str:
@@ -193,6 +199,7 @@ class ConsumerRuntime:
         self.producer = Producer(producer_config(settings))
         self.stats = ConsumerStats()
         self._stop = asyncio.Event()
+        self._whole_until = 0.0
         self.partitions: frozenset[tuple[str, int]] = frozenset()
         """What the group gave this consumer, kept from the rebalance callbacks (which run on
         the consuming thread), so the lag gauge does not ask the client (``assignment()``, a
@@ -222,6 +229,9 @@ class ConsumerRuntime:
         _running.add(self)
         try:
             while not self._stop.is_set():
+                if not await self._whole():
+                    await asyncio.sleep(WHOLE_CHECK_S)
+                    continue
                 messages = await asyncio.to_thread(self._next_batch)
                 if messages:
                     await self.process(messages)
@@ -231,6 +241,24 @@ class ConsumerRuntime:
             _running.discard(self)
             await asyncio.to_thread(self.consumer.close)
             self.producer.flush(5)
+
+    async def _whole(self) -> bool:
+        """Whether the consumer's state is whole, rebuilding it first when its store lost it
+        (asked every :data:`WHOLE_CHECK_S`). Nothing is consumed meanwhile: an event applied
+        during the rebuild's reset could be recorded in the inbox and its effect wiped."""
+        if not self.spec.rebuild_when_lost or time.monotonic() < self._whole_until:
+            return True
+        from cdc.consumers.rebuild import rebuild  # the rebuild reads specs of this module
+
+        try:
+            if not await self.store.whole(self.spec.name):
+                log.warning("consumer state lost: rebuilding it", consumer=self.spec.name)
+                await rebuild(self.spec, self.settings, self.store)
+        except (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("consumer state not checked", consumer=self.spec.name, error=str(exc))
+            return False
+        self._whole_until = time.monotonic() + WHOLE_CHECK_S
+        return True
 
     def lag(self) -> int:
         """Messages of the assigned partitions not consumed yet: the client's cached high

@@ -28,10 +28,17 @@ from redis.asyncio.client import Pipeline
 from cdc.consumers.inbox import Reset
 
 INBOX_PREFIX = "rm:inbox:"
+WHOLE_PREFIX = "rm:whole:"
 
 
 def inbox_key(consumer: str) -> str:
     return f"{INBOX_PREFIX}{consumer}"
+
+
+def whole_key(consumer: str) -> str:
+    """Set once the consumer's read model was built from the event stores; a Valkey that comes
+    back without its data comes back without it (the projector then rebuilds)."""
+    return f"{WHOLE_PREFIX}{consumer}"
 
 
 class _ValkeyUnit:
@@ -83,3 +90,9 @@ class ValkeyStore:
         await self.forget(consumer)
         if clear is not None:
             await clear(self.client)
+
+    async def whole(self, consumer: str) -> bool:
+        return bool(await self.client.exists(whole_key(consumer)))
+
+    async def mark_whole(self, consumer: str) -> None:
+        await self.client.set(whole_key(consumer), "1")

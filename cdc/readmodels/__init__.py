@@ -2,6 +2,6 @@
 read API that answers from them, and the rebuild from the event stores.
 
 :mod:`~cdc.readmodels.projections` (one module per read model), :mod:`~cdc.readmodels.api`
-(the HTTP service), :mod:`~cdc.readmodels.rebuild` (``eco2 cdc rebuild``),
+(the HTTP service), :mod:`~cdc.consumers.rebuild` (``eco2 cdc rebuild``),
 :mod:`~cdc.readmodels.store` (Valkey helpers).
 """

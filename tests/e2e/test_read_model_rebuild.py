@@ -11,8 +11,8 @@ import httpx
 import pytest
 import redis.asyncio as redis
 
+from cdc.consumers.rebuild import rebuild
 from cdc.readmodels.projections import LIVE, leaderboard, my_page, scan_history
-from cdc.readmodels.rebuild import rebuild
 from cdc.readmodels.store import connect, delete_prefix
 from eco2.settings import Settings
 from tests.conftest import StackUrls

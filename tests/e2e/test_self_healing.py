@@ -6,6 +6,7 @@ stack (which comes back whole)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -14,10 +15,13 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from cluster.state import ComponentState, read_state
-from tests.conftest import StackUrls
+from tests.conftest import StackUrls, cluster_cli
+from tests.e2e.saga_support import eventually, rewarded_scan, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.last_on_stack]
 
@@ -39,6 +43,15 @@ KILLED_IN_TURN = (
     "ray",
 )
 PET = "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"
+
+
+@pytest.fixture
+def now(stack: StackUrls) -> StackUrls:
+    """The session stack as it is now: another test that runs last restarts it, and a restarted
+    stack answers on new ports."""
+    state = read_state(stack.run_dir)
+    assert state is not None
+    return StackUrls.from_state(state)
 
 
 def _component(stack: StackUrls, name: str) -> ComponentState:
@@ -146,8 +159,9 @@ def _session() -> aiohttp.ClientSession:
 
 
 async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_scan(
-    stack: StackUrls,
+    now: StackUrls,
 ) -> None:
+    stack = now
     assert stack.api_url is not None
     api = stack.api_url
     restarts = _component(stack, "valkey").restarts
@@ -165,7 +179,7 @@ async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_sc
 
         ends = Counter(end for _, _, end in accepted)
         assert ends == {"done": len(accepted)}, (ends, seen)
-        results = Counter()
+        results: Counter[int] = Counter()
         for job, cookie, _ in accepted:
             async with session.get(f"{api}{job['result_url']}", headers=cookie) as result:
                 results[result.status] += 1
@@ -174,9 +188,52 @@ async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_sc
     assert _component(stack, "valkey").restarts == restarts + 1
 
 
-async def test_every_part_killed_in_turn_is_healthy_again_and_a_scan_goes_through(
-    stack: StackUrls,
+async def test_read_models_rebuild_themselves_when_valkey_loses_everything(
+    now: StackUrls,
 ) -> None:
+    stack = now
+    """A Valkey that comes back empty (here: emptied) loses the read models with their inboxes;
+    each projector rebuilds its own from the event stores, and ``eco2 status`` says when."""
+    assert stack.api_url is not None
+    async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as browser:
+        await sign_in(browser, "rebuilt")
+        await rewarded_scan(browser)
+
+        async def settled() -> dict[str, Any] | None:
+            page = (await browser.get("/api/v1/users/me/page")).json()
+            return page if page["updated_at"] and page["scans"] == 1 else None
+
+        before = await eventually(settled, "the saga and the scan in the live my page")
+        history = (await browser.get("/api/v1/scan/history")).json()
+
+        client = aioredis.Redis.from_url(stack.cache_url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+        rebuilding = _read_models(stack)
+        assert "rebuilding" in rebuilding.values(), rebuilding
+
+        async def whole() -> dict[str, str] | None:
+            said = _read_models(stack)
+            return said if set(said.values()) == {"whole"} else None
+
+        await eventually(whole, "eco2 status: every read model whole again", within_s=60)
+        # Signed in again: the emptied Valkey's blacklist was restored from auth's database.
+        assert (await browser.get("/api/v1/users/me/page")).json() == before
+        assert (await browser.get("/api/v1/scan/history")).json() == history
+
+
+def _read_models(stack: StackUrls) -> dict[str, str]:
+    status = cluster_cli(stack.run_dir, "status", "--json", timeout=60)
+    models: dict[str, str] = json.loads(status.stdout)["read_models"]
+    return models
+
+
+async def test_every_part_killed_in_turn_is_healthy_again_and_a_scan_goes_through(
+    now: StackUrls,
+) -> None:
+    stack = now
     assert stack.api_url is not None
     healed = {}
     for name in KILLED_IN_TURN:

@@ -25,9 +25,9 @@ from confluent_kafka import Producer
 from cdc.consumers.apply import Handler, batch_handler
 from cdc.consumers.dlq import list_dlq, replay_dlq
 from cdc.consumers.inbox import PostgresStore, Store
+from cdc.consumers.rebuild import rebuild
 from cdc.consumers.runtime import ConsumerRuntime, ConsumerSpec, RetryPolicy
 from cdc.outbox import EVENT_COLUMNS, RowLayout, record_from_values
-from cdc.readmodels.rebuild import rebuild
 from eco2.events import EventEnvelope
 from eco2.migrations import database_dsn
 from tests.conftest import REPO, StackUrls

@@ -15,9 +15,9 @@ import redis.asyncio as redis
 
 from cdc.consumers.apply import apply_batch
 from cdc.consumers.inbox import Store
-from cdc.consumers.valkey_inbox import ValkeyStore
+from cdc.consumers.rebuild import rebuild
+from cdc.consumers.valkey_inbox import ValkeyStore, whole_key
 from cdc.readmodels.projections import leaderboard, my_page, scan_history
-from cdc.readmodels.rebuild import rebuild
 from cdc.readmodels.store import connect, delete_prefix
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
@@ -39,6 +39,12 @@ class TestValkeyInbox(InboxContract):
     async def store(self, valkey: redis.Redis) -> Store:
         self.consumer = f"contract-{uuid.uuid4().hex[:8]}"
         return ValkeyStore(valkey)
+
+    async def test_a_consumer_whose_mark_is_lost_is_not_whole(self, store: Store) -> None:
+        await store.mark_whole(self.consumer)
+        assert isinstance(store, ValkeyStore)
+        await store.client.delete(whole_key(self.consumer))  # what an emptied Valkey lost
+        assert not await store.whole(self.consumer)
 
 
 def _event(kind: str, aggregate: str, version: int, **payload: Any) -> EventEnvelope:

@@ -55,3 +55,7 @@ class InboxContract:
             found: Any = await unit.claim(self.consumer, [a])
             kept: Any = await unit.claim(self.consumer + "-kept", [a])
         assert (found, kept) == ({a}, set())
+
+    async def test_a_consumer_marked_whole_is_whole(self, store: Store) -> None:
+        await store.mark_whole(self.consumer)
+        assert await store.whole(self.consumer)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 
 import asyncpg
 
@@ -67,14 +68,19 @@ async def _replay_source(
     return applied
 
 
-async def rebuild(spec: ConsumerSpec, settings: Settings) -> int:
-    """Reset ``spec``'s state, re-apply its input from the event stores; return the count."""
+async def rebuild(spec: ConsumerSpec, settings: Settings, store: Store | None = None) -> int:
+    """Reset ``spec``'s state, re-apply its input from the event stores, mark it whole; return
+    the count. ``store``: the consumer's own (a live consumer rebuilding itself), else one is
+    opened for the rebuild."""
     if settings.db.url is None:
         raise ValueError("no database configured: set ECO2_DB__URL or run `eco2 up`")
-    async with open_store(spec, settings) as store:
+    async with AsyncExitStack() as stack:
+        if store is None:
+            store = await stack.enter_async_context(open_store(spec, settings))
         await store.reset(spec.name, spec.reset)
         types, total = aggregate_types(spec), 0
         for source in spec.sources:
             total += await _replay_source(settings, source, spec, store, types)
+        await store.mark_whole(spec.name)
     log.info("rebuild done", consumer=spec.name, events=total)
     return total
