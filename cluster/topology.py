@@ -267,7 +267,8 @@ TRACES = Component(
     exports=lambda ctx: _traces_env("otlp", _traces_url(ctx), ctx.settings),
     links=lambda ctx: {"traces_url": _traces_url(ctx)},
     data_paths=lambda paths: [paths.root / "phoenix"],
-    start_deadline_s=90.0,
+    # Its first start migrates its SQLite schema: over 90 s once, beside a second busy stack.
+    start_deadline_s=180.0,
 )
 """The local trace backend: OTLP in, a web UI with LLM-aware views, a REST API for ``eco2
 trace``. Nothing waits for it: a span exported before it answers is dropped."""
