@@ -325,6 +325,8 @@ class Stack:
             delay = m.budget.next_delay(time.monotonic())
             if delay is None:
                 self._give_up(m, reason)
+                for follower in followers:
+                    self._give_up(follower, f"it needs {name}, which failed")
                 return
             log.error(
                 "%s: %s; restarting it in %.0f s (log: %s)", name, reason, delay, m.state.log_path
@@ -340,7 +342,7 @@ class Stack:
                 reason = exc.reason
                 m.state.last_failure = reason
         for follower in followers:
-            self._restart_dependant(follower)
+            self._restart_dependant(follower, name, stop)
 
     def _followers(self, name: str) -> list[_Member]:
         """What starts again after ``name`` restarted: its direct dependants, and the parts
@@ -370,18 +372,15 @@ class Stack:
             raise self._as_start_error(m.component.name, exc) from exc
         log.info("%s restarted (restart %d)", m.component.name, m.state.restarts)
 
-    def _restart_dependant(self, m: _Member) -> None:
+    def _restart_dependant(self, m: _Member, requirement: str, stop: threading.Event) -> None:
+        """Start ``m`` again after ``requirement`` restarted; when it does not come back, heal
+        it like any failed part (backoff, budget)."""
         try:
             self._restart(m)
         except _Aborted:
             return
-        except StackStartError as exc:  # a long-running one is healed by the watch from here
-            log.error(
-                "%s did not come back after its requirement restarted: %s", m.component.name, exc
-            )
-            m.state.last_failure = exc.reason
-            if m.component.oneshot:
-                self._give_up(m, exc.reason)
+        except StackStartError as exc:
+            self._heal(m, f"did not come back after {requirement} restarted: {exc.reason}", stop)
 
     def _give_up(self, m: _Member, reason: str) -> None:
         policy = self.settings.supervisor

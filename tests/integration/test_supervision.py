@@ -76,6 +76,30 @@ HANGS = Component(
 """Keeps running but stops answering its health check when the test sets the flag."""
 
 
+def _doomed_prepare(ctx: Context) -> None:
+    if (ctx.paths.root / "doomed").exists():
+        raise RuntimeError("cannot start again")
+
+
+DOOMED = Component(
+    name="doomed",
+    prepare=_doomed_prepare,
+    launch=lambda ctx: Launch(SLEEP),
+    url=lambda ctx: "-",
+    health=lambda ctx: None,
+    restarts_dependants=True,
+)
+"""Starts once; once the test sets its flag it cannot start again."""
+
+ITS_FOLLOWER = Component(
+    name="its_follower",
+    requires=("doomed",),
+    launch=lambda ctx: Launch(SLEEP),
+    url=lambda ctx: "-",
+    health=lambda ctx: None,
+)
+
+
 @dataclass
 class Watched:
     stack: Stack
@@ -106,7 +130,8 @@ class Watched:
 def watched() -> Iterator[Watched]:
     run_dir = short_run_dir("e2h-")
     settings = Settings(run_dir=run_dir, supervisor=POLICY)
-    stack = Stack(settings, [topology.VALKEY, topology.KAFKA, FOLLOWER, CRASHER, HANGS])
+    parts = [topology.VALKEY, topology.KAFKA, FOLLOWER, CRASHER, HANGS, DOOMED, ITS_FOLLOWER]
+    stack = Stack(settings, parts)
     stop = threading.Event()
     watcher = threading.Thread(target=stack.watch, args=(stop,), daemon=True)
     try:
@@ -171,3 +196,16 @@ def test_a_part_that_keeps_dying_is_left_failed_with_its_reason(watched: Watched
     assert "not restarted again" in state.last_failure
     # The others are untouched by it.
     assert watched.recorded("valkey").phase == "healthy"
+
+
+def test_what_needs_a_part_that_cannot_come_back_is_failed_with_it(watched: Watched) -> None:
+    (watched.run_dir / "doomed").touch()
+    watched.kill("doomed")
+
+    doomed = watched.wait_for("doomed", lambda s: s.phase == "failed")
+    follower = watched.wait_for("its_follower", lambda s: s.phase == "failed")
+
+    assert doomed.last_failure is not None
+    assert "cannot start again" in doomed.last_failure
+    assert follower.last_failure is not None
+    assert "it needs doomed, which failed" in follower.last_failure
