@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -48,13 +49,19 @@ def _flag_health(ctx: Context) -> str | None:
     return "the sick flag is set" if _sick_flag(ctx).exists() else None
 
 
-FOLLOWER = Component(
-    name="follower",
-    requires=("kafka",),
-    launch=lambda ctx: Launch(SLEEP),
-    url=lambda ctx: "-",
-    health=lambda ctx: None,
-)
+def _sleeper(name: str, *requires: str, **extra: Any) -> Component:
+    """A part that runs until stopped and is always healthy."""
+    return Component(
+        name=name,
+        requires=requires,
+        launch=lambda ctx: Launch(SLEEP),
+        url=lambda ctx: "-",
+        health=lambda ctx: None,
+        **extra,
+    )
+
+
+FOLLOWER = _sleeper("follower", "kafka")
 """Stands for the relay and the consumers: must start again after the broker did."""
 
 CRASHER = Component(
@@ -81,23 +88,10 @@ def _doomed_prepare(ctx: Context) -> None:
         raise RuntimeError("cannot start again")
 
 
-DOOMED = Component(
-    name="doomed",
-    prepare=_doomed_prepare,
-    launch=lambda ctx: Launch(SLEEP),
-    url=lambda ctx: "-",
-    health=lambda ctx: None,
-    restarts_dependants=True,
-)
+DOOMED = _sleeper("doomed", prepare=_doomed_prepare, restarts_dependants=True)
 """Starts once; once the test sets its flag it cannot start again."""
 
-ITS_FOLLOWER = Component(
-    name="its_follower",
-    requires=("doomed",),
-    launch=lambda ctx: Launch(SLEEP),
-    url=lambda ctx: "-",
-    health=lambda ctx: None,
-)
+ITS_FOLLOWER = _sleeper("its_follower", "doomed")
 
 
 @dataclass
