@@ -165,7 +165,7 @@ class JobStreams:
                 first = await asyncio.wait_for(live.get(), timeout=KEEPALIVE_S)
             except TimeoutError:
                 yield self._keepalive
-                # A live event lost on the way (a Valkey reconnect) is in the history.
+                # A live event lost on the way is in the history, or else in the job row.
                 pending = await self._history_or_row(key, sent)
                 continue
             arrived = [first, *(live.get_nowait() for _ in range(live.qsize()))]
