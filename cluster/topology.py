@@ -378,6 +378,15 @@ def _kafka_url(ctx: Context) -> str:
     return ctx.external_url or f"{HOST}:{ctx.port}"
 
 
+_EMBEDDED_BROKER_ENV = {
+    # KafkaSettings.topic_partitions and .replay_window_s: a real broker keeps the configured
+    # partitions and durability. The window covers what the memory-only broker loses when it
+    # restarts: every consumer is restarted well within it when it dies.
+    "ECO2_KAFKA__TOPIC_PARTITIONS": "1",
+    "ECO2_KAFKA__REPLAY_WINDOW_S": "120",
+}
+
+
 KAFKA = Component(
     name="kafka",
     external_url=lambda s: s.kafka.bootstrap,
@@ -386,8 +395,7 @@ KAFKA = Component(
     health=lambda ctx: probes.kafka_ok(_kafka_url(ctx)),
     exports=lambda ctx: {
         "ECO2_KAFKA__BOOTSTRAP": _kafka_url(ctx),
-        # See KafkaSettings.topic_partitions: a real broker keeps the configured count.
-        **({} if ctx.external_url else {"ECO2_KAFKA__TOPIC_PARTITIONS": "1"}),
+        **({} if ctx.external_url else _EMBEDDED_BROKER_ENV),
     },
     start_deadline_s=15.0,
     restarts_dependants=True,  # the memory engine comes back without topics or groups

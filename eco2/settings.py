@@ -136,6 +136,13 @@ class KafkaSettings(BaseModel):
     fetch_wait_max_ms: int = Field(default=50, ge=1, le=5000)
     """How long the broker may hold a consumer's fetch when it has nothing new: a saga hop's
     worst extra latency at light load (librdkafka's default, 500 ms, is tuned for throughput)."""
+    replay_window_s: float = Field(default=0.0, ge=0.0, le=3600.0)
+    """How long the relay keeps an acknowledged event replayable from its replication slot. The
+    slot is confirmed only for what Kafka acknowledged at least this long ago, so when the relay
+    starts against a broker that lost its log (the embedded, memory-only one restarted) it sends
+    the last window again and consumers that were less than this far behind lose nothing (their
+    inboxes drop the copies they already have). 0 (confirm on acknowledgement) for a durable
+    Kafka; the launcher sets it for its embedded broker."""
 
     @field_validator("bootstrap")
     @classmethod

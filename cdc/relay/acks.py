@@ -6,11 +6,17 @@ acknowledgements come back in any order across partitions. Confirming a transact
 tells PostgreSQL never to send it again, so an LSN is confirmed only when the whole prefix of the
 stream up to it is acked: a crash at any moment then re-sends at least every unacked event
 (at-least-once; the re-sent suffix may repeat events Kafka already has).
+
+With a hold (``KafkaSettings.replay_window_s``) the slot is told less than that: only what was
+acknowledged at least ``hold_s`` ago (:meth:`AckTracker.releasable`), so a relay started against
+a broker that lost its log sends the last window again from the slot.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 
 
 class PendingTransaction:
@@ -28,11 +34,25 @@ class AckTracker:
     """Contiguous-prefix bookkeeping of acknowledged transactions (single-threaded).
 
     ``confirmed`` only grows, and only to the end LSN of a transaction that is committed and fully
-    acked with every transaction before it.
+    acked with every transaction before it (or to a keepalive's WAL end while nothing is open).
+    ``releasable()`` trails it by ``hold_s`` seconds.
     """
 
-    def __init__(self, confirmed: int = 0) -> None:
+    HOLD_STEP_S = 0.1
+    """Acknowledgements within this long share one entry of the hold (≤ hold_s / step entries);
+    an entry is released once its last possible acknowledgement is ``hold_s`` old."""
+
+    def __init__(
+        self,
+        confirmed: int = 0,
+        *,
+        hold_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.confirmed = confirmed
+        self.hold_s, self._clock = hold_s, clock
+        self._released = confirmed
+        self._held: deque[list[float | int]] = deque()  # [step end, confirmed LSN by then]
         self._open: deque[PendingTransaction] = deque()
         self.in_flight = 0
 
@@ -63,8 +83,34 @@ class AckTracker:
             if head.pending or head.end_lsn is None:
                 return
             if head.end_lsn > self.confirmed:
-                self.confirmed = head.end_lsn
+                self.confirm(head.end_lsn)
             open_.popleft()
+
+    def confirm(self, lsn: int) -> None:
+        """Everything up to ``lsn`` is in Kafka (or was nothing to publish)."""
+        self.confirmed = lsn
+        if not self.hold_s:
+            return
+        now = self._clock()
+        if self._held and now <= self._held[-1][0]:
+            self._held[-1][1] = lsn
+        else:
+            self._held.append([now + self.HOLD_STEP_S, lsn])
+
+    @property
+    def released(self) -> int:
+        """What :meth:`releasable` last returned (read-only: safe from another thread)."""
+        return self._released if self.hold_s else self.confirmed
+
+    def releasable(self) -> int:
+        """The LSN the slot may forget: confirmed at least ``hold_s`` seconds ago."""
+        if not self.hold_s:
+            return self.confirmed
+        cutoff = self._clock() - self.hold_s
+        held = self._held
+        while held and held[0][0] <= cutoff:
+            self._released = int(held.popleft()[1])
+        return self._released
 
     @property
     def idle(self) -> bool:

@@ -1,8 +1,9 @@
 """Relay lag: bytes behind (from the slots) and seconds since the last acknowledged event.
 
 * :func:`relay_status` — what ``eco2 status`` shows: one row per relay slot on the server, with
-  the bytes between ``pg_current_wal_lsn()`` and the slot's ``confirmed_flush_lsn``, merged with
-  the running relay's own view (written every second to ``<run_dir>/cdc/relay-status.json``).
+  the bytes between ``pg_current_wal_lsn()`` and what Kafka acknowledged (the running relay's own
+  view, written every second to ``<run_dir>/cdc/relay-status.json``; the slot's
+  ``confirmed_flush_lsn`` when there is none) and the bytes the slot holds for the replay window.
 * :func:`register` — OpenTelemetry observable gauges of a running relay
   (``eco2.cdc.lag_bytes``, ``eco2.cdc.seconds_since_last_ack``, ``eco2.cdc.oldest_pending_s``,
   ``eco2.cdc.events``, ``eco2.cdc.dead_lettered``), per ``database``.
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from eco2.settings import Settings
 
 STATUS_EVERY_S = 1.0
+STALE_VIEW_S = 10.0
+"""A status file this old is a relay that stopped: the slots alone say how far behind it is."""
 _registered: list[Relay] = []
 """The running relay the gauges observe (at most one; empty once it stopped)."""
 _gauges_created = False
@@ -46,6 +49,7 @@ def stream_view(stream: DatabaseStream) -> dict[str, Any]:
         "slot": stream.slot,
         "connected": stream.connected,
         "confirmed_lsn": confirmed,
+        "held_bytes": confirmed - stream.tracker.released,
         "lag_bytes_estimate": max(0, stats.server_wal_end - confirmed),
         "events": stats.events,
         "dead_lettered": stats.dead_lettered,
@@ -102,6 +106,12 @@ def relay_status(settings: Settings) -> list[dict[str, Any]]:
     merged = []
     for row in rows:
         view = views.get(row["slot"], {})
+        slot_lag_bytes = row["lag_bytes"]
+        if isinstance(view.get("confirmed_lsn"), int) and view["status_age_s"] < STALE_VIEW_S:
+            # The slot trails what Kafka acknowledged by the replay window: held, not behind.
+            acked_lag = max(0, row["current_lsn"] - view["confirmed_lsn"])
+            row["lag_bytes"] = min(slot_lag_bytes, acked_lag)
+        row["held_bytes"] = slot_lag_bytes - row["lag_bytes"]
         merged.append(
             {
                 **row,

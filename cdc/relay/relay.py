@@ -7,6 +7,9 @@ Delivery guarantees:
   every transaction up to it (:mod:`cdc.relay.acks`); a relay killed at any point, a PostgreSQL
   restart or a lost broker connection makes the unacknowledged suffix be sent again (duplicates are
   possible, consumers dedupe by event id through their inbox);
+* **a broker that loses its log loses nothing recent** — with ``KafkaSettings.replay_window_s``
+  the slot keeps what Kafka acknowledged within the window, and a relay (re)started against the
+  emptied broker sends it again (the launcher's memory-only broker; a durable Kafka needs none);
 * **per-aggregate order** — events are produced in commit order, keyed by aggregate id, through an
   idempotent producer with the gapless guarantee and no message timeout; a delivery failure
   restarts the stream from the last confirmed LSN, so the first copy of each event in Kafka comes
@@ -192,6 +195,7 @@ class Relay:
                 self.registries,
                 self.sink,
                 snapshot=snapshot,
+                hold_s=settings.kafka.replay_window_s,
                 on_ack=on_ack,
                 on_fatal=self._on_fatal,
             )

@@ -124,13 +124,15 @@ def snapshot_rows(dsn: str, snapshot: str) -> Iterator[list[tuple[bytes | None, 
 
 _LAG_SQL = """
 SELECT slot_name, database, active, confirmed_flush_lsn::text,
-       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
+       pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint
 FROM pg_replication_slots WHERE slot_name LIKE 'eco2\\_cdc\\_%' ORDER BY slot_name
 """
 
 
 def slot_lag(server_dsn: str) -> list[dict[str, Any]]:
-    """Every relay slot on the server: database, active, confirmed LSN and bytes behind."""
+    """Every relay slot on the server: database, active, confirmed LSN, bytes behind it
+    (``lag_bytes``) and the server's WAL end (``current_lsn``)."""
     conn = psycopg2.connect(server_dsn, connect_timeout=5)
     try:
         with conn.cursor() as cur:
@@ -142,8 +144,9 @@ def slot_lag(server_dsn: str) -> list[dict[str, Any]]:
                     "active": active,
                     "confirmed_flush_lsn": confirmed,
                     "lag_bytes": int(lag or 0),
+                    "current_lsn": int(current),
                 }
-                for slot, database, active, confirmed, lag in cur.fetchall()
+                for slot, database, active, confirmed, lag, current in cur.fetchall()
             ]
     finally:
         conn.close()

@@ -2,7 +2,8 @@
 
 Delivery contract (per database): every committed event row is handed to the sink at least once,
 in commit order (so per aggregate in version order); the slot's flush LSN is confirmed only up to
-the end of the last transaction whose events — and all earlier ones' — Kafka acknowledged. On any
+the end of the last transaction whose events — and all earlier ones' — Kafka acknowledged (with a
+replay window, acknowledged at least that long ago: :mod:`cdc.relay.acks`). On any
 failure (PostgreSQL restart, dropped connection, failed delivery) the stream is dropped with its
 unconfirmed state and restarted from the slot's confirmed LSN, so the unacked suffix is sent again.
 """
@@ -66,14 +67,16 @@ class DatabaseStream:
         sink: Sink,
         *,
         snapshot: bool = True,
+        hold_s: float = 0.0,
         on_ack: Callable[[str], None] | None = None,
         on_fatal: Callable[[Any], None] | None = None,
     ) -> None:
         self.database, self.dsn, self.slot = database, dsn, slots.slot_name(database)
         self.registries, self.sink, self.snapshot = registries, sink, snapshot
+        self.hold_s = hold_s
         self.on_ack, self.on_fatal = on_ack, on_fatal
         self.stats = StreamStats()
-        self.tracker = AckTracker()
+        self.tracker = AckTracker(hold_s=hold_s)
         self.wal: WalStream | None = None
         self.generation = 0
         self._layouts: dict[int, RowLayout | None] = {}
@@ -117,7 +120,7 @@ class DatabaseStream:
             conn = replication_connection(self.dsn)
             try:
                 cursor = conn.cursor()
-                self.tracker = AckTracker(confirmed)
+                self.tracker = AckTracker(confirmed, hold_s=self.hold_s)
                 if not exists or (self.snapshot and not slots.snapshot_done(admin, self.slot)):
                     if exists:
                         slots.drop_slot(admin, self.slot)
@@ -126,14 +129,14 @@ class DatabaseStream:
                     if self.snapshot:
                         self._publish_snapshot(snapshot)
                         slots.mark_snapshot(admin, self.slot)
-                    self.tracker = AckTracker(consistent)
+                    self.tracker = AckTracker(consistent, hold_s=self.hold_s)
                 self.wal = WalStream.start(conn, cursor, self.slot, slots.PUBLICATION)
             except BaseException:
                 conn.close()
                 raise
         finally:
             admin.close()
-        self._sent_flush = self.tracker.confirmed
+        self._sent_flush = self.tracker.releasable()
 
     def _publish_snapshot(self, snapshot: str) -> None:
         layout = RowLayout(EVENT_COLUMNS)
@@ -156,7 +159,7 @@ class DatabaseStream:
             self.wal.close()
         self.wal = None
         self.generation += 1
-        self.tracker = AckTracker(self.tracker.confirmed)
+        self.tracker = AckTracker(self.tracker.releasable(), hold_s=self.hold_s)
         self._tx = None
         self._layouts.clear()
         self._retry_at = time.monotonic() + self._backoff
@@ -168,7 +171,7 @@ class DatabaseStream:
     def close(self) -> None:
         if self.wal is not None:
             with contextlib.suppress(StreamError):
-                self.wal.send_status(self.tracker.confirmed)
+                self.wal.send_status(self.tracker.releasable())
             self.wal.close()
         self.wal = None
 
@@ -215,7 +218,7 @@ class DatabaseStream:
         # still unacked, everything before it is published or irrelevant to us: confirm it, so
         # an idle database does not hold WAL back.
         if self.tracker.idle and self._tx is None and wal_end > self.tracker.confirmed:
-            self.tracker.confirmed = wal_end
+            self.tracker.confirm(wal_end)
         if reply and self.wal is not None:
             self._send_status(time.monotonic())
 
@@ -257,23 +260,24 @@ class DatabaseStream:
     # --- confirmation -------------------------------------------------------------------------
 
     def feedback(self, now: float) -> None:
-        """Report the confirmed LSN when it advanced (throttled) or when a status update is due."""
+        """Report the releasable LSN when it advanced (throttled) or when a status update is due."""
         if self.wal is None:
             return
-        confirmed = self.tracker.confirmed
-        if (confirmed > self._sent_flush and now - self._last_status >= FEEDBACK_INTERVAL_S) or (
+        releasable = self.tracker.releasable()
+        if (releasable > self._sent_flush and now - self._last_status >= FEEDBACK_INTERVAL_S) or (
             now - self._last_status >= STATUS_INTERVAL_S
         ):
             self._send_status(now)
 
     def _send_status(self, now: float) -> None:
         assert self.wal is not None
+        releasable = self.tracker.releasable()
         try:
-            self.wal.send_status(self.tracker.confirmed)
+            self.wal.send_status(releasable)
         except StreamError as exc:
             self.fail(str(exc))
             return
-        self._sent_flush = self.tracker.confirmed
+        self._sent_flush = releasable
         self._last_status = now
 
     def oldest_pending_age_s(self) -> float:

