@@ -312,8 +312,9 @@ class Stack:
         return watch.checked(m.component.name, m.component.health(m.ctx))
 
     def _heal(self, m: _Member, reason: str, stop: threading.Event) -> None:
-        """Restart ``m`` with backoff until it is healthy or its budget is spent; then restart
-        its direct dependants when it says they cannot reconnect by themselves."""
+        """Restart ``m`` with backoff until it is healthy or its budget is spent; when it says
+        its direct dependants cannot reconnect by themselves, stop them first and start them
+        again after it."""
         name = m.component.name
         m.state.phase, m.state.last_failure = "restarting", reason
         followers = self._followers(name) if m.component.restarts_dependants else []
@@ -321,6 +322,11 @@ class Stack:
             follower.state.phase = "restarting"
             follower.state.last_failure = f"{name} restarts"
         self._save()
+        # Stopped before ``m`` starts again: clients left running would reconnect to the new
+        # process with state it does not know (the broker's consumer groups were seen stuck
+        # for good when the old members rejoined before they were replaced).
+        for follower in reversed(followers):
+            stop_member(follower.component, follower.state)
         while True:
             delay = m.budget.next_delay(time.monotonic())
             if delay is None:

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
 import asyncpg
+import redis.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,7 +31,9 @@ from eco2.errors import (
     UnsupportedMediaType,
 )
 from eco2.settings import TelemetrySettings
-from eco2.telemetry import fastapi_options
+from eco2.telemetry import fastapi_options, get_logger
+
+log = get_logger(__name__)
 
 MAX_USER_ID_CHARS = 128
 _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
@@ -43,6 +46,19 @@ _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
     (Unprocessable, 422),
     (Overloaded, 429),
 )
+
+
+_STORE_UNREACHABLE: tuple[type[Exception], ...] = (
+    ConnectionError,  # refused, reset: the server is down or restarting
+    asyncpg.PostgresConnectionError,  # a pooled connection died mid-request
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.OperatorInterventionError,  # starting up, shutting down, crashed
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+"""A database or Valkey that cannot be reached: the request changed nothing it could not roll
+back, so the caller may retry (503 with ``Retry-After``), not a server bug (500)."""
+STORE_RETRY_AFTER_S = 1
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -85,8 +101,18 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
             message += f"; send JSON like {example_body}"
         return JSONResponse(error_body("invalid_request", message), status_code=422)
 
+    async def store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store unreachable", path=request.url.path, error=repr(exc))
+        return JSONResponse(
+            error_body("unavailable", "a store this service needs is unreachable; retry shortly"),
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )
+
     app.add_exception_handler(Eco2Error, eco2_error)
     app.add_exception_handler(RequestValidationError, bad_request)
+    for kind in _STORE_UNREACHABLE:
+        app.add_exception_handler(kind, store_unreachable)
 
 
 ReadyCheck = Callable[[FastAPI], Awaitable[None]]
