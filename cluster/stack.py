@@ -325,8 +325,8 @@ class Stack:
         # Stopped before ``m`` starts again: clients left running would reconnect to the new
         # process with state it does not know (the broker's consumer groups were seen stuck
         # for good when the old members rejoined before they were replaced).
-        for follower in reversed(followers):
-            stop_member(follower.component, follower.state)
+        with ThreadPoolExecutor(thread_name_prefix="stop") as stopping:  # each may wait its grace
+            list(stopping.map(lambda f: stop_member(f.component, f.state), followers))
         while True:
             delay = m.budget.next_delay(time.monotonic())
             if delay is None:

@@ -49,6 +49,9 @@ POOL_IDLE_S = 30
 """How long an idle upstream connection stays in the pool: shorter than every upstream keeps one
 (``runtime.domain_host.IDLE_KEEPALIVE_S``; Ray Serve's proxy: 90 s)."""
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+SERVE_SERVICE = "serve"
+"""The route table's name for Ray Serve's HTTP entry (its applications' routes)."""
+NOT_DEPLOYED_RETRY_AFTER_S = 2
 
 
 IDENTITY_HEADERS = (USER_HEADER, PROVIDER_HEADER)
@@ -316,6 +319,14 @@ class Gateway:
             return _json_error(
                 502, "upstream_unavailable", f"{route.service} is unreachable; retry"
             )
+        if _not_deployed(route, upstream):
+            upstream.release()
+            return _json_error(
+                503,
+                "upstream_not_ready",
+                f"{route.prefix} is being deployed (again); retry shortly",
+                NOT_DEPLOYED_RETRY_AFTER_S,
+            )
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
@@ -347,6 +358,17 @@ class Gateway:
         return await self.session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False
         )
+
+
+def _not_deployed(route: Route, upstream: aiohttp.ClientResponse) -> bool:
+    """Serve's proxy itself answering that no application serves the path (plain text; every
+    application answers JSON): the application is being deployed, for instance again after
+    Ray's head restarted. Not the "not found" of a resource."""
+    return (
+        route.service == SERVE_SERVICE
+        and upstream.status == 404
+        and upstream.content_type != "application/json"
+    )
 
 
 def _with_traceparent(headers: MutableMapping[str, str], traceparent: str | None) -> None:

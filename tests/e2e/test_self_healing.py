@@ -168,9 +168,11 @@ async def _scanning(
     cookie = await _signed_in(session, api)
     while not stop.is_set():
         job = await _submitted(session, api, cookie, seen)
-        if job is not None:
-            end = await _follow(session, api, job["stream_url"], cookie, seen)
-            accepted.append((job, cookie, end))
+        if job is None:
+            await asyncio.sleep(1)
+            continue
+        end = await _follow(session, api, job["stream_url"], cookie, seen)
+        accepted.append((job, cookie, end))
 
 
 def _session() -> aiohttp.ClientSession:

@@ -79,6 +79,11 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         await response.write(b"event: done\ndata: {}\n\n")
         await response.write_eof()
         return response
+    missing = request.query.get("missing")
+    if missing == "plain":  # Ray Serve's proxy: no application serves this path (now)
+        return web.Response(status=404, text=f"Path '{request.path}' not found.")
+    if missing == "json":  # an application: no such resource
+        return web.json_response({"error": {"code": "not_found", "message": "no"}}, status=404)
     body = await request.read()
     return web.json_response(
         {
@@ -292,3 +297,17 @@ async def test_a_connection_closed_under_a_read_is_retried_but_not_under_a_write
     ):
         assert response.status == 502
         assert (await response.json())["error"]["code"] == "upstream_unavailable"
+
+
+async def test_a_serve_route_no_application_serves_yet_is_a_503_to_retry(gateway: str) -> None:
+    """While Ray's head and its applications are deployed again, Serve's proxy answers 404 for
+    their paths: the caller is told to retry, not that the API does not exist."""
+    headers = {"Authorization": f"Bearer {GOOD}"}
+    status, body, response = await _get(f"{gateway}/api/v1/scan?missing=plain", headers=headers)
+    assert (status, body["error"]["code"]) == (503, "upstream_not_ready")
+    assert response.headers["Retry-After"] == "2"
+    # An application's own 404, and another service's, pass through as they are.
+    status, body, _ = await _get(f"{gateway}/api/v1/scan?missing=json", headers=headers)
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    status, _, _ = await _get(f"{gateway}/api/v1/users/me?missing=plain", headers=headers)
+    assert status == 404
