@@ -52,6 +52,7 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 SERVE_SERVICE = "serve"
 """The route table's name for Ray Serve's HTTP entry (its applications' routes)."""
 NOT_DEPLOYED_RETRY_AFTER_S = 2
+UNREACHABLE_RETRY_AFTER_S = 1
 
 
 IDENTITY_HEADERS = (USER_HEADER, PROVIDER_HEADER)
@@ -314,10 +315,18 @@ class Gateway:
                 if not retry:
                     raise
                 upstream = await self._send(request, f"{base}{request.rel_url}", headers, body)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except aiohttp.ClientConnectorError as exc:  # never reached it: nothing was done
             log.warning("upstream unreachable", service=route.service, error=str(exc))
             return _json_error(
-                502, "upstream_unavailable", f"{route.service} is unreachable; retry"
+                503,
+                "upstream_unavailable",
+                f"{route.service} is unreachable; retry shortly",
+                UNREACHABLE_RETRY_AFTER_S,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:  # it may have acted on the request
+            log.warning("upstream lost the request", service=route.service, error=str(exc))
+            return _json_error(
+                502, "upstream_unavailable", f"{route.service} dropped the request; retry"
             )
         if _not_deployed(route, upstream):
             upstream.release()

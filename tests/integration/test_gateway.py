@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -311,3 +312,19 @@ async def test_a_serve_route_no_application_serves_yet_is_a_503_to_retry(gateway
     assert (status, body["error"]["code"]) == (404, "not_found")
     status, _, _ = await _get(f"{gateway}/api/v1/users/me?missing=plain", headers=headers)
     assert status == 404
+
+
+async def test_a_service_that_cannot_be_reached_is_a_503_to_retry() -> None:
+    """Nothing answered on the service's port (it is restarting): the request reached no one,
+    so the caller may simply retry."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    settings = Settings(services={"location_url": closed})  # type: ignore[arg-type]
+    gw, gw_url = await _serve(build_app(settings, SignIn(settings, jwks=StaticJwks())))
+    try:
+        status, body, response = await _get(f"{gw_url}/api/v1/locations/centers")
+    finally:
+        await gw.cleanup()
+    assert (status, body["error"]["code"]) == (503, "upstream_unavailable")
+    assert response.headers["Retry-After"] == "1"
