@@ -219,7 +219,17 @@ class DatabaseStream:
         # an idle database does not hold WAL back.
         if self.tracker.idle and self._tx is None and wal_end > self.tracker.confirmed:
             self.tracker.confirm(wal_end)
-        if reply and self.wal is not None:
+        if not reply or self.wal is None:
+            return
+        if self.hold_s:
+            # Everything received is in Kafka (write), nothing new may be forgotten (flush 0):
+            # a server shutting down asks exactly this, and would otherwise wait the whole
+            # window for the held position to reach what it sent.
+            try:
+                self.wal.send_status(0, write_lsn=self.tracker.confirmed)
+            except StreamError as exc:
+                self.fail(str(exc))
+        else:
             self._send_status(time.monotonic())
 
     def _produce(self, record: OutboxRecord, tx: PendingTransaction) -> None:

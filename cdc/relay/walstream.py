@@ -139,9 +139,15 @@ class WalStream:
             raise self._error("replication read failed")
         return out
 
-    def send_status(self, flush_lsn: int, *, reply: bool = False) -> None:
-        """Standby status update: everything up to ``flush_lsn`` may be forgotten by the slot."""
-        message = _STATUS.pack(b"r", flush_lsn, flush_lsn, flush_lsn, pg_now_us(), reply)
+    def send_status(
+        self, flush_lsn: int, *, write_lsn: int | None = None, reply: bool = False
+    ) -> None:
+        """Standby status update: everything up to ``flush_lsn`` may be forgotten by the slot
+        (0: nothing new — the slot keeps its position); ``write_lsn`` (default: the same) is
+        how far we have received. A shutting-down server waits until the flush position — or,
+        when it is 0, the write position — reaches what it sent."""
+        write = flush_lsn if write_lsn is None else write_lsn
+        message = _STATUS.pack(b"r", write, flush_lsn, flush_lsn, pg_now_us(), reply)
         if self._lib.PQputCopyData(self._pg, message, len(message)) != 1:
             raise self._error("sending replication feedback failed")
         if self._lib.PQflush(self._pg) < 0:
