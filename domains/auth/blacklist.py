@@ -9,7 +9,9 @@ Valkey may come back from a restart without its data (or without the last second
 append-only file is synced every second). :class:`BlacklistKeeper` notices the new server (its
 run id differs from the one the marker names), writes every session revoked within an access
 token's life from the database, then sets the marker. Until then ext-authz answers 503 instead
-of letting a revoked session in.
+of letting a revoked session in. Between restores it follows the database: every session revoked
+there since its last look (an account deleted in the profile domain revokes its sessions through
+auth's reaction, not through a logout) is blacklisted within one check.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from eco2.tokens import LEEWAY_S
 
 log = get_logger(__name__)
 CHECK_EVERY_S = 2.0
+FOLLOW_OVERLAP = timedelta(seconds=10)
+"""How far back each look reaches before the previous one: a revocation is stamped when its
+transaction began, and becomes visible when it commits."""
 
 
 class ValkeyBlacklist:
@@ -53,13 +58,16 @@ class ValkeyBlacklist:
         value = await self._client.get(RESTORED_KEY)
         return value.decode() if isinstance(value, bytes) else value
 
-    async def restore(self, sessions: Sequence[tuple[str, int]], server_id: str) -> None:
-        """Write ``(sid, ttl_s)`` for each session, then mark the blacklist restored on
-        ``server_id`` (one round trip, in that order)."""
+    async def restore(
+        self, sessions: Sequence[tuple[str, int]], server_id: str | None = None
+    ) -> None:
+        """Write ``(sid, ttl_s)`` for each session, then (given ``server_id``) mark the blacklist
+        restored on that server (one round trip, in that order)."""
         async with self._client.pipeline(transaction=False) as pipe:
             for sid, ttl_s in sessions:
                 pipe.set(revoked_session_key(sid), "1", ex=max(1, ttl_s))
-            pipe.set(RESTORED_KEY, server_id)
+            if server_id is not None:
+                pipe.set(RESTORED_KEY, server_id)
             await pipe.execute()
 
 
@@ -76,20 +84,28 @@ class BlacklistKeeper:
     ) -> None:
         self._repo, self._blacklist, self._clock = repository, blacklist, clock
         self._lifetime = timedelta(seconds=access_ttl_s + LEEWAY_S)
+        self._looked_at: datetime | None = None
 
     async def check(self) -> bool:
-        """Restore the blacklist when the server does not have it; True when it did."""
+        """Restore the blacklist when the server does not have it (True), else blacklist what
+        was revoked since the last look (False)."""
         server = await self._blacklist.server_id()
-        if await self._blacklist.restored_for() == server:
-            return False
         now = self._clock()
-        revoked = await self._repo.revoked_since(now - self._lifetime)
-        sessions = [
-            (sid, int((at + self._lifetime - now).total_seconds()) + 1) for sid, at in revoked
-        ]
+        if await self._blacklist.restored_for() == server:
+            since = (self._looked_at or now - self._lifetime) - FOLLOW_OVERLAP
+            await self._blacklist.restore(await self._revoked_since(since, now))
+            self._looked_at = now
+            return False
+        sessions = await self._revoked_since(now - self._lifetime, now)
         await self._blacklist.restore(sessions, server)
+        self._looked_at = now
         log.info("token blacklist restored", sessions=len(sessions), server=server)
         return True
+
+    async def _revoked_since(self, since: datetime, now: datetime) -> list[tuple[str, int]]:
+        """``(sid, seconds its access tokens may still pass)`` revoked after ``since``."""
+        revoked = await self._repo.revoked_since(since)
+        return [(sid, int((at + self._lifetime - now).total_seconds()) + 1) for sid, at in revoked]
 
     async def run(self) -> None:
         """Check now and every :data:`CHECK_EVERY_S` until cancelled; errors are retried."""

@@ -1,9 +1,10 @@
 """Auth's reaction: an account deleted in the profile domain can no longer refresh.
 
 ``auth.user_deleted`` consumes ``outbox.event.profile`` and, for ``UserDeleted``, marks the account
-deleted and revokes all its refresh tokens (its sessions end when their access token expires,
-at most ``auth.access_ttl_s`` later). Idempotent beyond the inbox: both updates only touch rows
-not yet deleted/revoked. Other event types of the topic, and ids that are not ours, are ignored.
+deleted and revokes all its refresh tokens; the blacklist keeper (:mod:`domains.auth.blacklist`)
+then refuses their access tokens within a couple of seconds. Idempotent beyond the inbox: both
+updates only touch rows not yet deleted/revoked. Other event types of the topic, and ids that
+are not ours, are ignored.
 """
 
 from __future__ import annotations

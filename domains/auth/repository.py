@@ -77,8 +77,10 @@ _DELETE_USER = """
 UPDATE users SET deleted_at = $2 WHERE id = $1 AND deleted_at IS NULL
 """
 _REVOKE_USER = """
-UPDATE refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL
+UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL
 """
+"""Stamped when auth revokes them (the blacklist keeper follows that stamp), not with the
+deletion's own time, which may lie further back than the keeper looks."""
 
 
 def _record(row: Any) -> RefreshRecord:
@@ -189,4 +191,4 @@ async def mark_user_deleted(conn: asyncpg.Connection, user_id: uuid.UUID, at: da
     """Mark the account deleted (first deletion time wins) and revoke all its refresh tokens;
     idempotent."""
     await conn.execute(_DELETE_USER, user_id, at)
-    await conn.execute(_REVOKE_USER, user_id, at)
+    await conn.execute(_REVOKE_USER, user_id)

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from cdc.consumers.apply import apply_batch
 from cdc.consumers.inbox import PostgresStore
+from domains.auth.blacklist import CHECK_EVERY_S
 from domains.auth.service import consumers, create_app
+from domains.auth.tokens import revoked_session_key
 from eco2.db import create_pool
 from eco2.events import EventEnvelope
 from eco2.settings import Settings
@@ -26,6 +34,12 @@ async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(settings, "auth", max_size=2)
     yield pool
     await pool.close()
+
+
+def _claims(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified (the test only needs to know which session it belongs to)."""
+    body = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
 
 
 def deleted(user_id: str, at: datetime) -> EventEnvelope:
@@ -72,6 +86,17 @@ async def test_user_deleted_ends_sessions_and_frees_the_identity(
             f"{AUTH}/refresh", json={"refresh_token": login["refresh_token"]}
         )
         assert refreshed.status_code == 401
+        # ... and its access token is refused at once, not when it expires: the lifespan's
+        # blacklist keeper puts the revoked session on the blacklist ext-authz reads.
+        sid = _claims(login["access_token"])["sid"]
+        valkey = aioredis.Redis.from_url(settings.cache.require("test"))
+        try:
+            deadline = time.monotonic() + 3 * CHECK_EVERY_S + 5
+            while not await valkey.exists(revoked_session_key(sid)):
+                assert time.monotonic() < deadline, "the deleted account's session not blacklisted"
+                await asyncio.sleep(0.2)
+        finally:
+            await valkey.aclose()
 
         again = (await client.post(f"{AUTH}/dev-login", json={"user_key": key})).json()
         assert again["user_id"] != login["user_id"]  # a new account for the same identity
