@@ -90,6 +90,7 @@ class AckTracker:
         """Everything up to ``lsn`` is in Kafka (or was nothing to publish)."""
         self.confirmed = lsn
         if not self.hold_s:
+            self._released = lsn
             return
         now = self._clock()
         if self._held and now <= self._held[-1][0]:
@@ -100,12 +101,10 @@ class AckTracker:
     @property
     def released(self) -> int:
         """What :meth:`releasable` last returned (read-only: safe from another thread)."""
-        return self._released if self.hold_s else self.confirmed
+        return self._released
 
     def releasable(self) -> int:
         """The LSN the slot may forget: confirmed at least ``hold_s`` seconds ago."""
-        if not self.hold_s:
-            return self.confirmed
         cutoff = self._clock() - self.hold_s
         held = self._held
         while held and held[0][0] <= cutoff:

@@ -225,10 +225,7 @@ class DatabaseStream:
             # Everything received is in Kafka (write), nothing new may be forgotten (flush 0):
             # a server shutting down asks exactly this, and would otherwise wait the whole
             # window for the held position to reach what it sent.
-            try:
-                self.wal.send_status(0, write_lsn=self.tracker.confirmed)
-            except StreamError as exc:
-                self.fail(str(exc))
+            self._status(0, write_lsn=self.tracker.confirmed)
         else:
             self._send_status(time.monotonic())
 
@@ -280,15 +277,20 @@ class DatabaseStream:
             self._send_status(now)
 
     def _send_status(self, now: float) -> None:
-        assert self.wal is not None
         releasable = self.tracker.releasable()
+        if self._status(releasable):
+            self._sent_flush = releasable
+            self._last_status = now
+
+    def _status(self, flush_lsn: int, *, write_lsn: int | None = None) -> bool:
+        """Send a status update; a failed one restarts the stream (False)."""
+        assert self.wal is not None
         try:
-            self.wal.send_status(releasable)
+            self.wal.send_status(flush_lsn, write_lsn=write_lsn)
         except StreamError as exc:
             self.fail(str(exc))
-            return
-        self._sent_flush = releasable
-        self._last_status = now
+            return False
+        return True
 
     def oldest_pending_age_s(self) -> float:
         commit_us = self.tracker.oldest_pending_commit_us()

@@ -53,6 +53,8 @@ KILLED_IN_TURN = (
 """In this order: PostgreSQL's crash recovery rewinds the relay's slots to the last checkpoint
 (events sent again), which after the broker's loss would hide a loss the replay window must
 prevent."""
+Accepted = list[tuple[dict[str, Any], dict[str, str], str]]
+"""Each accepted scan: the 202 body, the user's cookie, how its stream ended."""
 PET = "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"
 
 
@@ -171,7 +173,7 @@ async def _scanning(
     session: aiohttp.ClientSession,
     api: str,
     stop: asyncio.Event,
-    accepted: list[tuple[dict[str, Any], dict[str, str], str]],
+    accepted: Accepted,
     seen: Counter[str],
 ) -> None:
     """One user: scan and follow the stream, again and again until ``stop`` is set."""
@@ -183,6 +185,20 @@ async def _scanning(
             continue
         end = await _follow(session, api, job["stream_url"], cookie, seen)
         accepted.append((job, cookie, end))
+
+
+def _users(
+    count: int,
+    session: aiohttp.ClientSession,
+    api: str,
+    stop: asyncio.Event,
+    accepted: Accepted,
+    seen: Counter[str],
+) -> list[asyncio.Task[None]]:
+    """``count`` users scanning until ``stop`` is set."""
+    return [
+        asyncio.create_task(_scanning(session, api, stop, accepted, seen)) for _ in range(count)
+    ]
 
 
 def _session() -> aiohttp.ClientSession:
@@ -197,14 +213,12 @@ async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_sc
     assert stack.api_url is not None
     api = stack.api_url
     restarts = _component(stack, "valkey").restarts
-    accepted: list[tuple[dict[str, Any], dict[str, str], str]] = []
+    accepted: Accepted = []
     seen: Counter[str] = Counter()
     async with _session() as session:
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(LOAD_S, stop.set)
-        users = [
-            asyncio.create_task(_scanning(session, api, stop, accepted, seen)) for _ in range(USERS)
-        ]
+        users = _users(USERS, session, api, stop, accepted, seen)
         await asyncio.sleep(KILL_AT_S)
         await _healed(stack, "valkey", _kill(stack, "valkey"))
         await asyncio.gather(*users)
@@ -297,14 +311,11 @@ async def test_every_part_killed_in_turn_under_load_heals_and_loses_nothing(
     assert stack.api_url is not None
     api = stack.api_url
     healed: dict[str, float] = {}
-    accepted: list[tuple[dict[str, Any], dict[str, str], str]] = []
+    accepted: Accepted = []
     seen: Counter[str] = Counter()
     async with _session() as session:
         stop = asyncio.Event()
-        users = [
-            asyncio.create_task(_scanning(session, api, stop, accepted, seen))
-            for _ in range(USERS_IN_TURN)
-        ]
+        users = _users(USERS_IN_TURN, session, api, stop, accepted, seen)
         try:
             for name in KILLED_IN_TURN:
                 if not _running(stack, name):
