@@ -200,6 +200,22 @@ def extract(traceparent: str | None) -> otel_context.Context:
     return _propagator.extract(carrier)
 
 
+def records_spans(provider: trace.TracerProvider | None = None) -> bool:
+    """Whether this process (or ``provider``) records any span: an SDK tracer provider whose
+    sampler is not always-off. Settled by :func:`configure` at start: a hot path asks once, not
+    per message."""
+    provider = provider or trace.get_tracer_provider()
+    return isinstance(provider, TracerProvider) and provider.sampler is not ALWAYS_OFF
+
+
+def sampled(traceparent: str | bytes) -> bool:
+    """The sampled flag of a W3C ``traceparent``: whether the parent-based sampler continues it."""
+    try:
+        return bool(int(traceparent[-2:], 16) & 1)
+    except ValueError:
+        return False
+
+
 def trace_id_of(traceparent: str | None) -> str | None:
     """The 32-hex trace id inside a ``traceparent`` string."""
     if not traceparent:

@@ -102,36 +102,46 @@ def decode_relation(data: bytes) -> Relation:
     return Relation(relation_id, namespace or "pg_catalog", name, tuple(columns))
 
 
-def decode_tuple(data: bytes, offset: int) -> tuple[tuple[bytes | None, ...], int]:
+def decode_tuple(data: bytes, offset: int) -> tuple[list[bytes | None], int]:
     """TupleData at ``offset``: the column values and the offset after them."""
     (count,) = _I16.unpack_from(data, offset)
     offset += 2
+    end, unpack = len(data), _U32.unpack_from
     values: list[bytes | None] = []
+    append = values.append
     for _ in range(count):
         kind = data[offset]
-        offset += 1
         if kind == 0x74 or kind == 0x62:  # 't' text, 'b' binary: Int32 length + bytes
-            (length,) = _U32.unpack_from(data, offset)
-            offset += 4
-            if offset + length > len(data):
+            start = offset + 5
+            offset = start + unpack(data, offset + 1)[0]
+            if offset > end:
                 raise DecodeError("column value runs past the end of the message")
-            values.append(data[offset : offset + length])
-            offset += length
+            append(data[start:offset])
         elif kind == 0x6E:  # 'n' NULL
-            values.append(None)
+            append(None)
+            offset += 1
         elif kind == 0x75:  # 'u' unchanged TOASTed value: only in UPDATEs, never in inserts
             raise DecodeError("unchanged TOAST value in an insert")
         else:
             raise DecodeError(f"unknown tuple column kind {kind:#x}")
-    return tuple(values), offset
+    return values, offset
+
+
+def insert_values(data: bytes) -> tuple[int, list[bytes | None]]:
+    """An Insert message's relation id and new tuple, without building an :class:`Insert`
+    (the relay's per-row path)."""
+    try:
+        (relation_id,) = _U32.unpack_from(data, 1)
+        if data[5] != 0x4E:  # 'N' new tuple
+            raise DecodeError(f"insert without a new tuple (marker {data[5]:#x})")
+        return relation_id, decode_tuple(data, 6)[0]
+    except (struct.error, IndexError) as exc:
+        raise DecodeError(f"truncated or malformed 'I' message: {exc}") from exc
 
 
 def decode_insert(data: bytes) -> Insert:
-    (relation_id,) = _U32.unpack_from(data, 1)
-    if data[5] != 0x4E:  # 'N' new tuple
-        raise DecodeError(f"insert without a new tuple (marker {data[5]:#x})")
-    values, _ = decode_tuple(data, 6)
-    return Insert(relation_id, values)
+    relation_id, values = insert_values(data)
+    return Insert(relation_id, tuple(values))
 
 
 def decode(data: bytes) -> Message:

@@ -100,6 +100,7 @@ class KafkaSink:
         self.settings = settings
         self.producer = Producer(producer_config(settings, **RELAY_PRODUCER))
         self._topics: set[str] = set()
+        self._tracing = telemetry.records_spans()
 
     def ensure_topic(self, topic: str) -> None:
         if ensure_topics(self.settings, [topic]):
@@ -109,7 +110,8 @@ class KafkaSink:
     def produce(self, record: OutboxRecord, on_delivery: DeliveryCallback) -> None:
         if record.topic not in self._topics:
             self.ensure_topic(record.topic)
-        record, on_delivery = _traced(record, on_delivery)
+        if self._tracing:
+            record, on_delivery = _traced(record, on_delivery)
         while True:
             try:
                 self.producer.produce(
@@ -136,9 +138,10 @@ def _traced(
 ) -> tuple[OutboxRecord, DeliveryCallback]:
     """An event that carries a trace gets a publish span under it, from the hand-over to the
     producer to Kafka's acknowledgement; its message carries that span's traceparent, so the
-    consumers' spans hang under the publish. Events without a trace cost nothing here."""
+    consumers' spans hang under the publish. Events without a sampled trace cost nothing here
+    (nor does any event in a process that records no spans: :class:`KafkaSink`)."""
     parent = next((v for k, v in record.headers if k == H_TRACEPARENT), None)
-    if parent is None:
+    if parent is None or not telemetry.sampled(parent):
         return record, on_delivery
     span = _tracer.start_span(
         f"publish {record.topic}",

@@ -196,10 +196,10 @@ class DatabaseStream:
     def _handle(self, data: bytes) -> None:
         kind = data[0]
         if kind == 0x49:  # Insert
-            insert = pgoutput.decode_insert(data)
-            layout = self._layouts.get(insert.relation_id)
+            relation_id, values = pgoutput.insert_values(data)
+            layout = self._layouts.get(relation_id)
             if layout is not None and self._tx is not None:
-                self._produce(record_from_values(layout, insert.values, self.registries), self._tx)
+                self._produce(record_from_values(layout, values, self.registries), self._tx)
         elif kind == 0x42:  # Begin
             self._tx = self.tracker.begin()
         elif kind == 0x43:  # Commit

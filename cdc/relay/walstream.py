@@ -84,7 +84,8 @@ class WalStream:
     """A started logical replication stream. Not thread-safe.
 
     ``frames()`` returns what is buffered without blocking: pgoutput messages (``bytes``) and
-    keepalives (``(wal_end, reply_requested)`` tuples), in server order.
+    keepalives (``(wal_end, reply_requested)`` tuples, consecutive ones merged into one), in
+    server order.
     """
 
     def __init__(self, conn: Any) -> None:
@@ -123,7 +124,13 @@ class WalStream:
                     out.append(frame[_XLOGDATA_HEADER:])
                 elif frame[0] == 0x6B:  # 'k' primary keepalive
                     wal_end, _sent, reply = _KEEPALIVE.unpack_from(frame, 1)
-                    out.append((wal_end, reply))
+                    if out and type(last := out[-1]) is tuple:
+                        # Keepalives in a row say no more than their last (and whether any
+                        # asked for a reply): a walsender pings after each transaction of
+                        # any other database, so an idle database's stream gets thousands.
+                        out[-1] = (wal_end, reply or last[1])
+                    else:
+                        out.append((wal_end, reply))
                 continue
             if n == 0:
                 # Read more from the socket only when the buffer is empty, so a fast server

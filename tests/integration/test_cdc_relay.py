@@ -31,6 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from cdc.outbox import header_map, topic_for
 from cdc.relay import Relay
+from cdc.relay.pgoutput import format_lsn
 from cdc.relay.slots import slot_name
 from devtools.bench.polling_relay import PollingRelay
 from eco2.events import Event, EventRegistry
@@ -343,6 +344,51 @@ def test_idle_database_slot_keeps_up(stack: StackUrls, databases: list[str]) -> 
     finally:
         halt.set()
         thread.join()
+
+
+def test_an_idle_stream_gets_the_pings_of_other_databases_merged(
+    stack: StackUrls, databases: list[str]
+) -> None:
+    """A walsender pings its client after every transaction of any database; consecutive pings
+    reach the relay as one keepalive (the latest WAL end), not one each."""
+    from cdc.relay import slots
+    from cdc.relay.walstream import WalStream, replication_connection
+
+    idle, busy = databases[0], databases[1]
+    creator = Relay(settings_for(stack.db_url, stack.kafka_bootstrap), [idle], {})
+    creator.step()  # publication and slot
+    creator.shutdown()
+    conn = replication_connection(database_dsn(stack.db_url, idle))
+    wal = WalStream.start(conn, conn.cursor(), slots.slot_name(idle), slots.PUBLICATION)
+    try:
+        writer = psycopg2.connect(database_dsn(stack.db_url, busy))
+        writer.autocommit = True
+        with writer.cursor() as cur:
+            for version in range(1, 201):
+                insert_event(cur, f"busy{new_id()}", "agg", version)
+        writer.close()
+        batches: list[list[Any]] = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            batch = wal.frames(10_000)
+            if batch:
+                batches.append(batch)
+            elif batches:
+                break  # quiet again
+            time.sleep(0.2)
+        for batch in batches:
+            kinds = "".join("k" if isinstance(f, tuple) else "d" for f in batch)
+            assert "kk" not in kinds, f"consecutive keepalives not merged: {kinds}"
+        pings = [f for batch in batches for f in batch if isinstance(f, tuple)]
+        assert pings, "no keepalive arrived"
+        assert len(pings) < 200, "one keepalive per transaction elsewhere reached the stream"
+        newest = max(wal_end for wal_end, _reply in pings)
+        with psycopg2.connect(stack.db_url) as admin, admin.cursor() as cur:
+            cur.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (format_lsn(newest),))
+            (behind,) = cur.fetchone()
+        assert behind < 64 * 1024, "the merged keepalive is not the latest WAL end"
+    finally:
+        wal.close()
 
 
 # --- PostgreSQL restart (a private server: the shared one is not ours to restart) ----------------

@@ -16,6 +16,7 @@ from cdc.relay.pgoutput import (
     Relation,
     decode,
     format_lsn,
+    insert_values,
     parse_lsn,
 )
 
@@ -47,6 +48,15 @@ def test_relation_and_insert_with_quotes_nulls_and_utf8() -> None:
     assert rel == Relation(16817, "public", "event_store", ("position", "payload", "metadata"))
     payload = '{"x": "it\'s \\"분리수거\\"\\n"}'.encode()
     assert decode(insert(16817, [b"12", payload, None])) == Insert(16817, (b"12", payload, None))
+
+
+def test_insert_values_is_the_insert_without_the_message_object() -> None:
+    data = insert(7, [b"1", None, b"{}"])
+    assert insert_values(data) == (7, [b"1", None, b"{}"])
+    with pytest.raises(DecodeError):
+        insert_values(data[:-1])
+    with pytest.raises(DecodeError):
+        insert_values(b"I\0\0")
 
 
 @pytest.mark.parametrize("kind", [b"O", b"Y", b"T", b"U", b"D", b"M"])
