@@ -125,7 +125,7 @@ def record_from_values(
             headers.append((H_TRACEPARENT, traceparent.encode()))
     aggregate = aggregate_type.decode()
     record = OutboxRecord(
-        TOPIC_PREFIX + aggregate, values[i_agg] or b"", payload, headers, event_id.decode()
+        topic_for(aggregate), values[i_agg] or b"", payload, headers, event_id.decode()
     )
     registry = registries.get(aggregate) if registries else None
     if registry is None:
