@@ -15,14 +15,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domains.chat.model import checked_location, checked_message
-from eco2 import telemetry
+from eco2 import telemetry, url_guard
 from eco2.errors import Conflict, InvalidInput, NotFound, Overloaded, Unprocessable
 from eco2.settings import ChatSettings
 from pipelines.chat import views
 from pipelines.chat.inputs import Inputs
 from pipelines.chat.machine import KIND, ChatJob
 from pipelines.chat.store import ChatStore, fetch_job, location_of
-from pipelines.jobs import url_guard
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.streams import job_key, not_yours
 from pipelines.jobs.tasks import JobTasks

@@ -14,10 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eco2 import telemetry
+from eco2 import telemetry, url_guard
 from eco2.errors import InvalidInput, Overloaded
 from eco2.settings import Settings
-from pipelines.jobs import url_guard
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.scan import views

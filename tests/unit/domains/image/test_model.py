@@ -11,7 +11,7 @@ import pytest
 from domains.image import model
 from eco2.errors import Forbidden, InvalidInput, NotFound, UnsupportedMediaType
 from eco2.settings import Settings
-from pipelines.jobs.url_guard import check_shape
+from eco2.url_guard import check_shape
 from tests.unit.domains.image import samples
 
 ACCEPTED = ("image/jpeg", "image/png", "image/webp", "image/gif")

@@ -1,7 +1,7 @@
 import pytest
 
+from eco2 import url_guard
 from eco2.errors import InvalidInput
-from pipelines.jobs import url_guard
 
 ALLOWED = ("cdn.eco2.local",)
 
