@@ -6,16 +6,23 @@ with spaces removed. The longest matching keyword decides the class; nothing mat
 ``미분류`` with tag ``미분류_전체``. Tags come from their own keywords; a longer tag match hides
 shorter ones inside it (``label removed`` does not also give ``label``). Only tags of the taxonomy
 are emitted.
+
+An image sent inline (a ``data:`` URL, as the vision stage sends an image it fetched itself) has
+no words: its payload is never read for keywords. When the text names no class, the class is
+picked from the taxonomy's labels by the SHA-256 of the image's bytes, so the same image always
+gets the same answer.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote, unquote_to_bytes
 
 RECYCLABLE = "재활용폐기물"
 UNCLASSIFIED = "미분류"
@@ -170,9 +177,10 @@ class Lexicon:
 
     def classify(self, parts: Iterable[str], user_input: str) -> dict[str, Any]:
         """The ``vision_result`` object for an image URL / file name and the user's text."""
-        text = _prepare([*parts, user_input])
+        images = list(parts)
+        text = _prepare([*images, user_input])
         matches = _find(text, self.class_keywords)
-        label = self.classes[matches[0].payload] if matches else None
+        label = self.classes[matches[0].payload] if matches else self._pictured(images)
         tags = self._tags(text, label)
         if label is None:
             label = Label(UNCLASSIFIED, UNCLASSIFIED)
@@ -188,6 +196,20 @@ class Lexicon:
             "meta": {"user_input": user_input},
         }
 
+    @cached_property
+    def _labels(self) -> tuple[Label, ...]:
+        """Every class label once, in a fixed order (what an inline image's hash indexes)."""
+        return tuple(sorted(set(self.classes.values()), key=_label_key))
+
+    def _pictured(self, images: Iterable[str]) -> Label | None:
+        """The label of the first inline image, by the hash of its bytes; None without one."""
+        for image in images:
+            data = _inline_bytes(image)
+            if data is not None and self._labels:
+                digest = hashlib.sha256(data).digest()
+                return self._labels[int.from_bytes(digest[:8], "big") % len(self._labels)]
+        return None
+
     def _tags(self, text: _Text, label: Label | None) -> list[str]:
         taken: list[tuple[int, int, int]] = []
         tags: list[str] = []
@@ -200,6 +222,23 @@ class Lexicon:
             if tag in self.situation_tags and tag not in tags:
                 tags.append(tag)
         return tags
+
+
+def _label_key(label: Label) -> tuple[str, str, str]:
+    return (label.major, label.middle, label.minor or "")
+
+
+def _inline_bytes(url: str) -> bytes | None:
+    """The payload of a ``data:`` URL (base64 or percent-encoded); None for any other URL."""
+    if url[:5].lower() != "data:":
+        return None
+    head, _, payload = url.partition(",")
+    if head.lower().endswith(";base64"):
+        try:
+            return base64.b64decode(payload)
+        except ValueError:  # binascii.Error too: not base64 after all, hash what was sent
+            return payload.encode()
+    return unquote_to_bytes(payload)
 
 
 def _specialise(tag: str, label: Label | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,6 +13,8 @@ from model_sim.config import CallKind
 
 Api = Literal["chat", "responses"]
 IMAGE_TOKENS = 85  # one image at detail "low"
+# An inline image's payload is an image, counted as IMAGE_TOKENS, not as text.
+_INLINE_PAYLOAD = re.compile(r'(data:[^,"\s]*,)[^"\s]*')
 
 
 class BadRequest(ValueError):
@@ -51,7 +54,8 @@ def _tokens(text: str) -> int:
 
 
 def _all_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _INLINE_PAYLOAD.sub(r"\1", text) if "data:" in text else text
 
 
 def _require_dict(body: Any) -> dict[str, Any]:

@@ -20,12 +20,15 @@ from ray import serve
 
 from eco2 import cache as valkey
 from eco2 import telemetry
+from eco2.safe_fetch import ImageFetcher
 from eco2.settings import Settings
 from serve import answer, text
 from serve.contracts import ModelCallFailed, VisionResult
 from serve.intent_cache import IntentCache
 from serve.model_client import ModelClient
-from serve.vision import VisionCatalog, VisionTask, response_format
+from serve.vision import ImageGate, VisionCatalog, VisionTask, response_format
+
+_log = telemetry.get_logger(__name__)
 
 STAGE_OPTIONS: dict[str, Any] = {
     "ray_actor_options": {"num_cpus": 0, "resources": {"ai_worker": 1}},
@@ -77,6 +80,10 @@ class VisionStage(_ModelStage):
     def __init__(self, settings: Settings, catalog: VisionCatalog) -> None:
         super().__init__(settings)
         self._task = VisionTask(catalog)
+        # Our CDN's URLs go to the model as they are; any other image is fetched here through
+        # the guard and inlined (serve.vision.ImageGate). The pool opens on the first fetch.
+        self._fetcher = ImageFetcher()
+        self._images = ImageGate(settings.scan.allowed_image_hosts, self._fetcher.data_url)
 
     async def classify(
         self,
@@ -87,10 +94,18 @@ class VisionStage(_ModelStage):
         model: str,
         traceparent: str | None,
     ) -> tuple[dict[str, Any], float]:
+        """Raises :class:`ModelCallFailed` (``kind="image"``) before any model call when the
+        image is refused at fetch time (not retriable) or its fetch failed for now (retriable:
+        timeouts, 5xx); see :class:`~serve.vision.ImageGate`."""
+        try:
+            image = await self._images.for_model(image_url)
+        except ModelCallFailed as exc:
+            _log.warning("image refused", job_id=job_id, reason=str(exc), retriable=exc.retriable)
+            raise
         result, elapsed_ms = await self._client.complete_json(
             kind="vision",
             model=model,
-            messages=self._task.messages(image_url, user_input),
+            messages=self._task.messages(image, user_input),
             response_format=response_format(),
             parse=lambda text: self._task.parse(text, user_input),
             call_key=f"{job_id}:vision",

@@ -1,24 +1,29 @@
-"""Vision stage logic: the classification prompt and the parsing of the model's answer.
+"""Vision stage logic: what the model is shown of the image, the classification prompt and the
+parsing of the model's answer.
 
-Plain Python (no Ray, no HTTP): the Serve deployment and the unit tests share it.
-What the model may answer (the category listing and the situation tags) is a
-:class:`VisionCatalog` the composing pipeline hands in; this package knows no dataset itself.
+Plain Python (no Ray, no HTTP client: :class:`ImageGate` is handed the fetch): the Serve
+deployment and the unit tests share it. What the model may answer (the category listing and the
+situation tags) is a :class:`VisionCatalog` the composing pipeline hands in; this package knows
+no dataset itself.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
+from eco2 import url_guard
+from eco2.errors import Eco2Error
 from serve import contracts
 from serve.contracts import (
     DEFAULT_QUESTION,
     Classification,
     MalformedModelOutput,
+    ModelCallFailed,
     VisionMeta,
     VisionResult,
     json_schema_for,
@@ -36,6 +41,40 @@ class VisionCatalog:
     situation_tags: tuple[str, ...]
     unclassified: str
     """The major (and middle) for something that cannot be classified."""
+
+
+class ImageGate:
+    """Turns a job's ``image_url`` into what the model may be handed, checked just now.
+
+    A URL on an allow-listed host (our own CDN) goes to the model as it is: a prefix match on
+    the canonical ``http(s)://host/`` forms, else one parse. Any other URL is fetched by
+    ``inline`` (in production :meth:`eco2.safe_fetch.ImageFetcher.data_url`, which checks the
+    addresses it connects to and every redirect) and the model gets the bytes as a ``data:``
+    URL, so it never fetches a URL checked only at submit (DNS rebinding, redirects).
+
+    :meth:`for_model` raises :class:`ModelCallFailed` (``kind="image"``) when the URL is
+    refused or cannot be fetched: not retriable when the same URL would be refused again
+    (bad shape, private address, redirect loop, not an image, too large), retriable when the
+    fetch may pass later (timeouts, 5xx).
+    """
+
+    def __init__(self, allowed_hosts: Iterable[str], inline: Callable[[str], Awaitable[str]]):
+        self._allowed = frozenset(h.lower() for h in allowed_hosts)
+        self._direct = tuple(
+            f"{s}://{h}/" for h in sorted(self._allowed) for s in ("https", "http")
+        )
+        self._inline = inline
+
+    async def for_model(self, image_url: str) -> str:
+        if image_url.startswith(self._direct):
+            return image_url
+        try:
+            _, allow_listed = url_guard.check_shape(image_url, self._allowed)
+            return image_url if allow_listed else await self._inline(image_url)
+        except Eco2Error as exc:
+            raise ModelCallFailed(
+                f"image not fetched: {exc}", retriable=exc.retriable, kind="image"
+            ) from exc
 
 
 def _system_prompt(catalog: VisionCatalog) -> str:

@@ -94,6 +94,7 @@ def test_only_taxonomy_tags_are_emitted(lexicon: Lexicon) -> None:
 
 
 def test_data_urls_are_not_read(lexicon: Lexicon) -> None:
-    result = lexicon.classify(["data:image/png;base64,can-bottle-paper"], "")
+    # Read as words, "bottle" (the longer keyword) would beat the text's "paint".
+    result = lexicon.classify(["data:image/png;base64,can-bottle-paper"], "paint")
 
-    assert result["classification"]["major_category"] == "미분류"
+    assert result["classification"]["major_category"] == "생활계유해폐기물"
