@@ -7,6 +7,8 @@ the message says what the caller should do next.
 
 from __future__ import annotations
 
+import math
+
 
 class Eco2Error(Exception):
     """Base of every error the project raises on purpose."""
@@ -73,6 +75,21 @@ class Overloaded(Eco2Error):
     def __init__(self, message: str, *, retry_after_s: float = 1.0, code: str | None = None):
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+
+
+class RateLimited(Overloaded):
+    """This caller went over its per-user limit for an action (``eco2.ratelimit``); the same
+    request is allowed again after ``retry_after_s``. Nothing was changed."""
+
+    code = "rate_limited"
+
+    @classmethod
+    def after(cls, retry_after_s: float, action: str, limit: str) -> RateLimited:
+        wait_s = max(1, math.ceil(retry_after_s))
+        return cls(
+            f"too many {action} requests from this account ({limit}); retry in {wait_s} s",
+            retry_after_s=retry_after_s,
+        )
 
 
 class Unavailable(Eco2Error):

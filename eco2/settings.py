@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -388,6 +389,62 @@ class ImageSettings(BaseModel):
     s3_region: str = "ap-northeast-2"
 
 
+class RateRule(BaseModel):
+    """``limit`` requests per ``period_s`` sustained, ``burst`` of them back to back; a
+    ``limit`` of 0 switches the rule off. ``0`` alone (``ECO2_RATE_LIMIT__SCAN=0``) is read as
+    ``{"limit": 0}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(ge=0)
+    period_s: float = Field(default=60.0, gt=0)
+    burst: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_is_off(cls, value: Any) -> Any:
+        if value == 0 and not isinstance(value, bool):
+            return {"limit": 0}
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.limit > 0
+
+    @property
+    def interval_us(self) -> int:
+        """``T``: the sustained gap between two requests, in whole microseconds (at least 1)."""
+        return max(1, round(self.period_s * 1_000_000 / self.limit))
+
+    def describe(self) -> str:
+        if not self.enabled:
+            return "off"
+        return f"{self.limit} per {self.period_s:g} s, bursts of {self.burst}"
+
+
+class RateLimitSettings(BaseModel):
+    """Per-user limits on submits, kept in Valkey and shared by every replica
+    (:mod:`eco2.ratelimit`); a caller over one gets 429 with ``Retry-After``. Set a rule as JSON
+    (``ECO2_RATE_LIMIT__SCAN='{"limit": 30, "period_s": 60, "burst": 10}'``; a field left out
+    takes :class:`RateRule`'s default, not this section's) or switch it off with ``0``
+    (``ECO2_RATE_LIMIT__SCAN=0``); load tests start the stack with the rules off.
+
+    The defaults stop scripts, not people: taking a photo, uploading it and reading the answer
+    takes a person several seconds, so a phone user stays under 20 scans or chat messages a
+    minute, and a burst of 10 lets someone sort a bag of items quickly. Every scan and every
+    chat message with a photo first asks for an upload URL, so ``upload`` allows twice that."""
+
+    scan: RateRule = RateRule(limit=20, period_s=60, burst=10)
+    """``POST /api/v1/scan`` and the synchronous ``POST /v1/scan:classify``, per user."""
+    chat: RateRule = RateRule(limit=20, period_s=60, burst=10)
+    """Posting a chat message, per user."""
+    upload: RateRule = RateRule(limit=40, period_s=60, burst=20)
+    """Asking for an image upload URL (``POST /api/v1/images/{channel}``), per user."""
+    timeout_s: float = Field(default=0.25, gt=0, le=5)
+    """How long a submit waits for the limiter; past it (or with Valkey down) the submit is let
+    through unlimited, logged and counted (``eco2.rate_limit.checks{outcome=unavailable}``)."""
+
+
 class LocationSettings(BaseModel):
     """The location domain's generated dataset (see domains/location)."""
 
@@ -422,6 +479,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     image: ImageSettings = ImageSettings()
     location: LocationSettings = LocationSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

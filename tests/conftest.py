@@ -2,8 +2,8 @@
 e2e tiers (``python -m cluster up --detach``).
 
 Set ``ECO2_TEST_STACK_RUN_DIR`` to the run dir of a stack you already started
-(``ECO2_RUN_DIR=... eco2 up --detach``) to reuse it across test runs: then the fixture neither
-starts nor stops anything.
+(``ECO2_RUN_DIR=... eco2 up --detach``, with :data:`TEST_STACK_ENV` in its environment) to
+reuse it across test runs: then the fixture neither starts nor stops anything.
 """
 
 from __future__ import annotations
@@ -65,9 +65,18 @@ def short_run_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-TEST_STACK_ENV = {"ECO2_CHAT__INPUT_TIMEOUT_S": "5"}
+UNREACHABLE_RATE_RULE = '{"limit": 1000000, "period_s": 60, "burst": 100000}'
+TEST_STACK_ENV = {
+    "ECO2_CHAT__INPUT_TIMEOUT_S": "5",
+    **{
+        f"ECO2_RATE_LIMIT__{action}": UNREACHABLE_RATE_RULE for action in ("SCAN", "CHAT", "UPLOAD")
+    },
+}
 """Settings of the test stack that differ from a developer's: a chat job waits 5 s (not 30) for
-the user's reply to ``needs_input``, so the timeout test is quick."""
+the user's reply to ``needs_input``, so the timeout test is quick; the per-user rate limits are
+raised out of reach (a few virtual users submit far faster than people do) but stay on, so every
+submit still goes through the limiter. A stack reused through ``ECO2_TEST_STACK_RUN_DIR`` needs
+the same variables when it is started."""
 
 
 def cluster_cli(

@@ -34,7 +34,13 @@ import eco2.loop
 from cluster.running import api_url, running_state
 from devtools.bench import loadgen
 from devtools.bench.machine import machine
-from devtools.bench.scan import cpu_by_process, cpu_ms_per_unit, stack_tracing
+from devtools.bench.scan import (
+    cpu_by_process,
+    cpu_ms_per_unit,
+    rate_limited,
+    stack_rate_limits,
+    stack_tracing,
+)
 
 SEOUL = {"latitude": 37.5665, "longitude": 126.978}
 MESSAGES = (
@@ -100,7 +106,7 @@ async def _one_message(
     url = f"{api}/api/v1/chat/{chat_id}/messages"
     async with session.post(url, json=body, headers=user.headers) as response:
         if response.status != 202:
-            tally.failures[f"post_{response.status}"] += 1
+            tally.failures[await _refusal(response)] += 1
             return
         job = await response.json()
     first: float | None = None
@@ -138,6 +144,16 @@ async def _one_message(
         tally.tool_phases.append(
             {k: float(latency[k]) for k in ("tools_wall", "tools_slowest", "tools_sum")}
         )
+
+
+async def _refusal(response: aiohttp.ClientResponse) -> str:
+    """``post_<status>[_<error code>]``: the code says who refused (``rate_limited``: the
+    per-user limit; ``overloaded``: the replica)."""
+    try:
+        code = (await response.json(content_type=None))["error"]["code"]
+    except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        code = None
+    return f"post_{response.status}" + (f"_{code}" if code else "")
 
 
 async def _user(
@@ -219,6 +235,8 @@ def bench_chat(
         "completed_per_min": round(tally.completed / elapsed * 60, 1),
         "failed": sum(tally.failures.values()),
         "failures": dict(tally.failures),
+        "rate_limited": rate_limited(tally.failures),
+        "failed_not_rate_limited": sum(tally.failures.values()) - rate_limited(tally.failures),
         "simulated_model_ms": {
             "intent": model.intent_ms,
             "first_token": model.first_token_ms,
@@ -247,6 +265,7 @@ def bench_chat(
             cpu_before, cpu_by_process(state), tally.all_completed
         ),
         "tracing": stack_tracing(state),
+        "rate_limits": stack_rate_limits(state),
         "machine": host,
     }
     typer.echo(json.dumps(result, ensure_ascii=False, indent=2))

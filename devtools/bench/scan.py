@@ -4,6 +4,7 @@ with the simulator's latencies set for the run, and the stack's CPU per scan by 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import httpx
@@ -15,6 +16,7 @@ from cluster.running import api_url, running_state, serve_url
 from cluster.state import StackState
 from devtools.bench import loadgen
 from devtools.bench.machine import machine
+from eco2.settings import RateLimitSettings
 
 LATENCY_PRESETS: dict[str, tuple[float, float]] = {
     "original": (4500.0, 6700.0),  # the original's measured vision / answer means (domain.md §12)
@@ -153,9 +155,11 @@ def bench_scan(
         "protocol": protocol,
         "model_latency_ms": {"vision": vision_ms, "answer": answer_ms},
         **result,
+        **rate_limited_counts(result),
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "rss_mb": _stack_rss_mb(state),
         "tracing": stack_tracing(state),
+        "rate_limits": stack_rate_limits(state),
         "stackcpu_ms_per_unit": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": host,
@@ -173,9 +177,65 @@ def stack_tracing(state: StackState) -> dict[str, Any]:
     }
 
 
+RATE_LIMIT_ENV = "ECO2_RATE_LIMIT__"
+
+
+def stack_rate_limits(state: StackState) -> dict[str, Any]:
+    """The per-user limits the stack's services run with, read from the environment its
+    supervisor passed to every child (``ECO2_RATE_LIMIT__*``, see ``RateLimitSettings``): a
+    few virtual users submit far faster than people, so a run against the default limits
+    measures the limiter's refusals, not the service (docs/benchmarks.md)."""
+    try:
+        environ = psutil.Process(state.supervisor_pid).environ()
+    except psutil.Error as exc:
+        return {"unknown": f"the supervisor's environment cannot be read: {exc}"}
+    limits = RateLimitSettings.model_validate(_nested(environ, RATE_LIMIT_ENV))
+    return {
+        action: rule.model_dump() if rule.enabled else "off"
+        for action, rule in (
+            ("scan", limits.scan),
+            ("chat", limits.chat),
+            ("upload", limits.upload),
+        )
+    }
+
+
+def _nested(environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    """``PREFIX_A='{"x": 1}'`` and ``PREFIX_B__X=1`` as pydantic-settings reads them."""
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(prefix):
+            continue
+        *path, last = name.removeprefix(prefix).lower().split("__")
+        place = values
+        for part in path:
+            place = place.setdefault(part, {})
+        try:
+            place[last] = json.loads(raw)
+        except ValueError:
+            place[last] = raw
+    return values
+
+
+def rate_limited_counts(result: Mapping[str, Any]) -> dict[str, int]:
+    """Failures that were the per-user limit's 429 (``*_429_rate_limited``), apart from the
+    rest, so a reader sees at once whether the limit or the service refused."""
+    limited = rate_limited(result["failures"])
+    return {
+        "rate_limited": limited,
+        "failed_not_rate_limited": result["failed"] - limited,
+        "ramp_rate_limited": rate_limited(result.get("ramp_failures", {})),
+    }
+
+
+def rate_limited(failures: Mapping[str, int]) -> int:
+    return sum(n for reason, n in failures.items() if reason.endswith("_rate_limited"))
+
+
 def _table(result: dict[str, Any]) -> str:
     keys = (
-        *("users", "completed", "failed", "completed_per_min", "e2e_p50_s", "e2e_p95_s"),
+        *("users", "completed", "failed", "rate_limited", "completed_per_min"),
+        *("e2e_p50_s", "e2e_p95_s"),
         *("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb"),
     )
     return "\n".join(f"{k:>20}: {result[k]}" for k in keys)

@@ -1,5 +1,9 @@
 """The image domain's use cases: hand out an upload URL, receive a PUT, report, serve objects.
 
+Handing out an upload URL validates the request (channel, file type, metadata), then takes one
+from the caller's per-user limit (``rate_limit.upload``; over it: 429 with ``Retry-After``), and
+only then records the pending upload.
+
 Receiving an upload checks, in this order and before anything is written: the URL's signature
 and expiry (403), the Content-Type header against the signed type (415), Content-Length against
 ``max_bytes`` (413, without reading the body), the upload row (404 unknown, 409 already
@@ -31,6 +35,7 @@ from domains.image.repository import (
 from domains.image.storage import ObjectData, Storage
 from eco2.errors import Forbidden, InvalidInput, NotFound, TooLarge
 from eco2.events import EventEnvelope, EventMetadata
+from eco2.ratelimit import Quota
 from eco2.settings import ImageSettings
 
 Clock = Callable[[], datetime]
@@ -92,8 +97,12 @@ class Uploads:
         repository: UploadRepository,
         storage: Storage,
         clock: Clock = utc_now,
+        *,
+        quota: Quota | None = None,
     ) -> None:
+        """``quota``: the per-user limit on upload URLs (``None``: none, for tests)."""
         self._settings = settings
+        self._quota = quota or Quota.off("upload")
         self._repository = repository
         self._storage = storage
         self._clock = clock
@@ -105,6 +114,7 @@ class Uploads:
         content_type = request.content_type.strip().lower()
         extension = model.extension_of(request.filename, content_type, self._settings.content_types)
         metadata = model.check_metadata(request.metadata)
+        await self._quota.check(user_id)
         now = self._clock()
         key = model.build_key(channel, extension, now, uuid.uuid4())
         expires = int(now.timestamp()) + self._settings.url_ttl_s

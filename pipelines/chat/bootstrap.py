@@ -17,6 +17,7 @@ import httpx
 
 from eco2 import cache as valkey
 from eco2.db import create_pool
+from eco2.ratelimit import Quota, ValkeyRateLimiter
 from eco2.settings import Settings
 from pipelines.chat import views
 from pipelines.chat.inputs import Inputs
@@ -70,7 +71,9 @@ async def open_pipeline(
     stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s, intents)
     runner = ChatRunner(store, stages, progress, tools, inputs, settings.chat)
     jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
+    limits = settings.rate_limit
+    quota = Quota(ValkeyRateLimiter(inputs_client), "chat", limits.chat, limits.timeout_s)
     intake = ChatIntake(
-        settings.chat, settings.scan.allowed_image_hosts, store, progress, jobs, inputs
+        settings.chat, settings.scan.allowed_image_hosts, store, progress, jobs, inputs, quota
     )
     return ChatPipeline(intake, jobs, store, progress, pool, http, inputs_client)

@@ -2,9 +2,11 @@
 
 Validation happens before anything is stored (bad input changes nothing): the message (not empty,
 at most ``chat.max_message_chars``), the image URL (the same guard as scan's), the coordinates,
-the model (the web client's names, mapped by ``chat.models``; any other is a 422). An accepted
-message is stored with its job and ``MessagePosted`` in one transaction and handed to the jobs
-this replica runs.
+the model (the web client's names, mapped by ``chat.models``; any other is a 422). Then
+admission: the replica's in-flight limit, then the caller's per-user limit (``rate_limit.chat``,
+shared by every replica in Valkey; its refusal, a 429 with ``Retry-After``, stores nothing). An
+accepted message is stored with its job and ``MessagePosted`` in one transaction and handed to
+the jobs this replica runs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domains.chat.model import checked_location, checked_message
 from eco2 import telemetry, url_guard
-from eco2.errors import Conflict, InvalidInput, NotFound, Overloaded, Unprocessable
+from eco2.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Overloaded,
+    RateLimited,
+    Unprocessable,
+)
+from eco2.ratelimit import Quota
 from eco2.settings import ChatSettings
 from pipelines.chat import views
 from pipelines.chat.inputs import Inputs
@@ -59,9 +69,12 @@ class ChatIntake:
         progress: ProgressBus,
         jobs: JobTasks[ChatJob],
         inputs: Inputs,
+        quota: Quota | None = None,
     ) -> None:
+        """``quota``: the per-user limit on posts (``None``: none, for tests that need none)."""
         self._settings, self._hosts, self._store = settings, allowed_image_hosts, store
         self._progress, self._jobs, self._inputs = progress, jobs, inputs
+        self._quota = quota or Quota.off("chat")
 
     async def post(
         self,
@@ -91,15 +104,14 @@ class ChatIntake:
                 f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
                 code="bad_idempotency_key",
             )
-        if self._jobs.inflight >= self._settings.max_inflight_jobs:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "inflight"})
-            raise Overloaded("too many chat messages in progress; retry shortly", retry_after_s=2)
+        chat_key = _chat_key(chat_id)
+        await self._admit(user_id)
         with telemetry.tracer(__name__).start_as_current_span(
             "chat.post", context=telemetry.extract(traceparent)
         ):
             job, created = await self._store.submit(
                 user_id=user_id,
-                chat_id=_chat_key(chat_id),
+                chat_id=chat_key,
                 idempotency_key=idempotency_key,
                 message=message,
                 image_url=body.image_url,
@@ -112,6 +124,18 @@ class ChatIntake:
             self._progress.publish(str(job.job_id), user_id, views.queued(job))
             self._jobs.start(job)
         return views.submitted(job)
+
+    async def _admit(self, user_id: str) -> None:
+        """The replica's in-flight limit, then the caller's own (which a refusal leaves as it
+        was): both :class:`~eco2.errors.Overloaded`, a 429 with ``Retry-After``."""
+        if self._jobs.inflight >= self._settings.max_inflight_jobs:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "inflight"})
+            raise Overloaded("too many chat messages in progress; retry shortly", retry_after_s=2)
+        try:
+            await self._quota.check(user_id)
+        except RateLimited:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "rate_limit"})
+            raise
 
     async def reply(self, user_id: str, job_id: str, body: InputRequest) -> dict[str, Any]:
         """``POST /api/v1/chat/{job_id}/input``: the user's answer to ``needs_input``."""

@@ -16,6 +16,7 @@ import asyncpg
 
 from eco2 import cache as valkey
 from eco2.db import create_pool
+from eco2.ratelimit import Quota, ValkeyRateLimiter
 from eco2.settings import Settings
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
@@ -49,11 +50,14 @@ async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPip
     """Connect and wire the pipeline around the two stage handles (call on the replica's loop)."""
     cache_url = settings.cache.require("the scan pipeline")
     pool = await create_pool(settings, KIND, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1])
-    progress = ProgressBus(valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS), KIND)
+    cache = valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS)
+    progress = ProgressBus(cache, KIND)  # owns the client (closes it); the limiter borrows it
     owner = f"ingress-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)
     runner = ScanRunner(store, ScanStages(vision, answer), progress, policy)
     jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
-    intake = ScanIntake(settings, store, progress, jobs, policy)
+    limits = settings.rate_limit
+    quota = Quota(ValkeyRateLimiter(cache), "scan", limits.scan, limits.timeout_s)
+    intake = ScanIntake(settings, store, progress, jobs, policy, quota)
     return ScanPipeline(intake, jobs, store, progress, pool)

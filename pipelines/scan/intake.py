@@ -1,10 +1,12 @@
 """The scan commands Ray Serve takes: submit, synchronous classify, reprocess. No Ray here.
 
-Validation happens before anything is stored (bad input changes nothing); an accepted job is
-stored with ``ScanRequested`` in one statement, announced (``queued``) and handed to the jobs
-this process runs. Errors are :mod:`eco2.errors` types, translated to HTTP at the ingress:
-:class:`~eco2.errors.InvalidInput` → 4xx, :class:`~eco2.errors.Overloaded` → 429 +
-``Retry-After``.
+Validation happens before anything is stored (bad input changes nothing); then admission: the
+replica's in-flight limit, then the caller's per-user limit (``rate_limit.scan``, shared by every
+replica in Valkey; a refusal stores nothing and does not count against the caller). An accepted
+job is stored with ``ScanRequested`` in one statement, announced (``queued``) and handed to the
+jobs this process runs. Errors are :mod:`eco2.errors` types, translated to HTTP at the ingress:
+:class:`~eco2.errors.InvalidInput` → 4xx, :class:`~eco2.errors.Overloaded` (and its
+:class:`~eco2.errors.RateLimited`) → 429 + ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eco2 import telemetry, url_guard
-from eco2.errors import InvalidInput, Overloaded
+from eco2.errors import InvalidInput, Overloaded, RateLimited
+from eco2.ratelimit import Quota
 from eco2.settings import Settings
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
@@ -25,6 +28,9 @@ from pipelines.scan.store import ScanStore
 from serve import metrics
 
 IDEMPOTENCY_KEY_MAX = 128
+INTERNAL_CALLER = "internal"
+"""The user of a synchronous classify sent without ``X-User-ID`` (an internal or batch caller,
+never routed by the gateway): bounded by the in-flight limit only, not by a per-user one."""
 
 
 class ScanRequest(BaseModel):
@@ -42,9 +48,12 @@ class ScanIntake:
         progress: ProgressBus,
         jobs: JobTasks[Job],
         policy: Policy,
+        quota: Quota | None = None,
     ) -> None:
+        """``quota``: the per-user limit on submits (``None``: none, for tests that need none)."""
         self._settings, self._store, self._progress = settings, store, progress
         self._jobs, self._policy = jobs, policy
+        self._quota = quota or Quota.off("scan")
 
     async def submit(
         self, user_id: str, body: ScanRequest, idempotency_key: str | None, traceparent: str | None
@@ -80,9 +89,7 @@ class ScanIntake:
                 f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
                 code="bad_idempotency_key",
             )
-        if self._jobs.inflight >= self._settings.scan.max_inflight_jobs:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "inflight"})
-            raise Overloaded("too many scans in progress; retry shortly", retry_after_s=2)
+        await self._admit(user_id)
         with telemetry.tracer(__name__).start_as_current_span(
             "scan.submit", context=telemetry.extract(traceparent)
         ):
@@ -110,3 +117,17 @@ class ScanIntake:
             )
         await url_guard.check(body.image_url, limits.allowed_image_hosts)
         return model
+
+    async def _admit(self, user_id: str) -> None:
+        """The replica's in-flight limit, then the caller's own (which a refusal leaves as it
+        was): both :class:`~eco2.errors.Overloaded`, a 429 with ``Retry-After``."""
+        if self._jobs.inflight >= self._settings.scan.max_inflight_jobs:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "inflight"})
+            raise Overloaded("too many scans in progress; retry shortly", retry_after_s=2)
+        if user_id == INTERNAL_CALLER:
+            return
+        try:
+            await self._quota.check(user_id)
+        except RateLimited:
+            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "rate_limit"})
+            raise
