@@ -19,6 +19,7 @@ from enum import Enum
 from typing import Any
 
 import asyncpg
+import redis.exceptions
 from pydantic import ValidationError
 
 from cdc.consumers.inbox import Store
@@ -59,7 +60,8 @@ def batch_handler(effect: BatchEffect) -> BatchHandler:
 
 class Failure(Enum):
     INFRASTRUCTURE = "infrastructure"
-    """The database or network failed: retried without limit, never dead-lettered."""
+    """The store (PostgreSQL, or the read models' Valkey) or the network failed: retried
+    without limit, never dead-lettered — every event would fail alike until it is back."""
     RETRIABLE = "retriable"
     """The handler failed in a way that may pass: retried with backoff, then dead-lettered."""
     PERMANENT = "permanent"
@@ -70,6 +72,10 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, OSError | asyncio.TimeoutError | asyncpg.InterfaceError):
         return Failure.INFRASTRUCTURE
     if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
+        return Failure.INFRASTRUCTURE
+    # Valkey down, restarting or still loading its data (BusyLoadingError is a
+    # ConnectionError): a projector waits for it rather than dead-lettering what it missed.
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return Failure.INFRASTRUCTURE
     if isinstance(exc, Eco2Error):
         return Failure.RETRIABLE if exc.retriable else Failure.PERMANENT

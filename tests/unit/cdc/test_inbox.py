@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import redis.exceptions
 
 from cdc.consumers.apply import BatchHandler, Failure, apply_batch, batch_handler, classify
 from cdc.consumers.inbox import MemoryStore, Store
@@ -123,6 +124,12 @@ async def test_batch_handler_called_with_one_event_applies_a_batch_of_one() -> N
 
 def test_failures_are_classified() -> None:
     assert classify(ConnectionResetError()) is Failure.INFRASTRUCTURE
+    # The read models' Valkey killed, restarting or loading its file: found by `eco2 chaos
+    # --scenario valkey`, where each projector dead-lettered the event it was applying.
+    assert classify(redis.exceptions.ConnectionError("refused")) is Failure.INFRASTRUCTURE
+    assert classify(redis.exceptions.BusyLoadingError("loading")) is Failure.INFRASTRUCTURE
+    assert classify(redis.exceptions.TimeoutError()) is Failure.INFRASTRUCTURE
+    assert classify(redis.exceptions.ResponseError("WRONGTYPE")) is Failure.RETRIABLE
     assert classify(Unavailable("db")) is Failure.RETRIABLE
     assert classify(PermanentFailure("bad")) is Failure.PERMANENT
     assert classify(KeyError("bug?")) is Failure.RETRIABLE
