@@ -1,5 +1,6 @@
-"""``eco2 bench …``: the benchmark commands, mounted on the ``eco2`` CLI when this package is
-installed (a development checkout; a production image has no benchmarks)."""
+"""``eco2 bench …`` and ``eco2 chaos``: the benchmark and fault commands, mounted on the
+``eco2`` CLI when this package is installed (a development checkout; a production image has no
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from devtools.bench.rescore import bench_rescore
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
 from devtools.bench.up import bench_up
+from devtools.chaos.run import chaos_command
 from eco2.settings import load_settings
 
 
@@ -42,6 +44,9 @@ BENCHMARKS: dict[str, tuple[Callable[..., None], str]] = {
     "otlp-sink": (bench_otlp_sink, "An OTLP trace receiver that counts spans and keeps none."),
 }
 """``eco2 bench <name>``: the command and its one-line help."""
+
+
+__all__ = ["bench_app", "chaos_command"]
 
 
 def bench_app() -> typer.Typer:

@@ -54,10 +54,11 @@ def build_cli() -> typer.Typer:
 
 
 def _mount_development_tools(app: typer.Typer) -> None:
-    """``eco2 bench …`` and ``eco2 model-sim`` come from packages that do not ship (``devtools``,
-    ``model_sim``): a development checkout has them, a production image does not."""
+    """``eco2 bench …``, ``eco2 chaos`` and ``eco2 model-sim`` come from packages that do not
+    ship (``devtools``, ``model_sim``): a development checkout has them, a production image does
+    not."""
     try:
-        from devtools.cli import bench_app
+        from devtools.cli import bench_app, chaos_command
         from model_sim.server import model_sim_command
     except ImportError:
         return
@@ -65,6 +66,9 @@ def _mount_development_tools(app: typer.Typer) -> None:
         model_sim_command
     )
     app.add_typer(bench_app(), name="bench")
+    app.command("chaos", help="Faults against the running stack under load; exit 1 on a loss.")(
+        chaos_command
+    )
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
+from asyncio import Task
 from collections import Counter
 from typing import Any
 
@@ -23,6 +23,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from cluster.state import ComponentState, read_state
+from devtools.chaos import load as users
+from devtools.chaos.load import UNTIL_STOPPED, Load, Quota
 from tests.conftest import StackUrls, cluster_cli
 from tests.e2e.saga_support import eventually, rewarded_scan, sign_in
 
@@ -30,9 +32,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.last_on_stack]
 
 USERS, LOAD_S, KILL_AT_S = 30, 15.0, 4.0
 USERS_IN_TURN, BETWEEN_KILLS_S = 8, 2.0
-STREAM_DEADLINE_S = 240.0
-"""A browser's patience with one job's stream: a job accepted just before the Ray head died
-finishes once the head, Serve and the scan application are back."""
 HEALED_WITHIN_S = {"ray": 240.0}
 """Seconds from the kill until the part is healthy again: a process restarts within 60 s; the
 Ray head takes longer (a new cluster, the AI stages deployed again from ray-cluster.yaml)."""
@@ -53,9 +52,6 @@ KILLED_IN_TURN = (
 """In this order: PostgreSQL's crash recovery rewinds the relay's slots to the last checkpoint
 (events sent again), which after the broker's loss would hide a loss the replay window must
 prevent."""
-Accepted = list[tuple[dict[str, Any], dict[str, str], str]]
-"""Each accepted scan: the 202 body, the user's cookie, how its stream ended."""
-PET = "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"
 
 
 @pytest.fixture
@@ -109,101 +105,10 @@ async def _healthy_again(stack: StackUrls, name: str) -> float:
     raise AssertionError(f"{name} not healthy again: {_component(stack, name)}")
 
 
-async def _signed_in(session: aiohttp.ClientSession, api: str) -> dict[str, str]:
-    key = f"heal-{uuid.uuid4().hex[:10]}"
-    body = {"nickname": key[-12:], "user_key": key}
-    async with session.post(f"{api}/api/v1/auth/dev-login", json=body) as login:
-        assert login.status == 200, await login.text()
-        return {"Cookie": f"s_access={(await login.json())['access_token']}"}
-
-
-async def _follow(
-    session: aiohttp.ClientSession, api: str, url: str, cookie: dict[str, str], seen: Counter[str]
-) -> str:
-    """Follow a job's stream to its terminal event as a browser would: reconnect with
-    ``Last-Event-ID`` after a refusal or a dropped connection."""
-    last_id: str | None = None
-    deadline = time.monotonic() + STREAM_DEADLINE_S
-    while time.monotonic() < deadline:
-        headers = {**cookie, **({"Last-Event-ID": last_id} if last_id else {})}
-        try:
-            async with session.get(f"{api}{url}", headers=headers) as stream:
-                if stream.status != 200:
-                    seen[f"events {stream.status}"] += 1
-                    await asyncio.sleep(1)
-                    continue
-                async for raw in stream.content:
-                    line = raw.decode().strip()
-                    if line.startswith("id:"):
-                        last_id = line.removeprefix("id:").strip()
-                    elif line in ("event: done", "event: error"):
-                        return line.removeprefix("event: ")
-                seen["stream ended early"] += 1
-        except (aiohttp.ClientError, TimeoutError):
-            seen["stream dropped"] += 1
-            await asyncio.sleep(1)
-    return "hanging"
-
-
-async def _submitted(
-    session: aiohttp.ClientSession, api: str, cookie: dict[str, str], seen: Counter[str]
-) -> dict[str, Any] | None:
-    """Submit one scan as a careful client does: after a refusal or a dropped answer, the same
-    idempotency key again (a dropped answer may hide an accepted scan) until it is accepted."""
-    headers = {**cookie, "X-Idempotency-Key": uuid.uuid4().hex}
-    deadline = time.monotonic() + STREAM_DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            async with session.post(
-                f"{api}/api/v1/scan", json={"image_url": PET}, headers=headers
-            ) as submit:
-                seen[f"submit {submit.status}"] += 1
-                if submit.status == 202:
-                    return dict(await submit.json())
-                if 400 <= submit.status < 500 and submit.status != 429:
-                    return None  # refused for good: nothing was accepted
-        except aiohttp.ClientError:
-            seen["submit dropped"] += 1
-        await asyncio.sleep(1)
-    seen["never accepted"] += 1
-    return None
-
-
-async def _scanning(
-    session: aiohttp.ClientSession,
-    api: str,
-    stop: asyncio.Event,
-    accepted: Accepted,
-    seen: Counter[str],
-) -> None:
-    """One user: scan and follow the stream, again and again until ``stop`` is set."""
-    cookie = await _signed_in(session, api)
-    while not stop.is_set():
-        job = await _submitted(session, api, cookie, seen)
-        if job is None:
-            await asyncio.sleep(1)
-            continue
-        end = await _follow(session, api, job["stream_url"], cookie, seen)
-        accepted.append((job, cookie, end))
-
-
-def _users(
-    count: int,
-    session: aiohttp.ClientSession,
-    api: str,
-    stop: asyncio.Event,
-    accepted: Accepted,
-    seen: Counter[str],
-) -> list[asyncio.Task[None]]:
-    """``count`` users scanning until ``stop`` is set."""
-    return [
-        asyncio.create_task(_scanning(session, api, stop, accepted, seen)) for _ in range(count)
-    ]
-
-
-def _session() -> aiohttp.ClientSession:
-    timeout = aiohttp.ClientTimeout(total=STREAM_DEADLINE_S + 30)
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout)
+def _users(count: int, http: aiohttp.ClientSession, load: Load, quota: Quota) -> list[Task[None]]:
+    """``count`` signed-in users scanning (each scan followed to its end) until ``quota`` stops:
+    the careful clients of ``eco2 chaos``."""
+    return [asyncio.create_task(users.user(http, load, quota, "scan")) for _ in range(count)]
 
 
 async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_scan(
@@ -213,24 +118,22 @@ async def test_valkey_killed_under_load_leaves_no_stream_hanging_and_loses_no_sc
     assert stack.api_url is not None
     api = stack.api_url
     restarts = _component(stack, "valkey").restarts
-    accepted: Accepted = []
-    seen: Counter[str] = Counter()
-    async with _session() as session:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(LOAD_S, stop.set)
-        users = _users(USERS, session, api, stop, accepted, seen)
+    load, quota = Load(api), Quota({"scan": UNTIL_STOPPED})
+    async with users.session() as http:
+        asyncio.get_running_loop().call_later(LOAD_S, quota.stop)
+        scanning = _users(USERS, http, load, quota)
         await asyncio.sleep(KILL_AT_S)
         await _healed(stack, "valkey", _kill(stack, "valkey"))
-        await asyncio.gather(*users)
+        await asyncio.gather(*scanning)
 
-        ends = Counter(end for _, _, end in accepted)
-        assert ends == {"done": len(accepted)}, (ends, seen)
+        ends = Counter(job.end for job in load.accepted)
+        assert ends == {"done": len(load.accepted)}, (ends, load.seen)
         results: Counter[int] = Counter()
-        for job, cookie, _ in accepted:
-            async with session.get(f"{api}{job['result_url']}", headers=cookie) as result:
+        for job in load.accepted:
+            async with http.get(f"{api}{job.result_url}", headers=job.user.headers) as result:
                 results[result.status] += 1
-    assert results == {200: len(accepted)}, results
-    assert len(accepted) >= USERS, seen  # the load really ran across the kill
+    assert results == {200: len(load.accepted)}, results
+    assert len(load.accepted) >= USERS, load.seen  # the load really ran across the kill
     assert _component(stack, "valkey").restarts == restarts + 1
 
 
@@ -311,11 +214,9 @@ async def test_every_part_killed_in_turn_under_load_heals_and_loses_nothing(
     assert stack.api_url is not None
     api = stack.api_url
     healed: dict[str, float] = {}
-    accepted: Accepted = []
-    seen: Counter[str] = Counter()
-    async with _session() as session:
-        stop = asyncio.Event()
-        users = _users(USERS_IN_TURN, session, api, stop, accepted, seen)
+    load, quota = Load(api), Quota({"scan": UNTIL_STOPPED})
+    async with users.session() as session:
+        scanning = _users(USERS_IN_TURN, session, load, quota)
         try:
             for name in KILLED_IN_TURN:
                 if not _running(stack, name):
@@ -331,14 +232,15 @@ async def test_every_part_killed_in_turn_under_load_heals_and_loses_nothing(
                 healed[app] = await _healthy_again(stack, app)
             await asyncio.sleep(BETWEEN_KILLS_S)
         finally:
-            stop.set()
-            await asyncio.gather(*users)
+            quota.stop()
+            await asyncio.gather(*scanning)
         print(
             "seconds from the kill until healthy again:",
             {k: round(v, 1) for k, v in healed.items()},
         )
-        ends = Counter(end for _, _, end in accepted)
-        print(f"{len(accepted)} scans accepted across the kills: {dict(ends)}; {dict(seen)}")
+        accepted, seen = load.accepted, dict(load.seen)
+        ends = Counter(job.end for job in accepted)
+        print(f"{len(accepted)} scans accepted across the kills: {dict(ends)}; {seen}")
         # A job whose model calls kept failing while the simulator was down ends in the
         # dead-letter state with its reason (an `error` event); re-run, it completes.
         assert set(ends) <= {"done", "error"}, (ends, seen, healed)
@@ -347,16 +249,16 @@ async def test_every_part_killed_in_turn_under_load_heals_and_loses_nothing(
             reprocessed = _eco2(stack, "scan", "reprocess", "--all-failed")
             print(f"{ends['error']} dead-lettered, re-run: {reprocessed}")
         done_by_user: Counter[str] = Counter()
-        for job, cookie, _ in accepted:
-            done_by_user[cookie["Cookie"]] += 1
+        for job in accepted:
+            done_by_user[job.user.headers["Cookie"]] += 1
 
             async def completed(
-                url: str = job["result_url"], c: dict[str, str] = cookie
+                url: str | None = job.result_url, c: dict[str, str] = job.user.headers
             ) -> bool | None:
                 async with session.get(f"{api}{url}", headers=c) as result:
                     return True if result.status == 200 else None
 
-            await eventually(completed, f"job {job['job_id']} completed", within_s=60)
+            await eventually(completed, f"job {job.job_id} completed", within_s=60)
 
         async def counted_once() -> dict[str, Any] | None:
             """Every done scan on its user's page once (ScanCompleted through the relay, the
