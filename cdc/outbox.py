@@ -152,12 +152,15 @@ def validation_problem(
     if not registry.knows(event_type):
         return "unknown_event_type", f"event type {event_type!r} is not registered"
     try:
-        registry.decode_payload(event_type, schema_version, json.loads(payload))
+        decoded = json.loads(payload)
+        if not isinstance(decoded, dict):  # dict() of [key, value] pairs would validate
+            raise TypeError(f"the payload is a JSON {type(decoded).__name__}, not an object")
+        registry.decode_payload(event_type, schema_version, decoded)
     except ValidationError as exc:
         return "invalid_payload", str(exc)
     except KeyError as exc:  # no upcaster from this schema version
         return "invalid_payload", f"no upcaster for {event_type} v{exc}"
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nested too deep
         return "invalid_payload", f"{type(exc).__name__}: {exc}"
     return None
 
@@ -222,5 +225,6 @@ def envelope_from_message(key: bytes | None, value: bytes | None, headers: Any) 
             payload=json.loads(value or b"null"),
             metadata=EventMetadata.model_validate(metadata),
         )
-    except (KeyError, ValueError, TypeError, ValidationError) as exc:
+    except (KeyError, ValueError, TypeError, ValidationError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than json.loads goes, a poison message like any.
         raise ValueError(f"not an outbox event message: {exc}") from exc

@@ -72,8 +72,11 @@ def parse(text: str) -> AnswerResult:
     Raises :class:`MalformedModelOutput` when the text is not a JSON object of the expected shape.
     """
     try:
-        result = AnswerResult.model_validate(json.loads(text))
-    except (json.JSONDecodeError, ValidationError) as exc:
+        # Parsed by pydantic's own JSON reader: any text it refuses (too deeply nested, a number
+        # past the int digit limit, an unpaired surrogate that could never be stored) is a
+        # ValidationError, where json.loads raised RecursionError and bare ValueErrors.
+        result = AnswerResult.model_validate_json(text)
+    except ValidationError as exc:
         raise MalformedModelOutput(f"answer output is not a valid {SCHEMA_NAME}: {exc}") from exc
     steps = {k: v.strip() for k, v in result.disposal_steps.items() if _STEP_KEY.match(k)}
     return AnswerResult(

@@ -88,8 +88,8 @@ def parse_intent(text: str) -> IntentResult:
     """The typed classification; the main intent is dropped from the additional ones, which are
     de-duplicated and capped. Raises :class:`MalformedModelOutput` for anything else."""
     try:
-        result = IntentResult.model_validate(json.loads(text))
-    except (json.JSONDecodeError, ValidationError) as exc:
+        result = IntentResult.model_validate_json(text)  # raises only ValidationError
+    except ValidationError as exc:
         raise MalformedModelOutput(f"intent output is not a valid {INTENT_SCHEMA}: {exc}") from exc
     extra = [i for i in dict.fromkeys(result.additional_intents) if i != result.intent]
     confidence = min(1.0, max(0.0, result.confidence))

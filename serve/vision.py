@@ -141,8 +141,10 @@ class VisionTask:
         :class:`MalformedModelOutput` when the text is not a JSON object of the expected shape.
         """
         try:
-            result = VisionResult.model_validate(json.loads(text))
-        except (json.JSONDecodeError, ValidationError) as exc:
+            # One parser that raises only ValidationError: json.loads also lets RecursionError
+            # (deep nesting) and ValueError (over-long integers) escape.
+            result = VisionResult.model_validate_json(text)
+        except ValidationError as exc:
             raise MalformedModelOutput(
                 f"vision output is not a valid {SCHEMA_NAME}: {exc}"
             ) from exc

@@ -26,10 +26,15 @@ def _client(request: Request) -> redis.Redis:
     return client
 
 
+MAX_CURSOR_DIGITS = 15
+"""A cursor is a time in epoch milliseconds (13 digits until the year 2286)."""
+
+
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit():
+    # ASCII only: str.isdigit() also accepts "²", which int() refuses.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_CURSOR_DIGITS:
         raise InvalidInput("cursor must be the next_cursor of a previous page", code="bad_cursor")
     return int(raw)
 

@@ -97,6 +97,7 @@ def decode_relation(data: bytes) -> Relation:
     for _ in range(count):
         offset += 1  # flags (part of the key)
         column, offset = _cstring(data, offset)
+        _COLUMN_TAIL.unpack_from(data, offset)  # read, not skipped: a cut message must not pass
         offset += _COLUMN_TAIL.size
         columns.append(column)
     return Relation(relation_id, namespace or "pg_catalog", name, tuple(columns))

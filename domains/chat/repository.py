@@ -260,8 +260,12 @@ def _parse_uuid(text: str) -> uuid.UUID:
         raise decode_error() from None
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def _parse_position(text: str) -> int:
-    if not text.isdigit():
+    # ASCII digits that fit a bigint: str.isdigit() alone also accepts "²", which int() refuses.
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or int(text) > BIGINT_MAX:
         raise decode_error()
     return int(text)
 

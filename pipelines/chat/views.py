@@ -139,9 +139,15 @@ def recover(history: list[ProgressEvent], last_event_id: str) -> list[ProgressEv
     after = key_of(last_event_id)
     fresh = [e for e in history if e.key > after]
     tokens = [e for e in history if e.event == TOKEN]
-    first_missed = next((i for i, e in enumerate(fresh) if e.event == TOKEN), None)
+    # A runner that died mid-answer leaves its tokens behind; the next attempt answers from
+    # scratch, so the answer so far is the latest attempt's tokens only.
+    latest = tokens[-1].key[0] if tokens else None
+    tokens = [e for e in tokens if e.key[0] == latest]
+    first_missed = next(
+        (i for i, e in enumerate(fresh) if e.event == TOKEN and e.key[0] == latest), None
+    )
     if first_missed is None:
-        return fresh
+        return fresh  # (then no earlier token is missed either: their ids are smaller)
     last = tokens[-1]
     accumulated = "".join(str(e.data.get("content", "")) for e in tokens)
     completed = any(e.event == "answer" and e.data.get("status") == "completed" for e in history)
@@ -160,4 +166,5 @@ def recover(history: list[ProgressEvent], last_event_id: str) -> list[ProgressEv
         ),
     )
     kept = [e for e in fresh if e.event != TOKEN]
-    return [*kept[:first_missed], recovery, *kept[first_missed:]]
+    at = sum(1 for e in fresh[:first_missed] if e.event != TOKEN)
+    return [*kept[:at], recovery, *kept[at:]]

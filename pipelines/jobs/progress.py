@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -63,12 +64,19 @@ class ProgressEvent:
 
 def key_of(event_id: str | None) -> tuple[int, int]:
     """``(attempt, number)`` of an event id; ``(0, 0)`` for none or one that is not ours (a
-    client's ``Last-Event-ID`` is whatever it sends)."""
-    try:
-        attempt, number = (event_id or "").split("-")
-        return int(attempt), int(number)
-    except ValueError:
+    client's ``Last-Event-ID`` is whatever it sends).
+
+    Ours are ``<digits>-<digits>`` within Valkey's stream ids (two u64): ``int`` alone also took
+    ``" 1-2"``, ``"1_0-2"`` and other scripts' digits, which the history (XRANGE) refuses."""
+    match = _EVENT_ID.fullmatch(event_id or "")
+    if match is None:
         return 0, 0
+    attempt, number = int(match[1]), int(match[2])
+    return (attempt, number) if max(attempt, number) <= _U64_MAX else (0, 0)
+
+
+_EVENT_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
+_U64_MAX = 2**64 - 1
 
 
 Live = asyncio.Queue[ProgressEvent | None]

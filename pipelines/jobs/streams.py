@@ -6,8 +6,9 @@ Contract of :meth:`JobStreams.open` (the wire contract of the scan API, domain.m
   user id), so a stream costs no database read; only a job whose history expired (or is
   unreachable) is looked up in its row. Another user's job and an unknown one are both
   :class:`~eco2.errors.NotFound` (404), raised before anything is sent;
-* on connect the stream sends the history after ``Last-Event-ID`` (everything, without one) or,
-  when there is no history, the first live event or a snapshot built from the job row;
+* on connect the stream sends the history after ``Last-Event-ID`` (everything, without one or
+  with one that is not ours) or, when there is no history, the first live event or a snapshot
+  built from the job row; a client resuming at or after the terminal event gets an ended stream;
 * then live events, each at most once and in ``seq`` order (a resumed runner's repeats are
   dropped by id), ``: keep-alive`` comments while nothing happens, and ends after the terminal
   event (``done`` or ``error``). A live event lost on the way is found in the history at the
@@ -32,7 +33,7 @@ from redis.exceptions import RedisError
 
 from eco2 import telemetry
 from eco2.errors import NotFound
-from pipelines.jobs.progress import Live, ProgressBus, ProgressEvent
+from pipelines.jobs.progress import Live, ProgressBus, ProgressEvent, key_of
 
 _log = telemetry.get_logger(__name__)
 _open_streams = telemetry.meter(__name__).create_up_down_counter(
@@ -155,6 +156,8 @@ class JobStreams:
             pending = await self._history_or_row(key, sent)
         if not pending and sent.after is None:
             pending = await self._first_event(key, live)
+        elif not pending and sent.last is None and await self._resumed_after_end(key, sent):
+            return
         while True:
             chunk = sent.take(pending)
             if chunk:
@@ -174,6 +177,19 @@ class JobStreams:
                 if chunk := sent.take(pending):
                     yield chunk
                 raise _ChannelLost("the progress channel was lost")
+
+    async def _resumed_after_end(self, key: uuid.UUID, sent: _Sent) -> bool:
+        """Whether a client resuming with nothing new already has the job's terminal event (an
+        EventSource reconnects by itself when a stream closes): the history's, or, with the
+        history expired, the finished job's row adds nothing after its ``Last-Event-ID``."""
+        history = await self._bus.history(str(key), None)
+        ended = [event for event in history if event.terminal]
+        if ended:
+            return ended[-1].key <= key_of(sent.after)
+        if history or await self._reader.catch_up(key, sent.after):
+            return False
+        snapshot = await self._reader.snapshot(key)
+        return snapshot is not None and snapshot.terminal
 
     async def _history_or_row(self, key: uuid.UUID, sent: _Sent) -> list[ProgressEvent]:
         """The history after the last event sent; when it has nothing new for a stream under
@@ -230,7 +246,8 @@ class _Sent:
     terminal one was among them."""
 
     def __init__(self, resume_id: str | None) -> None:
-        self.resume_id = resume_id
+        # An id that is not ours resumes from the start (the history would refuse it).
+        self.resume_id = resume_id if key_of(resume_id) != (0, 0) else None
         self.last: ProgressEvent | None = None
         self.finished = False
 

@@ -105,21 +105,39 @@ def view(fields: dict[str, str]) -> dict[str, Any]:
 async def history(
     client: redis.Redis, user_id: str, limit: int, before_ms: int | None, ns: str = LIVE
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns ``(entries, cursor for the next page or None)``."""
+    """Newest first; returns ``(entries, cursor for the next page or None)``.
+
+    The cursor is the last entry's time and the next page starts below it, so scans requested
+    in the same millisecond go on one page: a page cut inside such a tie takes the rest of it
+    (and may hold more than ``limit`` entries)."""
+    key = f"{ns}scan_history:{user_id}"
     high = "+inf" if before_ms is None else f"({before_ms}"
     found = cast(
         list[tuple[str, float]],
-        await client.zrevrangebyscore(
-            f"{ns}scan_history:{user_id}", high, "-inf", start=0, num=limit + 1, withscores=True
-        ),
+        await client.zrevrangebyscore(key, high, "-inf", start=0, num=limit + 1, withscores=True),
     )
     page, more = found[:limit], len(found) > limit
+    if more and page and found[limit][1] == page[-1][1]:
+        page, more = await _with_whole_tie(client, key, page)
     async with client.pipeline(transaction=False) as pipe:
         for scan_id, _score in page:
             pipe.hgetall(f"{ns}scan:{scan_id}")
         rows = await pipe.execute()
     entries = [view(row) for row in rows if row]
     return entries, (int(page[-1][1]) if more and page else None)
+
+
+async def _with_whole_tie(
+    client: redis.Redis, key: str, page: list[tuple[str, float]]
+) -> tuple[list[tuple[str, float]], bool]:
+    """``page`` with every entry of its last score, and whether older entries follow."""
+    score = page[-1][1]
+    tie = cast(
+        list[tuple[str, float]],
+        await client.zrevrangebyscore(key, score, score, withscores=True),
+    )
+    older = await client.zrevrangebyscore(key, f"({score}", "-inf", start=0, num=1)
+    return [entry for entry in page if entry[1] != score] + tie, bool(older)
 
 
 def spec(ns: str = LIVE) -> ConsumerSpec:
