@@ -108,6 +108,33 @@ def _retry_after(value: str | None) -> float:
         return RETRY_PAUSE_S
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One submit's answer: status (0 when dropped), how long it took, what came back."""
+
+    status: int
+    ms: float
+    retry_after: str | None = None
+    body: Any = None
+
+
+async def submit_once(
+    http: aiohttp.ClientSession, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> Answer:
+    started = time.perf_counter()
+    try:
+        async with http.post(url, json=body, headers=headers) as answer:
+            payload = await answer.json() if answer.content_type == "application/json" else None
+            return Answer(
+                answer.status,
+                (time.perf_counter() - started) * 1000,
+                answer.headers.get("Retry-After"),
+                payload,
+            )
+    except (aiohttp.ClientError, TimeoutError):
+        return Answer(0, (time.perf_counter() - started) * 1000)
+
+
 async def _submitted(
     http: aiohttp.ClientSession, url: str, body: dict[str, Any], user: User, load: Load, kind: Kind
 ) -> dict[str, Any] | None:
@@ -115,22 +142,17 @@ async def _submitted(
     headers = {**user.headers, "X-Idempotency-Key": uuid.uuid4().hex}
     deadline = time.monotonic() + STREAM_DEADLINE_S
     while time.monotonic() < deadline:
-        started = time.perf_counter()
-        try:
-            async with http.post(url, json=body, headers=headers) as answer:
-                load.seen[f"{kind} submit {answer.status}"] += 1
-                pause = RETRY_PAUSE_S
-                if answer.status in (429, 503):
-                    load.submit_ms.append((time.perf_counter() - started) * 1000)
-                    pause = _retry_after(answer.headers.get("Retry-After"))
-                if answer.status == 202:
-                    return dict(await answer.json())
-                if 400 <= answer.status < 500 and answer.status != 429:
-                    load.seen[f"{kind} refused: {(await answer.text())[:120]}"] += 1
-                    return None  # refused for good: nothing was accepted
-        except (aiohttp.ClientError, TimeoutError):
-            load.seen[f"{kind} submit dropped"] += 1
-            pause = RETRY_PAUSE_S
+        answer = await submit_once(http, url, body, headers)
+        load.seen[f"{kind} submit {answer.status or 'dropped'}"] += 1
+        pause = RETRY_PAUSE_S
+        if answer.status in (429, 503):
+            load.submit_ms.append(answer.ms)
+            pause = _retry_after(answer.retry_after)
+        if answer.status == 202:
+            return dict(answer.body)
+        if 400 <= answer.status < 500 and answer.status != 429:
+            load.seen[f"{kind} refused: {str(answer.body)[:120]}"] += 1
+            return None  # refused for good: nothing was accepted
         await asyncio.sleep(pause)
     load.seen[f"{kind} never accepted"] += 1
     return None

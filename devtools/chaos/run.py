@@ -21,8 +21,12 @@ from devtools.bench.machine import machine
 from devtools.chaos import load as users
 from devtools.chaos.audit import SETTLE_S, audit
 from devtools.chaos.faults import SCENARIOS, Scenario, Stack, Struck, model_stats, put_model_config
+from devtools.chaos.overload import overload
 from eco2.settings import Settings
 
+OVERLOAD = "overload"
+NAMES = (*SCENARIOS, OVERLOAD)
+"""Every scenario ``all`` runs: the faults, then twice the stack's capacity offered."""
 STRIKE_AT = 1 / 3
 """The share of the jobs accepted before the fault strikes: work in flight when it does."""
 BETWEEN_S = 5.0
@@ -146,17 +150,21 @@ async def run(names: list[str], options: Options) -> list[dict[str, Any]]:
     for i, name in enumerate(names):
         if i:
             await asyncio.sleep(BETWEEN_S)
-        results.append(await run_scenario(stack, settings, SCENARIOS[name], options))
+        if name == OVERLOAD:
+            figures = await overload(settings, api_url(state), options.users)
+            results.append({"scenario": OVERLOAD, **figures})
+        else:
+            results.append(await run_scenario(stack, settings, SCENARIOS[name], options))
     return results
 
 
 def _scenario_names(value: str) -> list[str]:
     if value == "all":
-        return list(SCENARIOS)
+        return list(NAMES)
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SCENARIOS]
+    unknown = [name for name in names if name not in NAMES]
     if unknown or not names:
-        known = ", ".join(SCENARIOS)
+        known = ", ".join(NAMES)
         raise typer.BadParameter(f"unknown scenario {', '.join(unknown)!r}; use all or: {known}")
     return names
 
@@ -166,7 +174,7 @@ def chaos_command(
         str,
         typer.Option(
             "--scenario",
-            help=f"all, or one or more (comma-separated) of: {', '.join(SCENARIOS)}.",
+            help=f"all, or one or more (comma-separated) of: {', '.join(NAMES)}.",
         ),
     ] = "all",
     scans: Annotated[int, typer.Option("--scans", min=1, help="Scans per scenario.")] = 200,
