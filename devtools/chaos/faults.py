@@ -138,22 +138,24 @@ print(killed)
 """
 
 
-def killing_replicas(app: str, deployment: str) -> Callable[[Stack], Awaitable[Struck]]:
-    """Kill every replica of a Serve deployment (in a subprocess: this one holds no Ray
-    connection); Serve's controller starts new ones."""
+def kill_replicas(ray_address: str, app: str, deployment: str) -> int:
+    """Kill every replica of a Serve deployment, in a subprocess (the caller holds no Ray
+    connection); Serve's controller starts new ones. How many were killed."""
+    done = subprocess.run(
+        [sys.executable, "-c", _KILL_REPLICAS, ray_address, app, deployment],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return int(done.stdout.strip().splitlines()[-1])
 
+
+def killing_replicas(app: str, deployment: str) -> Callable[[Stack], Awaitable[Struck]]:
     async def strike(stack: Stack) -> Struck:
         address = stack.state().env["ECO2_RAY__ADDRESS"]
         at = time.monotonic()
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", _KILL_REPLICAS, address, app, deployment],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
-        )
-        killed = int(done.stdout.strip().splitlines()[-1])
+        killed = await asyncio.to_thread(kill_replicas, address, app, deployment)
         if not killed:
             raise RuntimeError(f"no replica of {app}:{deployment} found")
         return Struck(at, f"ray.kill {killed} replica(s) of {app}:{deployment}", f"{app}_app")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,34 +14,17 @@ import asyncpg
 import httpx
 import pytest
 
+from devtools.chaos import faults
 from tests.conftest import StackUrls
 
 pytestmark = pytest.mark.integration
 
 CDN = "https://cdn.eco2.local/scan"
 
-_KILL_REPLICAS = """
-import sys, ray
-ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-killed = 0
-for actor in ray.util.list_named_actors(all_namespaces=True):
-    if actor["name"].startswith(f"SERVE_REPLICA::scan#{sys.argv[2]}#"):
-        ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=True)
-        killed += 1
-print(killed)
-"""
-
 
 def kill_replicas(stack: StackUrls, deployment: str) -> int:
-    """Kill every replica of ``deployment`` (in a subprocess: tests hold no Ray connection)."""
-    done = subprocess.run(
-        [sys.executable, "-c", _KILL_REPLICAS, stack.ray_address, deployment],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return int(done.stdout.strip().splitlines()[-1])
+    """Kill every replica of the scan application's ``deployment``."""
+    return faults.kill_replicas(stack.ray_address, "scan", deployment)
 
 
 @asynccontextmanager
