@@ -20,7 +20,7 @@ from pipelines.chat.tools import ToolRequest
 from pipelines.jobs.progress import ProgressEvent
 from pipelines.jobs.status import JobStatus
 from serve.contracts import ModelCallFailed
-from tests.unit.chat.test_views import _job
+from tests.unit.chat.factories import chat_job
 
 NOW = datetime.now(UTC)
 
@@ -136,7 +136,7 @@ def _runner(
 
 
 def _fresh() -> ChatJob:
-    return _job(stage="queued", status=JobStatus.QUEUED, classification=None, context=None)
+    return chat_job(stage="queued", status=JobStatus.QUEUED, classification=None, context=None)
 
 
 def _message(role: str, content: str, position: int) -> Message:

@@ -3,44 +3,11 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 from pipelines.chat import views
-from pipelines.chat.machine import ChatJob
 from pipelines.jobs.progress import ProgressEvent
 from pipelines.jobs.status import JobStatus
-
-
-def _job(**fields: Any) -> ChatJob:
-    values: dict[str, Any] = {
-        "job_id": uuid.uuid4(),
-        "chat_id": uuid.uuid4(),
-        "user_id": "u",
-        "message": "캔 얼마?",
-        "image_url": None,
-        "user_location": None,
-        "model": "gpt-5.2",
-        "client_model": "gpt-5.2",
-        "status": JobStatus.RUNNING,
-        "stage": "gathered",
-        "version": 3,
-        "attempt": 1,
-        "classification": {"intent": "recyclable_price"},
-        "vision_result": None,
-        "context": {"tools": {}, "missing": []},
-        "answer": None,
-        "needs_input": None,
-        "user_input": None,
-        "metadata": {},
-        "traceparent": None,
-        "error": None,
-        "failed_stage": None,
-        "user_message_id": uuid.uuid4(),
-        "created_at": datetime.now(UTC),
-    }
-    return ChatJob(**{**values, **fields})
+from tests.unit.chat.factories import chat_job
 
 
 class Bus:
@@ -52,14 +19,16 @@ class Bus:
 
 
 def _stream() -> list[ProgressEvent]:
-    bus, job = Bus(), _job()
+    bus, job = Bus(), chat_job()
     bus.events.append(views.queued(job))
     emit = views.Emitter(bus, job, first=1)  # type: ignore[arg-type]
     emit.node("answer", "started")
     for piece in ("안녕, ", "캔은 ", "180원이야."):
         emit.token(piece)
     emit.node("answer", "completed")
-    emit.done(_job(job_id=job.job_id, status=JobStatus.COMPLETED, answer="안녕, 캔은 180원이야."))
+    emit.done(
+        chat_job(job_id=job.job_id, status=JobStatus.COMPLETED, answer="안녕, 캔은 180원이야.")
+    )
     return bus.events
 
 
@@ -97,19 +66,19 @@ def test_resuming_after_the_answer_sends_only_what_followed() -> None:
 
 
 def test_a_waiting_job_snapshots_as_its_question() -> None:
-    job = _job(stage="classified", needs_input={"type": "location", "message": "위치?"})
+    job = chat_job(stage="classified", needs_input={"type": "location", "message": "위치?"})
     snapshot = views.snapshot_event(job)
     assert snapshot.event == "needs_input"
     assert json.loads(snapshot.body)["type"] == "location"
 
 
 def test_a_stream_without_its_channel_gets_the_final_event_numbered_after_its_last() -> None:
-    running = _job()
+    running = chat_job()
     assert views.stored_events(running, "1-7") == []  # tokens and nodes exist only live
 
-    finished = _job(status=JobStatus.COMPLETED, answer="캔은 kg당 얼마예요.")
+    finished = chat_job(status=JobStatus.COMPLETED, answer="캔은 kg당 얼마예요.")
     (done,) = views.stored_events(finished, "1-7")
     assert (done.id, done.event) == ("1-8", "done")
     assert done.data["result"]["answer"] == "캔은 kg당 얼마예요."
-    (first,) = views.stored_events(_job(status=JobStatus.FAILED, attempt=2), "1-7")
+    (first,) = views.stored_events(chat_job(status=JobStatus.FAILED, attempt=2), "1-7")
     assert (first.id, first.event) == ("2-1", "error")  # a later attempt numbers from 1

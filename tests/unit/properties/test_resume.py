@@ -27,6 +27,7 @@ from pipelines.jobs.status import JobStatus
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan import views as scan_views
 from pipelines.scan.machine import Job
+from tests.unit.chat.factories import chat_job
 from tests.unit.properties.strategies import PROPERTY, short_text
 from tests.unit.scan.factories import job as scan_job
 
@@ -70,33 +71,14 @@ class _Bus:
 
 
 def _chat_job(attempt: int, **fields: Any) -> ChatJob:
-    values: dict[str, Any] = {
-        "job_id": uuid.UUID(int=7),
-        "chat_id": uuid.UUID(int=8),
-        "user_id": "u",
-        "message": "캔 얼마?",
-        "image_url": None,
-        "user_location": None,
-        "model": "m",
-        "client_model": "m",
-        "status": JobStatus.RUNNING,
-        "stage": "gathered",
-        "version": 3,
-        "attempt": attempt,
-        "classification": {"intent": "recyclable_price"},
-        "vision_result": None,
-        "context": {"tools": {}, "missing": []},
-        "answer": None,
-        "needs_input": None,
-        "user_input": None,
-        "metadata": {},
-        "traceparent": None,
-        "error": None,
-        "failed_stage": None,
-        "user_message_id": uuid.UUID(int=9),
-        "created_at": datetime(2026, 12, 1, tzinfo=UTC),
-    }
-    return ChatJob(**{**values, **fields})
+    return chat_job(
+        job_id=uuid.UUID(int=7),
+        chat_id=uuid.UUID(int=8),
+        attempt=attempt,
+        user_message_id=uuid.UUID(int=9),
+        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+        **fields,
+    )
 
 
 Attempt = tuple[bool, list[str] | None, bool]
