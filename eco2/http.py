@@ -8,6 +8,7 @@ without it is answered 401.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
@@ -16,7 +17,8 @@ import asyncpg
 import redis.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException
 
 from eco2.errors import (
     Conflict,
@@ -53,12 +55,23 @@ _STORE_UNREACHABLE: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,  # a pooled connection died mid-request
     asyncpg.InterfaceError,  # "connection is closed"
     asyncpg.exceptions.OperatorInterventionError,  # starting up, shutting down, crashed
+    # A pooled connection left mid-protocol by a server that crashed under it ("cannot switch
+    # to state …; another operation is in progress"; eco2 chaos --scenario postgres).
+    asyncpg.InternalClientError,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
 """A database or Valkey that cannot be reached: the request changed nothing it could not roll
 back, so the caller may retry (503 with ``Retry-After``), not a server bug (500)."""
 STORE_RETRY_AFTER_S = 1
+_UNSTORABLE_TEXT: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.CharacterNotInRepertoireError,  # U+0000 in a text value
+    asyncpg.exceptions.UntranslatableCharacterError,
+)
+"""A text value PostgreSQL cannot store (JSON may carry ``\\u0000``, a ``text`` column never
+does): the caller's input, refused as a 400 before anything was written (the statement failed)."""
+_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+"""Error codes of the framework's own refusals (:class:`starlette.exceptions.HTTPException`)."""
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -85,7 +98,8 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
         assert isinstance(exc, Eco2Error)
         headers = {}
         if isinstance(exc, Overloaded | Unavailable):
-            headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
+            # Rounded up: a client that waits what it is told must not be refused again.
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
         return JSONResponse(
             error_body(exc.code, exc.message), status_code=status_of(exc), headers=headers
         )
@@ -109,10 +123,166 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
             headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
 
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's and Starlette's own refusals (a body that is not JSON, a method the path
+        # does not answer), in the same shape as ours.
+        assert isinstance(exc, HTTPException)
+        message = f"{exc.detail}".rstrip(".")
+        if exc.status_code == 400 and example_body:
+            message += f"; send JSON like {example_body}"
+        return JSONResponse(
+            error_body(_HTTP_CODES.get(exc.status_code, "http_error"), message),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    async def unstorable_text(_request: Request, _exc: Exception) -> JSONResponse:
+        message = "a text value holds a character that cannot be stored (NUL, U+0000); remove it"
+        return JSONResponse(error_body("invalid_text", message), status_code=400)
+
     app.add_exception_handler(Eco2Error, eco2_error)
+    for kind in _UNSTORABLE_TEXT:
+        app.add_exception_handler(kind, unstorable_text)
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(HTTPException, http_error)
     for kind in _STORE_UNREACHABLE:
         app.add_exception_handler(kind, store_unreachable)
+    _document_errors(app)
+
+
+ERROR_SCHEMA_NAME = "Error"
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": ERROR_SCHEMA_NAME,
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "stable, machine-readable"},
+                "message": {"type": "string", "description": "what to do next"},
+            },
+        }
+    },
+}
+"""Every error answer's body: ``{"error": {"code", "message"}}`` (:func:`error_body`)."""
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input (a body that is not JSON, a value the service refuses); nothing changed",
+    401: "Not signed in",
+    403: "Signed in, but not allowed to do this",
+    404: "No such resource, or it is not the caller's",
+    409: "A concurrent change got there first; reload and retry",
+    413: "The body or a value is too large",
+    415: "Unsupported content type",
+    422: "The request does not match its schema; the message says what is wrong",
+    429: "Too many requests; retry after Retry-After seconds",
+    502: "The upstream dropped the request; retry",
+    503: "A dependency is unreachable or load is shed; retry after Retry-After seconds",
+}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}
+}
+ERROR_REF = {"$ref": f"#/components/schemas/{ERROR_SCHEMA_NAME}"}
+
+
+class EventStream(StreamingResponse):
+    """A streamed ``text/event-stream`` answer; as a route's ``response_class`` it documents the
+    stream's content type."""
+
+    media_type = "text/event-stream"
+
+
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "one server-sent event; ``data`` is JSON",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+"""What a ``text/event-stream`` answer is made of, event by event."""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses of an operation's own error answers, for a route's ``responses=``
+    (those every operation may give are added by :func:`install_error_handlers`)."""
+    return {status: error_response(status) for status in statuses}
+
+
+def error_response(status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": ERROR_DESCRIPTIONS.get(status, "Error"),
+        "content": {"application/json": {"schema": ERROR_REF}},
+    }
+    if status in (429, 503):
+        response["headers"] = RETRY_AFTER_HEADER
+    return response
+
+
+def common_error_statuses(operation: dict[str, Any]) -> tuple[int, ...]:
+    """What any operation of a service may answer: 503 (a store unreachable); with any input,
+    400 (a body that is not JSON, an :class:`~eco2.errors.InvalidInput`) and 422 (schema); 401
+    when it reads the caller (``X-User-ID``); 404 when it names a resource in its path."""
+    parameters = operation.get("parameters", [])
+    caller = [p for p in parameters if p.get("in") == "header" and _is_user_header(p)]
+    statuses = [503]
+    if len(parameters) > len(caller) or "requestBody" in operation:
+        statuses += [400, 422]
+    if caller:
+        statuses.append(401)
+    if any(p.get("in") == "path" for p in parameters):
+        statuses.append(404)
+    return tuple(sorted(statuses))
+
+
+def _is_user_header(parameter: dict[str, Any]) -> bool:
+    return str(parameter.get("name", "")).lower() == "x-user-id"
+
+
+_OPENAPI_METHODS = ("get", "put", "post", "delete", "patch")
+_FASTAPI_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def with_error_responses(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (a FastAPI OpenAPI document, changed in place) with the error answers as
+    they are sent: the :data:`ERROR_SCHEMA` body for 422 instead of FastAPI's ``{"detail"}``,
+    and :func:`common_error_statuses` on every operation that does not document them itself."""
+    for item in document.get("paths", {}).values():
+        for method in _OPENAPI_METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            if "HTTPValidationError" in str(responses.get("422")):
+                del responses["422"]  # FastAPI's {"detail": [...]}, never sent
+            for status in common_error_statuses(operation):
+                responses.setdefault(str(status), error_response(status))
+            for response in responses.values():
+                stream = response.get("content", {}).get(EventStream.media_type)
+                if stream is not None:
+                    stream["schema"] = SSE_EVENT_SCHEMA  # FastAPI's says "a string"
+            operation["responses"] = dict(sorted(responses.items()))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_422_SCHEMAS:
+        schemas.pop(name, None)
+    schemas[ERROR_SCHEMA_NAME] = ERROR_SCHEMA
+    return document
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make ``app``'s ``/openapi.json`` say what its errors look like
+    (:func:`with_error_responses`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = with_error_responses(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 ReadyCheck = Callable[[FastAPI], Awaitable[None]]

@@ -22,12 +22,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from cdc.consumers import ConsumerSpec
 from eco2 import cache as valkey
 from eco2.db import create_pool
-from eco2.http import CurrentUser, service_app
+from eco2.http import RETRY_AFTER_HEADER as RETRY_AFTER
+from eco2.http import CurrentUser, EventStream, service_app
 from eco2.settings import Settings
 from pipelines.chat import views as chat_views
 from pipelines.chat.machine import KIND as CHAT
@@ -90,7 +91,13 @@ def job_routes(kind: str) -> APIRouter:
         streams: JobStreams = request.app.state.job_streams[kind]
         return streams
 
-    @router.get("/{job_id}/result")
+    @router.get(
+        "/{job_id}/result",
+        responses={
+            202: {"description": "Running; ask again after Retry-After", "headers": RETRY_AFTER},
+            422: {"description": "Dead-lettered: the body says why"},
+        },
+    )
     async def result(request: Request, job_id: str, user: CurrentUser) -> JSONResponse:
         """200 with the result; 202 + ``Retry-After`` while the job runs; 422 when it was
         dead-lettered (the body says why); 404 for another user's job."""
@@ -98,20 +105,20 @@ def job_routes(kind: str) -> APIRouter:
         headers = {"Retry-After": str(RESULT_RETRY_AFTER_S)} if status == 202 else None
         return JSONResponse(body, status_code=status, headers=headers)
 
-    @router.get("/{job_id}/events")
+    @router.get("/{job_id}/events", response_class=EventStream)
     async def events(
         request: Request,
         job_id: str,
         user: CurrentUser,
         last_event_id: Annotated[str | None, Header()] = None,
-    ) -> StreamingResponse:
+    ) -> EventStream:
         """SSE: the job's progress events (``id``, ``event``, ``data`` with ``seq``), ending
         after ``done`` or ``error``; resumable with ``Last-Event-ID``."""
         resume = last_event_id or request.query_params.get("lastEventId")
         stream = await streams_of(request).open(user, job_id, resume)
         # SSE-encoded at the source (keep-alive comments included): a plain streaming
         # response carries it.
-        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        return EventStream(stream, headers=SSE_HEADERS)
 
     return router
 

@@ -51,6 +51,9 @@ POOL_IDLE_S = 30
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 SERVE_SERVICE = "serve"
 """The route table's name for Ray Serve's HTTP entry (its applications' routes)."""
+SERVE_APPLICATION_PREFIXES = ("/", "/api/v1/chat")
+"""The ``route_prefix`` of each Serve application (``ray-cluster.yaml``; a unit test keeps them
+equal): each serves its own OpenAPI document under it."""
 NOT_DEPLOYED_RETRY_AFTER_S = 2
 UNREACHABLE_RETRY_AFTER_S = 1
 
@@ -112,6 +115,13 @@ def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -
     for name, value in identity.items():
         headers[name] = value
     return headers
+
+
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest request body the gateway passes on, but for the signed image upload (its limit
+is ``settings.image.max_bytes``): every JSON command is far smaller, and a service parses
+whatever it is sent whole (a 60 MB JSON body cost a service a second of CPU)."""
+UPLOAD_PREFIX = "/api/v1/images/upload"
 
 
 OPENAPI_PATH, DOCS_PATH = "/openapi.json", "/docs"
@@ -187,6 +197,9 @@ class Gateway:
             },
         ) as span:
             traceparent = telemetry.inject()
+            limit = self._body_limit(route)
+            if (request.content_length or 0) > limit:
+                return _too_large(limit)
             identity: dict[str, str] = {}
             if route.sign_in:
                 refused, identity = await self._check(request, traceparent)
@@ -198,6 +211,9 @@ class Gateway:
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
             return response
+
+    def _body_limit(self, route: Route) -> int:
+        return self._settings.image.max_bytes if route.prefix == UPLOAD_PREFIX else MAX_BODY_BYTES
 
     async def _check(
         self, request: web.Request, traceparent: str | None
@@ -262,7 +278,21 @@ class Gateway:
         return merged
 
     async def _fetch_openapi(self, service: str) -> tuple[dict[str, Any] | None, str | None]:
-        url = f"{self._settings.services.url_of(service)}{OPENAPI_PATH}"
+        """The service's document; Ray Serve's is the :func:`openapi.union` of its
+        applications' (each FastAPI ingress documents only its own routes)."""
+        base = self._settings.services.url_of(service)
+        if service != SERVE_SERVICE:
+            return await self._fetch_one_openapi(f"{base}{OPENAPI_PATH}")
+        answers = [
+            await self._fetch_one_openapi(f"{base}{prefix.rstrip('/')}{OPENAPI_PATH}")
+            for prefix in SERVE_APPLICATION_PREFIXES
+        ]
+        why = "; ".join(reason for _, reason in answers if reason)
+        if why:
+            return None, why
+        return openapi.union([doc for doc, _ in answers if doc is not None]), None
+
+    async def _fetch_one_openapi(self, url: str) -> tuple[dict[str, Any] | None, str | None]:
         timeout = aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s)
         try:
             async with self.session.get(url, timeout=timeout) as answer:
@@ -304,7 +334,13 @@ class Gateway:
         headers["X-Forwarded-For"] = request.remote or ""
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
-        body = request.content if request.body_exists else None
+        body: Any = request.content if request.body_exists else None
+        if body is not None and request.content_length is None and route.prefix != UPLOAD_PREFIX:
+            # A chunked body: read it here, within the limit (the upload streams on; the image
+            # service counts its bytes itself).
+            body = await _read_within(request, MAX_BODY_BYTES)
+            if body is None:
+                return _too_large(MAX_BODY_BYTES)
         # A request without a body that cannot have changed anything (the pooled connection
         # was closed under it) is sent once more, on a new connection.
         retry = request.method in IDEMPOTENT and body is None
@@ -369,6 +405,24 @@ class Gateway:
         )
 
 
+def _too_large(limit: int) -> web.Response:
+    return _json_error(
+        413, "too_large", f"the request body is larger than {limit} bytes; send a smaller one"
+    )
+
+
+async def _read_within(request: web.Request, limit: int) -> bytes | None:
+    """The whole body, or None once it passes ``limit`` bytes (the rest is left unread)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _not_deployed(route: Route, upstream: aiohttp.ClientResponse) -> bool:
     """Serve's proxy itself answering that no application serves the path (plain text; every
     application answers JSON): the application is being deployed, for instance again after
@@ -393,7 +447,8 @@ def build_app(settings: Settings, sign_in: SignIn | None = None) -> web.Applicat
     app = web.Application(client_max_size=settings.image.max_bytes + 1024 * 1024)
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    # Any path, a newline in it too (``.`` would not match one: aiohttp's own plain-text 404).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", gateway.handle)
     return app
 
 

@@ -4,8 +4,11 @@ Each service publishes its own ``/openapi.json``; the gateway, being the one bas
 their union at ``/openapi.json`` and a docs page at ``/docs``. :func:`merge` keeps only the
 operations the route table sends to the service that documents them (so internal and admin
 operations never appear), tags each with its service, states the sign-in it needs (the
-``s_access`` cookie or a bearer token), and drops the identity headers only the gateway sets.
-Schemas of the same name and different content are kept apart as ``<service>.<name>``.
+``s_access`` cookie or a bearer token) and the gateway's own answers (401/403 for a refused
+token, 502/503 for an upstream it cannot reach), and drops the identity headers only the gateway
+sets. Schemas of the same name and different content are kept apart as ``<service>.<name>``.
+A service with several documents (Ray Serve: one per application) is first made one by
+:func:`union`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from eco2.http import ERROR_SCHEMA, ERROR_SCHEMA_NAME, error_response
 from runtime.routes import Route
 
 REF_PREFIX = "#/components/schemas/"
@@ -25,6 +29,11 @@ SECURITY_SCHEMES = {
 }
 SIGNED_IN: list[dict[str, list[str]]] = [{"session_cookie": []}, {"bearer": []}]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+GATEWAY_STATUSES = (502, 503)
+"""What the gateway answers itself on any route: the upstream dropped the request, or it is
+unreachable, being deployed, or the sign-in check is (503 with ``Retry-After``)."""
+SIGN_IN_STATUSES = (401, 403)
+"""What the gateway answers itself on a signed-in route: no or a bad token, a revoked one."""
 
 
 def merge(
@@ -48,12 +57,28 @@ def merge(
     if unavailable:
         missing = "; ".join(f"{name}: {why}" for name, why in sorted(unavailable.items()))
         description += f" Not included right now (unreachable): {missing}."
+    schemas.setdefault(ERROR_SCHEMA_NAME, ERROR_SCHEMA)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1", "description": description},
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": schemas, "securitySchemes": SECURITY_SCHEMES},
     }
+
+
+def union(documents: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """One document from several of one service (Ray Serve's applications): each one's paths
+    under its ``servers`` URL (an application's route prefix), the schemas of all; a name that
+    two define differently is kept apart as ``<document title>.<name>``."""
+    schemas: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    for document in documents:
+        renames = _place_schemas(str(document.get("info", {}).get("title", "")), document, schemas)
+        servers: list[dict[str, str]] = document.get("servers", [])
+        root = servers[0].get("url", "").rstrip("/") if servers else ""
+        for path, item in document.get("paths", {}).items():
+            paths.setdefault(f"{root}{path}", _renamed(item, renames))
+    return {"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}}
 
 
 def _place_schemas(
@@ -92,6 +117,12 @@ def _public_item(item: Mapping[str, Any], service: str, sign_in: bool) -> dict[s
             continue
         operation["tags"] = [service]
         operation["security"] = SIGNED_IN if sign_in else []
+        responses = operation.setdefault("responses", {})
+        statuses = GATEWAY_STATUSES + (SIGN_IN_STATUSES if sign_in else ())
+        if "requestBody" in operation:
+            statuses += (413,)  # past the gateway's body limit (runtime.gateway.MAX_BODY_BYTES)
+        for status in statuses:
+            responses.setdefault(str(status), error_response(status))
         parameters = [
             p
             for p in operation.get("parameters", [])

@@ -23,7 +23,7 @@ from domains.auth.sessions import Session, Sessions
 from domains.auth.tokens import STATE_TTL_S, TokenService
 from eco2.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from eco2.events import EventMetadata
-from eco2.http import error_body
+from eco2.http import error_body, error_responses
 from eco2.settings import AuthSettings, Settings
 
 PREFIX = "/api/v1/auth"
@@ -130,7 +130,7 @@ def _bearer(request: Request, cookie: str) -> str | None:
     return request.cookies.get(cookie)
 
 
-@router.post("/dev-login", response_model=SessionOut)
+@router.post("/dev-login", response_model=SessionOut, responses=error_responses(403))
 async def dev_login(
     request: Request, context: Context, body: DevLoginRequest | None = None
 ) -> JSONResponse:
@@ -147,7 +147,7 @@ async def dev_login(
     return _session_response(session, settings.auth)
 
 
-@router.post("/refresh", response_model=SessionOut)
+@router.post("/refresh", response_model=SessionOut, responses=error_responses(401))
 async def refresh(request: Request, context: Context, body: TokenRequest | None = None) -> Response:
     """Rotate the refresh token (JSON body, else the ``s_refresh`` cookie); 401 = sign in again."""
     auth = context.settings.auth
@@ -219,7 +219,7 @@ async def fake_authorize(
     return RedirectResponse(f"{path}?{query}", status_code=302)
 
 
-@router.get("/{provider}/authorize")
+@router.get("/{provider}/authorize", status_code=302, response_class=RedirectResponse)
 async def authorize(
     request: Request,
     context: Context,
@@ -247,7 +247,12 @@ async def authorize(
     return response
 
 
-@router.get("/{provider}/callback")
+@router.get(
+    "/{provider}/callback",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses=error_responses(401),
+)
 async def callback(
     request: Request,
     context: Context,

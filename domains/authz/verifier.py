@@ -210,6 +210,10 @@ class TokenVerifier:
         return claims
 
     async def _signing_key(self, token: str) -> tuple[str, Any]:
+        if not token.isascii():
+            # A JWT is base64url and dots; other bytes (aiohttp hands them on as surrogates)
+            # made the JWT library raise UnicodeEncodeError, a 500.
+            raise _invalid("the token is not a JWT", "malformed_token")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

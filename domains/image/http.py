@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domains.image.model import MAX_FILENAME_CHARS
 from domains.image.uploads import SignedPut, UploadRequest, Uploads
-from eco2.http import CurrentUser
+from eco2.http import CurrentUser, error_responses
 
 EXAMPLE_BODY = '{"filename": "bottle.jpg", "content_type": "image/jpeg"}'
 OBJECT_CACHE_CONTROL = "public, max-age=31536000, immutable"  # a key is never re-uploaded
@@ -52,7 +52,7 @@ async def _uploads(request: Request) -> Uploads:
 UploadsDep = Annotated[Uploads, Depends(_uploads)]
 
 
-@router.post("/api/v1/images/{channel}", status_code=201)
+@router.post("/api/v1/images/{channel}", status_code=201, responses=error_responses(429))
 async def create_upload(
     channel: str, body: CreateUploadBody, user_id: CurrentUser, uploads: UploadsDep
 ) -> dict[str, Any]:
@@ -69,7 +69,7 @@ async def upload_callback(
     return await uploads.status(user_id, channel, body.key)
 
 
-@router.put("/api/v1/images/upload/{key:path}")
+@router.put("/api/v1/images/upload/{key:path}", responses=error_responses(403, 409, 413, 415))
 async def upload_object(
     key: str,
     request: Request,

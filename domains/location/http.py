@@ -36,7 +36,11 @@ OptionalLongitude = Annotated[float | None, Query(ge=-180, le=180)]
 OptionalRadius = Annotated[float | None, Query(ge=MIN_RADIUS_M, le=MAX_RADIUS_M)]
 Zoom = Annotated[int | None, Query(ge=MIN_ZOOM, le=MAX_ZOOM, description="map zoom level")]
 Category = Annotated[str | None, Query(description="one or more, comma-separated")]
-SearchText = Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS)]
+SearchText = Annotated[
+    str,
+    # No NUL: PostgreSQL text never holds one (it was a 503 "retry" for a bad query).
+    Query(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"^[^\x00]*$"),
+]
 
 
 async def _locations(request: Request) -> Locations:

@@ -27,7 +27,7 @@ from domains.notification.model import (
 )
 from domains.notification.repository import NotificationRepository
 from eco2.errors import NotFound, Unavailable
-from eco2.http import CurrentUser
+from eco2.http import CurrentUser, EventStream
 
 PREFIX = "/api/v1/notifications"
 MAX_PAGE = 100
@@ -115,7 +115,7 @@ async def mark_read(notice_id: str, user: CurrentUser, backend: BackendDep) -> R
     return Response(status_code=204)
 
 
-@router.get(f"{PREFIX}/stream")
+@router.get(f"{PREFIX}/stream", response_class=EventStream)
 async def stream(
     request: Request,
     user: CurrentUser,

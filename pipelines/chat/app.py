@@ -18,7 +18,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from eco2 import telemetry
-from eco2.http import install_error_handlers, require_user
+from eco2.http import error_responses, install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
 from pipelines.chat.bootstrap import ChatPipeline, open_pipeline
 from pipelines.chat.intake import InputRequest, MessageRequest
@@ -70,7 +70,7 @@ class ChatIngress(ReplicaIngress[ChatPipeline]):
             ),
         )
 
-    @api.post("/{chat_id}/messages", status_code=202)
+    @api.post("/{chat_id}/messages", status_code=202, responses=error_responses(429))
     async def post_message(
         self,
         chat_id: str,

@@ -11,6 +11,7 @@ No ``from __future__ import annotations`` here: Serve rebuilds the ingress route
 and FastAPI must see real annotation objects there, not strings.
 """
 
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Header
@@ -19,7 +20,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from eco2 import telemetry
-from eco2.http import install_error_handlers, require_user
+from eco2.http import error_responses, install_error_handlers, require_user
 from eco2.settings import Settings, load_settings
 from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.rules.rulebook import load_rulebook
@@ -70,7 +71,7 @@ class ScanIngress(ReplicaIngress[ScanPipeline]):
             ),
         )
 
-    @api.post("/api/v1/scan", status_code=202)
+    @api.post("/api/v1/scan", status_code=202, responses=error_responses(429))
     async def submit(
         self,
         body: ScanRequest,
@@ -95,10 +96,11 @@ class ScanIngress(ReplicaIngress[ScanPipeline]):
         return await pipeline.intake.classify_inline(x_user_id or "internal", body, traceparent)
 
     @api.post("/api/v1/admin/scan/reprocess")
-    async def admin_reprocess(self, job_id: str | None = None) -> dict[str, Any]:
-        """Re-run failed jobs (one, or all) from their last committed stage."""
+    async def admin_reprocess(self, job_id: uuid.UUID | None = None) -> dict[str, Any]:
+        """Re-run failed jobs (one, or all) from their last committed stage; a ``job_id`` that
+        is not a UUID is a 422."""
         pipeline = await self._replica.live()
-        return await pipeline.intake.reprocess(job_id)
+        return await pipeline.intake.reprocess(str(job_id) if job_id else None)
 
     @api.get("/internal/scan/ready", include_in_schema=False)
     async def ready(self) -> dict[str, str]:

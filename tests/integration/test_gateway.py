@@ -328,3 +328,49 @@ async def test_a_service_that_cannot_be_reached_is_a_503_to_retry() -> None:
         await gw.cleanup()
     assert (status, body["error"]["code"]) == (503, "upstream_unavailable")
     assert response.headers["Retry-After"] == "1"
+
+
+async def _chunks(payload: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(payload), 64 * 1024):
+        yield payload[start : start + 64 * 1024]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_a_body_past_the_limit_is_413_and_never_reaches_the_service(
+    gateway: str, chunked: bool
+) -> None:
+    from runtime.gateway import MAX_BODY_BYTES
+
+    headers = {"Authorization": f"Bearer {GOOD}", "Content-Type": "application/json"}
+    url = f"{gateway}/api/v1/scan"
+    async with aiohttp.ClientSession() as session:
+        for size, status in ((MAX_BODY_BYTES, 200), (MAX_BODY_BYTES + 1, 413)):
+            payload = b"0" * size
+            data: Any = _chunks(payload) if chunked else payload
+            async with session.post(url, data=data, headers=headers) as response:
+                body = await response.json()
+            assert response.status == status, body
+            if status == 200:
+                assert body["size"] == size
+            else:
+                assert body["error"]["code"] == "too_large"
+                assert str(MAX_BODY_BYTES) in body["error"]["message"]
+
+
+async def test_a_path_with_a_newline_is_the_gateways_to_answer(gateway: str) -> None:
+    # Not aiohttp's plain-text 404 (its router's ``.*`` does not match a newline).
+    status, body, _ = await _get(f"{gateway}/api/v1/nowhere/%0A/x")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def test_a_token_that_is_not_ascii_is_401_not_500(gateway: str) -> None:
+    host, port = gateway.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /api/v1/users/me HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+        b"Authorization: Bearer \xe9t\xe9\r\n\r\n"
+    )
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b'"malformed_token"' in answer

@@ -16,6 +16,9 @@ UNREACHABLE = {
     "pg-starting": asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
     "pg-gone": asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
     "pg-closed": asyncpg.InterfaceError("connection is closed"),
+    "pg-crashed-under": asyncpg.InternalClientError(
+        "cannot switch to state 15; another operation (2) is in progress"
+    ),
     "valkey": redis.exceptions.ConnectionError("Error 111 connecting"),
 }
 

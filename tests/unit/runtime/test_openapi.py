@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.openapi import merge
+from runtime.openapi import merge, union
 from runtime.routes import route_of
 
 
@@ -71,7 +71,7 @@ def test_schemas_of_the_same_name_are_shared_when_equal_and_kept_apart_when_not(
     }
     merged = merge(documents, route_of)
     schemas = merged["components"]["schemas"]
-    assert set(schemas) == {"Session", "my.Session", "HTTPValidationError"}
+    assert set(schemas) == {"Session", "my.Session", "HTTPValidationError", "Error"}
     me = merged["paths"]["/api/v1/users/me"]["get"]["responses"]["200"]["content"]
     assert me["application/json"]["schema"]["$ref"] == "#/components/schemas/my.Session"
     login = merged["paths"]["/api/v1/auth/dev-login"]["post"]["responses"]["200"]["content"]
@@ -81,3 +81,45 @@ def test_schemas_of_the_same_name_are_shared_when_equal_and_kept_apart_when_not(
 def test_an_unreachable_service_is_named_in_the_description() -> None:
     merged = merge({}, route_of, unavailable={"image": "ClientConnectorError"})
     assert "image: ClientConnectorError" in merged["info"]["description"]
+
+
+def test_the_gateway_documents_its_own_answers_on_every_routed_operation() -> None:
+    documents = {
+        "character": _doc(
+            {
+                "/api/v1/character/catalog": {"get": _op()},
+                "/api/v1/character/me": {"get": _op(headers=("x-user-id",))},
+            }
+        )
+    }
+    paths = merge(documents, route_of)["paths"]
+    public = paths["/api/v1/character/catalog"]["get"]["responses"]
+    signed_in = paths["/api/v1/character/me"]["get"]["responses"]
+    assert set(public) == {"200", "502", "503"}
+    assert set(signed_in) == {"200", "401", "403", "502", "503"}
+    body = {**_op(), "requestBody": {"content": {"application/json": {"schema": {}}}}}
+    posted = merge({"serve": _doc({"/api/v1/scan": {"post": body}})}, route_of)
+    assert "413" in posted["paths"]["/api/v1/scan"]["post"]["responses"]
+    assert "Retry-After" in signed_in["503"]["headers"]
+
+
+def test_serve_applications_are_one_document_each_under_its_route_prefix() -> None:
+    scan = _doc({"/api/v1/scan": {"post": _op("Job")}}, {"Job": {"title": "scan"}})
+    chat = {
+        **_doc({"/{chat_id}/messages": {"post": _op("Job")}}, {"Job": {"title": "chat"}}),
+        "info": {"title": "chat"},
+        "servers": [{"url": "/api/v1/chat"}],
+    }
+    one = union([scan, chat])
+    assert set(one["paths"]) == {"/api/v1/scan", "/api/v1/chat/{chat_id}/messages"}
+    assert set(one["components"]["schemas"]) == {"Job", "chat.Job"}
+    merged = merge({"serve": one}, route_of)
+    assert "/api/v1/chat/{chat_id}/messages" in merged["paths"]
+
+
+def test_the_gateway_asks_every_serve_application_for_its_document() -> None:
+    from cluster.serve_config import manifest_serve_config
+    from runtime.gateway import SERVE_APPLICATION_PREFIXES
+
+    prefixes = {app["route_prefix"] for app in manifest_serve_config()["applications"]}
+    assert set(SERVE_APPLICATION_PREFIXES) == prefixes

@@ -112,9 +112,10 @@ async def test_unknown_kid_is_401() -> None:
         await verifier().verify(sign(KEY, claims(), kid="nobody"))
 
 
-async def test_garbage_is_401() -> None:
+@pytest.mark.parametrize("garbage", ["not-a-jwt", "\udce9t\udce9.a.b", "é.é.é"])
+async def test_garbage_is_401(garbage: str) -> None:
     with pytest.raises(Unauthenticated) as caught:
-        await verifier().verify("not-a-jwt")
+        await verifier().verify(garbage)
     assert caught.value.code == "malformed_token"
 
 
