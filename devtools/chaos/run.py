@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from cluster.running import api_url, running_settings, running_state
+from devtools import hostile
 from devtools.bench.machine import machine
 from devtools.chaos import load as users
 from devtools.chaos.audit import SETTLE_S, audit
@@ -24,9 +25,11 @@ from devtools.chaos.faults import SCENARIOS, Scenario, Stack, Struck, model_stat
 from devtools.chaos.overload import overload
 from eco2.settings import Settings
 
-OVERLOAD = "overload"
-NAMES = (*SCENARIOS, OVERLOAD)
-"""Every scenario ``all`` runs: the faults, then twice the stack's capacity offered."""
+OVERLOAD, HOSTILE = "overload", "hostile"
+NAMES = (*SCENARIOS, OVERLOAD, HOSTILE)
+"""Every scenario ``all`` runs: the faults, twice the stack's capacity offered, then
+schemathesis against every OpenAPI document (:mod:`devtools.hostile`)."""
+HOSTILE_EXAMPLES, HOSTILE_S = 10, 480.0
 STRIKE_AT = 1 / 3
 """The share of the jobs accepted before the fault strikes: work in flight when it does."""
 BETWEEN_S = 5.0
@@ -139,6 +142,8 @@ def failed(figures: dict[str, Any]) -> bool:
     """A scenario fails on a loss, a duplicate, or a fault it could not strike or heal from."""
     if "skipped" in figures:
         return False
+    if figures["scenario"] == HOSTILE:
+        return bool(figures["failures"])
     return bool(figures.get("error") or figures["lost"] or figures["duplicates"])
 
 
@@ -153,6 +158,12 @@ async def run(names: list[str], options: Options) -> list[dict[str, Any]]:
         if name == OVERLOAD:
             figures = await overload(settings, api_url(state), options.users)
             results.append({"scenario": OVERLOAD, **figures})
+        elif name == HOSTILE:
+            urls = hostile.stack_urls(state.env, state.api_url)
+            report = await asyncio.to_thread(
+                hostile.run, urls, examples=HOSTILE_EXAMPLES, seconds=HOSTILE_S
+            )
+            results.append({"scenario": HOSTILE, **report})
         else:
             results.append(await run_scenario(stack, settings, SCENARIOS[name], options))
     return results

@@ -21,7 +21,7 @@ def _figures(**changes: Any) -> dict[str, Any]:
 
 
 def test_all_names_every_scenario_and_a_list_keeps_its_order() -> None:
-    assert _scenario_names("all") == [*SCENARIOS, "overload"]
+    assert _scenario_names("all") == [*SCENARIOS, "overload", "hostile"]
     assert _scenario_names("relay, gateway") == ["relay", "gateway"]
 
 
@@ -39,6 +39,8 @@ def test_an_unknown_scenario_is_refused_with_the_known_ones(value: str) -> None:
         (_figures(duplicates=2), True),
         (_figures(error="RuntimeError: gateway given up"), True),
         ({"scenario": "ai-node", "skipped": "needs the multi-node stack"}, False),
+        ({"scenario": "hostile", "failures": [], "operations": 80}, False),
+        ({"scenario": "hostile", "failures": [{"check": "not_a_server_error"}]}, True),
     ],
 )
 def test_a_scenario_fails_on_a_loss_a_duplicate_or_a_fault_that_did_not_heal(
