@@ -41,7 +41,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from eco2 import url_guard
 from eco2.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMediaType
 
-# Defaults; to become ScanSettings fields once eco2/settings.py takes them.
+# Defaults of :class:`FetchLimits`.
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
 MAX_REDIRECTS = 3
 CONNECT_TIMEOUT_S = 3.0
@@ -52,6 +52,9 @@ _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
 _IMAGE_TYPE = re.compile(r"image/[a-z0-9][a-z0-9.+-]*")
 _DOCUMENT_TYPES = frozenset({"image/svg+xml"})
+_GENERIC_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+"""Types that say nothing of the bytes (S3's default for an object uploaded without one): the
+magic bytes decide, as they do for every body."""
 MODEL_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """What vision models take inline (OpenAI: PNG, JPEG, WebP, GIF)."""
 _SNIFF_BYTES = 261  # what ``filetype`` reads at most
@@ -232,7 +235,8 @@ def _check_status(status: int) -> None:
 
 def _check_headers(response: aiohttp.ClientResponse, max_bytes: int) -> None:
     declared = response.content_type.lower()
-    if not _IMAGE_TYPE.fullmatch(declared) or declared in _DOCUMENT_TYPES:
+    generic = declared in _GENERIC_TYPES
+    if not generic and (not _IMAGE_TYPE.fullmatch(declared) or declared in _DOCUMENT_TYPES):
         raise UnsupportedMediaType(
             f"image_url delivered {declared!r}, not a raster image (JPEG, PNG, WebP, GIF)",
             code="image_not_an_image",

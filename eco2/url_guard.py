@@ -44,14 +44,18 @@ def check_shape(url: str, allowed_hosts: Iterable[str]) -> tuple[str, bool]:
         raise refusal(
             f"image_url is longer than {MAX_URL_LENGTH} characters; upload the image first"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname  # raises for brackets that hold no IPv6 address
+    except ValueError as exc:
+        raise refusal(f"image_url is not a valid URL ({exc}); check it") from exc
     if parts.scheme not in ("http", "https"):
         raise refusal(
             "image_url must be an http(s) URL, e.g. the cdn_url of POST /api/v1/images/scan"
         )
     if parts.username or parts.password:
         raise refusal("image_url must not carry credentials")
-    host = (parts.hostname or "").lower()
+    host = (hostname or "").lower()
     if not host:
         raise refusal("image_url has no host")
     try:

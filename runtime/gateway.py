@@ -283,14 +283,17 @@ class Gateway:
         base = self._settings.services.url_of(service)
         if service != SERVE_SERVICE:
             return await self._fetch_one_openapi(f"{base}{OPENAPI_PATH}")
-        answers = [
-            await self._fetch_one_openapi(f"{base}{prefix.rstrip('/')}{OPENAPI_PATH}")
-            for prefix in SERVE_APPLICATION_PREFIXES
-        ]
-        why = "; ".join(reason for _, reason in answers if reason)
-        if why:
-            return None, why
-        return openapi.union([doc for doc, _ in answers if doc is not None]), None
+        answers = await asyncio.gather(
+            *(
+                self._fetch_one_openapi(f"{base}{prefix.rstrip('/')}{OPENAPI_PATH}")
+                for prefix in SERVE_APPLICATION_PREFIXES
+            )
+        )
+        # What answered is documented; an application not deployed (yet) is said unavailable,
+        # without hiding the others' routes.
+        documents = [doc for doc, _ in answers if doc is not None]
+        why = "; ".join(reason for _, reason in answers if reason) or None
+        return (openapi.union(documents) if documents else None), why
 
     async def _fetch_one_openapi(self, url: str) -> tuple[dict[str, Any] | None, str | None]:
         timeout = aiohttp.ClientTimeout(total=self._settings.services.call_timeout_s)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eco2.http import ERROR_SCHEMA, ERROR_SCHEMA_NAME, error_response
@@ -66,7 +66,7 @@ def merge(
     }
 
 
-def union(documents: list[Mapping[str, Any]]) -> dict[str, Any]:
+def union(documents: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """One document from several of one service (Ray Serve's applications): each one's paths
     under its ``servers`` URL (an application's route prefix), the schemas of all; a name that
     two define differently is kept apart as ``<document title>.<name>``."""

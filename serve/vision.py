@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from eco2 import url_guard
 from eco2.errors import Eco2Error
@@ -43,6 +44,10 @@ class VisionCatalog:
     """The major (and middle) for something that cannot be classified."""
 
 
+FETCH_ATTEMPTS = 3
+FETCH_BACKOFF_S = 0.5
+
+
 class ImageGate:
     """Turns a job's ``image_url`` into what the model may be handed, checked just now.
 
@@ -58,23 +63,43 @@ class ImageGate:
     fetch may pass later (timeouts, 5xx).
     """
 
-    def __init__(self, allowed_hosts: Iterable[str], inline: Callable[[str], Awaitable[str]]):
+    def __init__(
+        self,
+        allowed_hosts: Iterable[str],
+        inline: Callable[[str], Awaitable[str]],
+        *,
+        attempts: int = FETCH_ATTEMPTS,
+        backoff_s: float = FETCH_BACKOFF_S,
+    ):
         self._allowed = frozenset(h.lower() for h in allowed_hosts)
         self._direct = tuple(
             f"{s}://{h}/" for h in sorted(self._allowed) for s in ("https", "http")
         )
         self._inline = inline
+        self._attempts, self._backoff_s = attempts, backoff_s
 
     async def for_model(self, image_url: str) -> str:
         if image_url.startswith(self._direct):
             return image_url
         try:
             _, allow_listed = url_guard.check_shape(image_url, self._allowed)
-            return image_url if allow_listed else await self._inline(image_url)
+            if allow_listed:
+                return image_url
+            # A fetch that may pass later (a timeout, 5xx, a resolver failing for now) is tried
+            # again here: the stage call is not, and the job would be dead-lettered at once.
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_exponential_jitter(initial=self._backoff_s, max=4 * self._backoff_s),
+                retry=retry_if_exception(lambda e: isinstance(e, Eco2Error) and e.retriable),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._inline(image_url)
         except Eco2Error as exc:
             raise ModelCallFailed(
                 f"image not fetched: {exc}", retriable=exc.retriable, kind="image"
             ) from exc
+        raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
 
 def _system_prompt(catalog: VisionCatalog) -> str:

@@ -113,6 +113,12 @@ def _app(origin: Origin) -> web.Application:
         body = '<svg xmlns="http://www.w3.org/2000/svg"><image href="http://10.0.0.1/"/></svg>'
         return web.Response(text=body, content_type="image/svg+xml")
 
+    async def untyped(request: web.Request) -> web.Response:
+        return web.Response(body=PNG, content_type="binary/octet-stream")
+
+    async def untyped_html(request: web.Request) -> web.Response:
+        return web.Response(body=b"<html>x</html>", content_type="application/octet-stream")
+
     async def liar(request: web.Request) -> web.Response:
         return web.Response(body=b"<html>not a png</html>", content_type="image/png")
 
@@ -144,6 +150,8 @@ def _app(origin: Origin) -> web.Application:
     app.router.add_get("/html", html)
     app.router.add_get("/svg", svg)
     app.router.add_get("/liar", liar)
+    app.router.add_get("/untyped", untyped)
+    app.router.add_get("/untyped-html", untyped_html)
     app.router.add_get("/bmp", bmp)
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/missing", missing)

@@ -158,7 +158,9 @@ def killing_replicas(app: str, deployment: str) -> Callable[[Stack], Awaitable[S
         killed = await asyncio.to_thread(kill_replicas, address, app, deployment)
         if not killed:
             raise RuntimeError(f"no replica of {app}:{deployment} found")
-        return Struck(at, f"ray.kill {killed} replica(s) of {app}:{deployment}", f"{app}_app")
+        # No process of the supervisor's died (Serve's controller replaces the replicas), so
+        # there is no healthy_after_s: served_again_s says when scans went through again.
+        return Struck(at, f"ray.kill {killed} replica(s) of {app}:{deployment}")
 
     return strike
 
@@ -197,12 +199,12 @@ def model_stats(stack: Stack) -> dict[str, Any]:
 async def model_faults(stack: Stack) -> Struck:
     """Every model call kind from now on: 10 % 429, 5 % 500, 2 % hang, 1 % malformed (the
     previous configuration is restored by the run when the load is over)."""
-    config = model_config(stack)
+    config = await asyncio.to_thread(model_config, stack)
     faulty = json.loads(json.dumps(config))
     for kind in faulty["kinds"].values():
         kind.update(MODEL_FAULTS)
     faulty["hang_s"] = MODEL_HANG_S
-    put_model_config(stack, faulty)
+    await asyncio.to_thread(put_model_config, stack, faulty)
     return Struck(time.monotonic(), f"model faults {MODEL_FAULTS}", details={"restore": config})
 
 

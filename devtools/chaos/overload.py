@@ -5,7 +5,8 @@ scans per second) and the baseline time from acceptance to ``done`` (p95). Then 
 offers ``FACTOR`` × capacity for ``OFFERED_S``, each submit sent once (not retried: the excess
 is what the stack refuses). The promise: the excess refused within ``REFUSED_WITHIN_MS`` with
 ``Retry-After``, the accepted scans done within their baseline p95, and nothing accepted lost
-(the audit of :mod:`devtools.chaos.audit`).
+(the audit of :mod:`devtools.chaos.audit`). The targets are reported (``targets``), not judged:
+``eco2 chaos`` fails a run on a loss or a duplicate only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SUBMITS_PER_USER = 8
 what refuses the excess (that would measure fairness, not overload)."""
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
@@ -94,19 +95,21 @@ async def _offer(
 async def overload(settings: Settings, api: str, probe_users: int) -> dict[str, Any]:
     async with users.session() as http:
         capacity, baseline = await _probe(http, api, probe_users)
+        if capacity <= 0:
+            return {"error": f"the probe completed no scan in {PROBE_S:.0f} s"}
         rate = FACTOR * capacity
         offered, answers = await _offer(http, api, rate, OFFERED_S)
         figures = await audit(settings, offered, http)
     refused = [a for a in answers if a.status in (429, 503)]
-    baseline_p95, under_p95 = _quantile(baseline, 0.95), _quantile(_done_s(offered.accepted), 0.95)
-    refused_p99 = _quantile([a.ms for a in refused], 0.99)
+    baseline_p95, under_p95 = quantile(baseline, 0.95), quantile(_done_s(offered.accepted), 0.95)
+    refused_p99 = quantile([a.ms for a in refused], 0.99)
     figures |= {
         "capacity_per_s": round(capacity, 1),
         "offered_per_s": round(rate, 1),
         "offered": len(answers),
         "answers": dict(Counter(str(a.status or "dropped") for a in answers)),
         "refused": len(refused),
-        "refused_ms_p50_p99": [_quantile([a.ms for a in refused], 0.5), refused_p99],
+        "refused_ms_p50_p99": [quantile([a.ms for a in refused], 0.5), refused_p99],
         "refused_without_retry_after": sum(1 for a in refused if not a.retry_after),
         "done_s_p95_probe": baseline_p95,
         "done_s_p95_offered": under_p95,

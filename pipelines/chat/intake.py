@@ -105,7 +105,15 @@ class ChatIntake:
                 code="bad_idempotency_key",
             )
         chat_key = _chat_key(chat_id)
-        await self._admit(user_id)
+        try:
+            await self._admit(user_id)
+        except Overloaded:
+            # An accepted message posted again (its 202 was lost) gets its job back, refusal or
+            # not: only the refusal path pays for the look-up.
+            replayed = idempotency_key and await self._store.by_key(user_id, idempotency_key)
+            if not replayed:
+                raise
+            return views.submitted(replayed)
         with telemetry.tracer(__name__).start_as_current_span(
             "chat.post", context=telemetry.extract(traceparent)
         ):

@@ -102,13 +102,10 @@ class ChatStore:
                 self.lease_s,
             )
             if row is None:
-                existing = await conn.fetchrow(
-                    "SELECT * FROM chat_jobs WHERE user_id = $1 AND idempotency_key = $2",
-                    user_id,
-                    idempotency_key,
-                )
+                assert idempotency_key is not None  # only a repeated key conflicts
+                existing = await self.by_key(user_id, idempotency_key, conn)
                 assert existing is not None  # the conflicting row exists; jobs are never deleted
-                return job_from_row(existing), False
+                return existing, False
             job = job_from_row(row)
             posted = await chats.add_message(
                 conn, chat, job_id=job_id, role="user", content=message, image_url=image_url
@@ -120,6 +117,20 @@ class ChatStore:
             )
             await chats.append(conn, chat_id, [chats.posted(chat, posted, user_id)], _meta(job))
         return job_from_row(row), True
+
+    async def by_key(
+        self,
+        user_id: str,
+        idempotency_key: str,
+        conn: asyncpg.Pool | asyncpg.Connection | None = None,
+    ) -> ChatJob | None:
+        """The job ``user_id`` posted with ``idempotency_key``, if any."""
+        row = await (conn or self.pool).fetchrow(
+            "SELECT * FROM chat_jobs WHERE user_id = $1 AND idempotency_key = $2",
+            user_id,
+            idempotency_key,
+        )
+        return None if row is None else job_from_row(row)
 
     async def advance(self, job: ChatJob, commit: Commit) -> ChatJob:
         """Store ``commit`` for ``job`` (see the module docstring)."""

@@ -25,7 +25,7 @@ from eco2.settings import Settings, load_settings
 from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan.bootstrap import ScanPipeline, open_pipeline
-from pipelines.scan.intake import ScanRequest
+from pipelines.scan.intake import INTERNAL_CALLER, ScanRequest
 from pipelines.scan.stages import rule_documents, vision_catalog
 from serve.stages import AnswerStage, VisionStage
 
@@ -93,7 +93,9 @@ class ScanIngress(ReplicaIngress[ScanPipeline]):
     ) -> dict[str, Any]:
         """Synchronous inference for internal and batch callers: the full result inline."""
         pipeline = await self._replica.live()
-        return await pipeline.intake.classify_inline(x_user_id or "internal", body, traceparent)
+        return await pipeline.intake.classify_inline(
+            x_user_id or INTERNAL_CALLER, body, traceparent
+        )
 
     @api.post("/api/v1/admin/scan/reprocess")
     async def admin_reprocess(self, job_id: uuid.UUID | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from redis.asyncio import Redis
 
 from eco2 import cache as valkey
 from eco2.db import create_pool
@@ -29,6 +30,9 @@ from pipelines.scan.store import ScanStore
 
 POOL_SIZE = (2, 20)
 VALKEY_CONNECTIONS = 16
+LIMITER_CONNECTIONS = 4
+"""The per-user limit's own few connections: on the progress bus's pool a check would queue
+behind the progress flushes under load and, past its timeout, let everything through."""
 
 
 @dataclass
@@ -40,9 +44,11 @@ class ScanPipeline:
     store: ScanStore
     progress: ProgressBus
     pool: asyncpg.Pool
+    limiter_cache: Redis
 
     async def close(self) -> None:
         await self.progress.close()
+        await self.limiter_cache.aclose()
         await self.pool.close()
 
 
@@ -51,13 +57,14 @@ async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPip
     cache_url = settings.cache.require("the scan pipeline")
     pool = await create_pool(settings, KIND, min_size=POOL_SIZE[0], max_size=POOL_SIZE[1])
     cache = valkey.connect(cache_url, max_connections=VALKEY_CONNECTIONS)
-    progress = ProgressBus(cache, KIND)  # owns the client (closes it); the limiter borrows it
+    progress = ProgressBus(cache, KIND)  # owns the client (closes it)
+    limiter_cache = valkey.connect(cache_url, max_connections=LIMITER_CONNECTIONS)
     owner = f"ingress-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)
     runner = ScanRunner(store, ScanStages(vision, answer), progress, policy)
     jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
     limits = settings.rate_limit
-    quota = Quota(ValkeyRateLimiter(cache), "scan", limits.scan, limits.timeout_s)
+    quota = Quota(ValkeyRateLimiter(limiter_cache), "scan", limits.scan, limits.timeout_s)
     intake = ScanIntake(settings, store, progress, jobs, policy, quota)
-    return ScanPipeline(intake, jobs, store, progress, pool)
+    return ScanPipeline(intake, jobs, store, progress, pool, limiter_cache)

@@ -89,7 +89,17 @@ class ScanIntake:
                 f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
                 code="bad_idempotency_key",
             )
-        await self._admit(user_id)
+        try:
+            await self._admit(user_id)
+        except Overloaded:
+            # A client sending an accepted submit again (its 202 was lost) gets that job back,
+            # refusal or not: only the refusal path pays for the look-up.
+            if idempotency_key is None:
+                raise
+            replayed = await self._store.by_key(user_id, idempotency_key)
+            if replayed is None:
+                raise
+            return replayed, False
         with telemetry.tracer(__name__).start_as_current_span(
             "scan.submit", context=telemetry.extract(traceparent)
         ):

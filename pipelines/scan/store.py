@@ -132,13 +132,19 @@ class ScanStore:
         )
         if row is not None:
             return job_from_row(row), True
-        existing = await self._pool.fetchrow(
+        assert idempotency_key is not None  # only a repeated key conflicts
+        existing = await self.by_key(user_id, idempotency_key)
+        assert existing is not None  # the conflicting row exists; jobs are never deleted
+        return existing, False
+
+    async def by_key(self, user_id: str, idempotency_key: str) -> Job | None:
+        """The job ``user_id`` submitted with ``idempotency_key``, if any."""
+        row = await self._pool.fetchrow(
             "SELECT * FROM scan_jobs WHERE user_id = $1 AND idempotency_key = $2",
             user_id,
             idempotency_key,
         )
-        assert existing is not None  # the conflicting row exists; jobs are never deleted
-        return job_from_row(existing), False
+        return None if row is None else job_from_row(row)
 
     async def get(self, job_id: uuid.UUID) -> Job | None:
         return await fetch_job(self._pool, job_id)

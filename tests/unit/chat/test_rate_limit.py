@@ -22,10 +22,19 @@ CHAT = str(uuid.uuid4())
 class _Store:
     def __init__(self) -> None:
         self.stored: list[str] = []
+        self.keys: dict[tuple[str, str], Any] = {}
 
-    async def submit(self, *, user_id: str, chat_id: uuid.UUID, **_: Any) -> tuple[Any, bool]:
+    async def submit(
+        self, *, user_id: str, chat_id: uuid.UUID, idempotency_key: str | None = None, **_: Any
+    ) -> tuple[Any, bool]:
         self.stored.append(user_id)
-        return SimpleNamespace(job_id=uuid.uuid4(), chat_id=chat_id), False
+        job = SimpleNamespace(job_id=uuid.uuid4(), chat_id=chat_id)
+        if idempotency_key is not None:
+            self.keys[(user_id, idempotency_key)] = job
+        return job, False
+
+    async def by_key(self, user_id: str, idempotency_key: str) -> Any:
+        return self.keys.get((user_id, idempotency_key))
 
 
 def _intake(store: _Store) -> ChatIntake:
@@ -67,3 +76,16 @@ async def test_an_invalid_post_uses_none_of_the_budget() -> None:
     for _ in range(RULE.burst):
         await intake.post("user-1", CHAT, MessageRequest(message="안녕"), None, None)
     assert len(store.stored) == RULE.burst
+
+
+async def test_an_accepted_post_sent_again_over_the_limit_gets_its_job_back() -> None:
+    store = _Store()
+    intake = _intake(store)
+    body = MessageRequest(message="페트병은 어떻게 버려?")
+    first = await intake.post("user-1", CHAT, body, "key-1", None)
+    await intake.post("user-1", CHAT, body, "key-2", None)  # the burst is used up
+    again = await intake.post("user-1", CHAT, body, "key-1", None)
+    assert again["job_id"] == first["job_id"]
+    with pytest.raises(RateLimited):
+        await intake.post("user-1", CHAT, body, "key-3", None)
+    assert store.stored == ["user-1"] * RULE.burst

@@ -41,6 +41,17 @@ def test_an_unknown_scenario_is_refused_with_the_known_ones(value: str) -> None:
         ({"scenario": "ai-node", "skipped": "needs the multi-node stack"}, False),
         ({"scenario": "hostile", "failures": [], "operations": 80}, False),
         ({"scenario": "hostile", "failures": [{"check": "not_a_server_error"}]}, True),
+        ({"scenario": "hostile", "failures": [], "operations": 0}, True),
+        (
+            {
+                "scenario": "hostile",
+                "failures": [],
+                "operations": 40,
+                "targets": {"auth": {"errors": ["openapi.json: 503"]}},
+            },
+            True,
+        ),
+        ({"scenario": "overload", "error": "the probe completed no scan in 15 s"}, True),
     ],
 )
 def test_a_scenario_fails_on_a_loss_a_duplicate_or_a_fault_that_did_not_heal(

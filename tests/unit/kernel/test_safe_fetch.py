@@ -40,6 +40,13 @@ async def test_an_image_is_fetched_and_carries_its_sniffed_type(
     assert image.data_url() == "data:image/png;base64," + base64.b64encode(PNG).decode()
 
 
+async def test_an_image_served_without_a_type_is_judged_by_its_bytes(
+    origin: Origin, fetcher: ImageFetcher
+) -> None:
+    image = await fetcher.fetch(origin.url("/untyped"))  # S3's default for an untyped upload
+    assert (image.content_type, image.body) == ("image/png", PNG)
+
+
 async def test_a_redirect_to_an_allowed_name_is_followed(
     origin: Origin, fetcher: ImageFetcher
 ) -> None:
@@ -124,6 +131,7 @@ async def test_an_oversize_content_length_is_refused_unread(
         ("/liar", "its bytes are no known format"),
         ("/bmp", "its bytes are image/bmp"),
         ("/gzip", "'gzip'-encoded"),
+        ("/untyped-html", "its bytes are no known format"),
     ],
 )
 async def test_what_is_not_a_raster_image_is_refused(

@@ -36,6 +36,8 @@ async def test_an_allow_listed_host_is_accepted_without_a_lookup() -> None:
         ("https:///nohost.jpg", "no host"),
         ("https://a:b@cdn.eco2.local/a.jpg", "credentials"),
         ("https://cdn.eco2.local/" + "a" * 2100, "longer than"),
+        ("http://[::1/x.jpg", "not a valid URL"),  # urlsplit's own ValueError: was a 500
+        ("http://[evil]/x.jpg", "not a valid URL"),
     ],
 )
 async def test_unsafe_urls_are_refused_with_a_reason(url: str, why: str) -> None:

@@ -25,10 +25,19 @@ GOOD = ScanRequest(image_url="https://cdn.eco2.local/scan/a.jpg")
 class _Store:
     def __init__(self) -> None:
         self.stored: list[str] = []
+        self.keys: dict[tuple[str, str], Job] = {}
 
-    async def submit(self, *, user_id: str, **_: Any) -> tuple[Job, bool]:
+    async def submit(
+        self, *, user_id: str, idempotency_key: str | None = None, **_: Any
+    ) -> tuple[Job, bool]:
         self.stored.append(user_id)
-        return factories.job(user_id=user_id), False  # "already there": nothing to start
+        job = factories.job(user_id=user_id)
+        if idempotency_key is not None:
+            self.keys[(user_id, idempotency_key)] = job
+        return job, False  # "already there": nothing to start
+
+    async def by_key(self, user_id: str, idempotency_key: str) -> Job | None:
+        return self.keys.get((user_id, idempotency_key))
 
 
 class _Jobs:
@@ -92,3 +101,17 @@ async def test_internal_classify_without_a_user_is_not_limited_per_user() -> Non
     for _ in range(RULE.burst + 3):
         await intake.classify_inline(INTERNAL_CALLER, GOOD, None)
     assert len(store.stored) == RULE.burst + 3
+
+
+async def test_an_accepted_submit_sent_again_over_the_limit_gets_its_job_back() -> None:
+    """A careful client whose 202 was lost sends the same key again: it gets its job, not a 429
+    (and a key never accepted is still refused)."""
+    store = _Store()
+    intake = _intake(store)
+    first = await intake.submit("user-1", GOOD, "key-1", None)
+    await intake.submit("user-1", GOOD, "key-2", None)  # the burst is used up
+    again = await intake.submit("user-1", GOOD, "key-1", None)
+    assert again["job_id"] == first["job_id"]
+    with pytest.raises(RateLimited):
+        await intake.submit("user-1", GOOD, "key-3", None)
+    assert store.stored == ["user-1"] * RULE.burst

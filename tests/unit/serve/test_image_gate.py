@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from eco2 import url_guard
+from eco2.errors import Unavailable
 from eco2.safe_fetch import FetchLimits, ImageFetcher
 from pipelines.scan.stages import vision_catalog
 from serve.contracts import ModelCallFailed
@@ -95,12 +96,35 @@ async def test_a_url_of_a_refused_shape_is_a_permanent_failure_without_a_fetch(u
     assert not refused.value.retriable
 
 
-async def test_a_fetch_that_may_pass_later_stays_retriable(origin: Origin) -> None:
+async def test_a_fetch_that_may_pass_later_is_tried_again_then_stays_retriable(
+    origin: Origin,
+) -> None:
     fetcher = ImageFetcher(lookup=names(), policy=origin_policy, limits=LIMITS)
-    gate = ImageGate(ALLOWED, fetcher.data_url)
+    calls: list[str] = []
+
+    async def counted(url: str) -> str:
+        calls.append(url)
+        return await fetcher.data_url(url)
+
+    gate = ImageGate(ALLOWED, counted, attempts=3, backoff_s=0.0)
     try:
         with pytest.raises(ModelCallFailed, match="HTTP 503") as busy:
             await gate.for_model(origin.url("/busy"))
     finally:
         await fetcher.close()
     assert busy.value.retriable
+    assert len(calls) == 3
+
+
+async def test_a_fetch_that_fails_once_for_now_succeeds_on_the_next_try() -> None:
+    answers: list[str | Exception] = [Unavailable("timed out"), "data:image/png;base64,AA=="]
+
+    async def flaky(url: str) -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    gate = ImageGate(ALLOWED, flaky, backoff_s=0.0)
+    assert await gate.for_model("https://images.example/a.png") == "data:image/png;base64,AA=="
+    assert answers == []
