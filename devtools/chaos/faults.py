@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from cluster import probes
 from cluster.process import processes_mentioning
 from cluster.state import ComponentState, StackState, read_state
 from cluster.topology import AI_WORKER_PREFIX
@@ -165,9 +166,30 @@ def killing_replicas(app: str, deployment: str) -> Callable[[Stack], Awaitable[S
     return strike
 
 
+def _ai_node_running(stack: Stack, app: str, deployment: str) -> str:
+    """The local AI worker node (component name) that runs a replica of ``deployment``, as
+    Serve reports it; the first AI node when none can be told."""
+    nodes = stack.ai_nodes()
+    dashboard = stack.state().env.get("ECO2_RAY__DASHBOARD_URL")
+    if not dashboard:
+        return nodes[0]
+    status = httpx.get(f"{dashboard}/api/serve/applications/", timeout=10).json()
+    replicas = status["applications"][app]["deployments"][deployment]["replicas"]
+    running = [r["node_id"] for r in replicas if r["state"] == "RUNNING"]
+    listed = probes.ray_nodes(dashboard)
+    ports = (
+        {n["node_id"]: n["node_manager_port"] for n in listed} if isinstance(listed, list) else {}
+    )
+    wanted = {ports.get(node_id) for node_id in running}
+    return next(
+        (n for n in nodes if stack.component(n).ports.get("node_manager") in wanted), nodes[0]
+    )
+
+
 async def kill_ai_node(stack: Stack) -> Struck:
-    """SIGKILL every process of the first local AI worker node: a machine lost at once."""
-    name = stack.ai_nodes()[0]
+    """SIGKILL every process of the AI worker node running the VisionStage: a machine lost at
+    once, with model calls in flight on it."""
+    name = await asyncio.to_thread(_ai_node_running, stack, "scan", "VisionStage")
     part = stack.component(name)
     victims = processes_mentioning(part.watch_paths)
     if not victims:
@@ -262,7 +284,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "ai-node",
-            "SIGKILL every process of one AI worker node",
+            "SIGKILL every process of the AI worker node running the VisionStage",
             kill_ai_node,
             _needs_ai_nodes,
         ),
