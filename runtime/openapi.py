@@ -32,6 +32,11 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 GATEWAY_STATUSES = (502, 503)
 """What the gateway answers itself on any route: the upstream dropped the request, or it is
 unreachable, being deployed, or the sign-in check is (503 with ``Retry-After``)."""
+UNREADABLE_REQUEST: dict[str, Any] = {
+    "schema": {"type": "string"},
+    "description": "a request the gateway's HTTP parser cannot read (a header name or value, a "
+    "transfer encoding) is refused before any route, in plain text",
+}
 SIGN_IN_STATUSES = (401, 403)
 """What the gateway answers itself on a signed-in route: no or a bad token, a revoked one."""
 
@@ -123,6 +128,8 @@ def _public_item(item: Mapping[str, Any], service: str, sign_in: bool) -> dict[s
             statuses += (413,)  # past the gateway's body limit (runtime.gateway.MAX_BODY_BYTES)
         for status in statuses:
             responses.setdefault(str(status), error_response(status))
+        malformed = responses.setdefault("400", error_response(400))
+        malformed.setdefault("content", {}).setdefault("text/plain", UNREADABLE_REQUEST)
         parameters = [
             p
             for p in operation.get("parameters", [])
