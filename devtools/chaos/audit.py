@@ -95,6 +95,21 @@ async def _owned(settings: Settings, users: list[str]) -> dict[str, tuple[int, i
     return {row["user_id"]: (row["n"], row["scanned"]) for row in rows}
 
 
+async def owners(
+    settings: Settings, users: list[str], rewarded: set[str], settle_s: float = SETTLE_S
+) -> dict[str, tuple[int, int]]:
+    """Each user's ownerships once every rewarded user owns a character earned by a scan (or
+    when ``settle_s`` ran out): the grant is the saga's step after ``RewardGranted`` crossed the
+    relay and the broker, so it comes later than the scan's completion."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        owned = await _owned(settings, users)
+        waiting = [u for u in rewarded if owned.get(u, (0, 0))[1] == 0]
+        if not waiting or time.monotonic() > deadline:
+            return owned
+        await asyncio.sleep(1.0)
+
+
 async def _answers(settings: Settings, chats: list[str]) -> Counter[str]:
     rows = await _fetch(
         database_dsn(settings.db.url or "", settings.database_name("chat")),
@@ -165,7 +180,8 @@ async def audit(
 
     rewards = await _rewards(settings, [j.job_id for j in done_scans])
     users = {j.user.user_id: j.user for j in done_scans}
-    owned = await _owned(settings, sorted(users))
+    rewarded = {j.user.user_id for j in done_scans if rewards[j.job_id]}
+    owned = await owners(settings, sorted(users), rewarded, settle_s)
     answers = await _answers(settings, [j.job_id for j in done_chats])
     scans_by_user = Counter(j.user.user_id for j in done_scans)
     expected = [(users[u], n, owned.get(u, (0, 0))[0]) for u, n in sorted(scans_by_user.items())]
@@ -176,7 +192,7 @@ async def audit(
     lost_figures = {
         "jobs_unfinished": len(lost),
         "rewards_missing": sum(1 for j in done_scans if rewards[j.job_id] == 0),
-        "owners_missing": sum(1 for u in scans_by_user if owned.get(u, (0, 0))[1] == 0),
+        "owners_missing": sum(1 for u in rewarded if owned.get(u, (0, 0))[1] == 0),
         "chat_answers_missing": sum(1 for j in done_chats if answers[j.job_id] == 0),
         "read_model_short": len(short),
     }

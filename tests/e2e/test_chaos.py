@@ -5,6 +5,8 @@ called again. The whole suite is ``eco2 chaos --scenario all`` (docs/reliability
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devtools.chaos.faults import SCENARIOS, Stack
@@ -23,7 +25,7 @@ async def test_the_domain_host_killed_under_load_loses_and_duplicates_nothing(
         SCENARIOS["consumers"],
         Options(scans=60, chats=0, users=10, settle_s=120),
     )
-    assert not failed(figures), figures
+    assert not failed(figures), json.dumps(figures, indent=1, default=str)
     assert figures["accepted"] == {"scan": 60, "chat": 0}, figures
     assert figures["final"] == {"scan completed": 60}, figures
     assert figures["healthy_after_s"] is not None, figures
@@ -39,7 +41,7 @@ async def test_the_models_fault_mix_ends_every_job_or_dead_letters_it_with_its_r
         SCENARIOS["model-faults"],
         Options(scans=100, chats=10, users=12, settle_s=180),
     )
-    assert not failed(figures), figures
+    assert not failed(figures), json.dumps(figures, indent=1, default=str)
     assert figures["accepted"] == {"scan": 100, "chat": 10}, figures
     assert figures["duplicates_by_kind"]["stage_calls_after_commit"] == 0, figures
     assert all(reason != "no reason" for reason in figures["dead_lettered"]), figures
