@@ -26,6 +26,7 @@ from eco2.errors import (
     Forbidden,
     NotFound,
     Overloaded,
+    RateLimited,
     TooLarge,
     Unauthenticated,
     Unavailable,
@@ -46,8 +47,11 @@ _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
     (TooLarge, 413),
     (UnsupportedMediaType, 415),
     (Unprocessable, 422),
-    (Overloaded, 429),
+    (RateLimited, 429),
+    (Overloaded, 503),
 )
+"""The first that matches wins: a caller over its own limit is told 429; the service shedding
+load (:class:`~eco2.errors.Overloaded`, anyone's request) 503, both with ``Retry-After``."""
 
 
 _STORE_UNREACHABLE: tuple[type[Exception], ...] = (

@@ -11,6 +11,7 @@ An invalid value fails at start-up with the field's name (see :func:`load_settin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 DOMAIN_DATABASES: tuple[str, ...] = (
     "auth",
@@ -222,14 +228,39 @@ class TelemetrySettings(BaseModel):
     log_format: Literal["json", "console"] = "json"
 
 
+class AdmissionSettings(BaseModel):
+    """One process's in-flight limit (``pipelines.jobs.admission.LatencyLimit``)."""
+
+    enabled: bool = True
+    """Learn the limit from the jobs' latency; ``False``: ``max_inflight`` only."""
+    max_inflight: int = Field(default=4000, ge=1)
+    """The ceiling, learnt or not: past it a submit gets 429 with ``Retry-After``."""
+    initial_limit: int = Field(default=256, ge=1)
+    min_limit: int = Field(default=16, ge=1)
+    """The limit never shrinks below this: a slow model at low load refuses no one."""
+    tolerance: float = Field(default=2.0, gt=1)
+    """Jobs may take this many times the baseline (their time at low load) before the limit
+    shrinks: the queueing a saturated stack is allowed. Lower keeps an overload's latency
+    closer to the baseline but also refuses users of a closed loop at capacity, who gain
+    nothing from it (docs/reliability.md, "Overload", has both measured)."""
+    growth: float = Field(default=0.1, gt=0)
+    """The share the limit grows by per window while it is what holds the load back."""
+    window_s: float = Field(default=1.0, gt=0)
+    min_samples: int = Field(default=5, ge=1)
+    """Jobs that must end in a window before it counts."""
+    baseline_horizon_s: float = Field(default=600.0, gt=0)
+    """A lasting rise of the jobs' latency becomes the new baseline over about this long."""
+    max_retry_after_s: float = Field(default=10.0, ge=1)
+
+
 class ScanSettings(BaseModel):
     """The scan pipeline's limits and policies."""
 
     allowed_image_hosts: tuple[str, ...] = ("cdn.eco2.local",)
     """Hosts accepted as ``image_url`` without a DNS look-up (the image domain's CDN)."""
     max_user_input_chars: int = Field(default=500, ge=1)
-    max_inflight_jobs: int = Field(default=4000, ge=1)
-    """Admission limit per ingress replica: beyond it a submit gets 429 with Retry-After."""
+    admission: AdmissionSettings = AdmissionSettings()
+    """Each scan ingress replica's in-flight limit, learnt from its jobs' latency."""
     reward_enabled: bool = True
     lease_s: float = Field(default=15.0, gt=1)
     """A job whose runner stopped renewing for this long is resumed by another replica."""
@@ -261,7 +292,9 @@ class ChatSettings(BaseModel):
     never held."""
     input_timeout_s: float = Field(default=30.0, gt=0)
     """How long a job waits for the user's reply to ``needs_input`` (then answers without)."""
-    max_inflight_jobs: int = Field(default=2000, ge=1)
+    admission: AdmissionSettings = AdmissionSettings(enabled=False, max_inflight=2000)
+    """A fixed ceiling: a chat job's time depends on its intent, its tools and how long the
+    user takes to answer ``needs_input``, so its latency says little about load."""
     tools: Literal["fake", "real"] = "fake"
     """``fake``: offline adapters with canned data (development and tests); ``real``: the HTTP
     adapters below, each under its intent's budget."""
@@ -299,6 +332,12 @@ class ApiSettings(BaseModel):
     """How long the gateway trusts ext-authz's *allow* for one token before asking again: also
     how long a logged-out token may still pass (``0``: ask on every request, as Envoy does in
     Kubernetes). See :mod:`runtime.signin`."""
+    shed_k: float = Field(default=1.1, ge=0)
+    """The gateway passes at most this many times what a job-starting route accepted lately
+    and refuses the rest itself at once (:mod:`runtime.throttle`); ``0``: passes everything."""
+    shed_horizon_s: float = Field(default=2.0, gt=0)
+    """How far back (decaying) the gateway's counts of requests and accepts reach; after this
+    long without a refusal from the service it passes everything again."""
 
 
 class ServicesSettings(BaseModel):
@@ -517,3 +556,25 @@ def load_settings(**overrides: object) -> Settings:
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from exc
+
+
+def settings_of(environ: Mapping[str, str]) -> Settings:
+    """The settings a process started with ``environ`` reads (another process's environment,
+    e.g. the stack supervisor's that every child inherits), parsed as :class:`Settings` parses
+    its own (``ECO2_`` prefix, ``__`` nesting, JSON values)."""
+
+    class _Theirs(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            source = EnvSettingsSource(settings_cls)
+            source.env_vars = {name.lower(): value for name, value in environ.items()}
+            return (source,)
+
+    return _Theirs()

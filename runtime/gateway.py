@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
@@ -35,6 +36,7 @@ from eco2.telemetry import configure, get_logger
 from runtime import LOOPBACK, openapi
 from runtime.routes import ROUTES, Route, route_of
 from runtime.signin import SignIn
+from runtime.throttle import SHED_HEADER, AdaptiveThrottle
 
 log = get_logger(__name__)
 _tracer = telemetry.tracer(__name__)
@@ -134,6 +136,12 @@ class Gateway:
         self._settings, self._sign_in = settings, sign_in
         self._session: aiohttp.ClientSession | None = None
         self._openapi: tuple[float, dict[str, Any]] | None = None
+        api = settings.api
+        self._throttles = {
+            r.prefix: AdaptiveThrottle(api.shed_k, api.shed_horizon_s)
+            for r in ROUTES
+            if r.shed and api.shed_k > 0
+        }
 
     async def start(self, _app: web.Application) -> None:
         self._session = aiohttp.ClientSession(
@@ -206,7 +214,13 @@ class Gateway:
                 if refused is not None:
                     span.set_attribute("http.response.status_code", refused.status)
                     return refused
+            throttle = self._throttles.get(route.prefix) if request.method == "POST" else None
+            if throttle is not None and throttle.refuses():
+                span.set_attribute("http.response.status_code", 503)
+                return _shed(route, throttle)
             response = await self._proxy(request, route, identity, traceparent)
+            if throttle is not None:
+                throttle.answered(response.status != 503, _retry_after(response))
             span.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
                 span.set_status(Status(StatusCode.ERROR))
@@ -406,6 +420,24 @@ class Gateway:
         return await self.session.request(
             request.method, url, headers=headers, data=body, allow_redirects=False
         )
+
+
+def _shed(route: Route, throttle: AdaptiveThrottle) -> web.Response:
+    response = _json_error(
+        503,
+        "overloaded",
+        f"{route.prefix} is refusing work it cannot take now; retry after the time given",
+        max(1, math.ceil(throttle.retry_after_s)),
+    )
+    response.headers[SHED_HEADER] = "gateway"
+    return response
+
+
+def _retry_after(response: web.StreamResponse) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
 
 
 def _too_large(limit: int) -> web.Response:

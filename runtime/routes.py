@@ -20,6 +20,9 @@ class Route:
     service: str
     """A ``settings.services.<service>_url`` name."""
     sign_in: bool = True
+    shed: bool = False
+    """Its ``POST`` starts a job the service may refuse under load (503 ``overloaded``): the
+    gateway throttles it adaptively (:mod:`runtime.throttle`)."""
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -56,13 +59,13 @@ ROUTES: tuple[Route, ...] = tuple(
             Route("/api/v1/auth", "auth", sign_in=False),
             # Commands that need a model go to Ray Serve; what a client only reads (job
             # streams, results, the category list) to the read side.
-            Route("/api/v1/scan", "serve"),
+            Route("/api/v1/scan", "serve", shed=True),
             Route("/api/v1/scan/*/events", "streams"),
             Route("/api/v1/scan/*/result", "streams"),
             Route("/api/v1/scan/categories", "streams", sign_in=False),
             Route("/api/v1/scan/history", "readmodels"),
             Route("/api/v1/chat", "chat"),
-            Route("/api/v1/chat/*/messages", "serve"),
+            Route("/api/v1/chat/*/messages", "serve", shed=True),
             Route("/api/v1/chat/*/input", "serve"),
             Route("/api/v1/chat/*/events", "streams"),
             Route("/api/v1/chat/*/result", "streams"),

@@ -16,7 +16,7 @@ from cluster.running import api_url, running_state, serve_url
 from cluster.state import StackState
 from devtools.bench import loadgen
 from devtools.bench.machine import machine
-from eco2.settings import RateLimitSettings
+from eco2.settings import Settings, settings_of
 
 LATENCY_PRESETS: dict[str, tuple[float, float]] = {
     "original": (4500.0, 6700.0),  # the original's measured vision / answer means (domain.md §12)
@@ -160,6 +160,7 @@ def bench_scan(
         "rss_mb": _stack_rss_mb(state),
         "tracing": stack_tracing(state),
         "rate_limits": stack_rate_limits(state),
+        "admission": stack_admission(state),
         "stackcpu_ms_per_unit": cpu_ms,
         "model_calls": {k: v["completed"] for k, v in stats["kinds"].items()},
         "machine": host,
@@ -177,19 +178,23 @@ def stack_tracing(state: StackState) -> dict[str, Any]:
     }
 
 
-RATE_LIMIT_ENV = "ECO2_RATE_LIMIT__"
+def stack_settings(state: StackState) -> Settings | str:
+    """The settings the stack's services run with, from the environment its supervisor passed
+    to every child; or why they cannot be read."""
+    try:
+        return settings_of(psutil.Process(state.supervisor_pid).environ())
+    except psutil.Error as exc:
+        return f"the supervisor's environment cannot be read: {exc}"
 
 
 def stack_rate_limits(state: StackState) -> dict[str, Any]:
-    """The per-user limits the stack's services run with, read from the environment its
-    supervisor passed to every child (``ECO2_RATE_LIMIT__*``, see ``RateLimitSettings``): a
-    few virtual users submit far faster than people, so a run against the default limits
-    measures the limiter's refusals, not the service (docs/benchmarks.md)."""
-    try:
-        environ = psutil.Process(state.supervisor_pid).environ()
-    except psutil.Error as exc:
-        return {"unknown": f"the supervisor's environment cannot be read: {exc}"}
-    limits = RateLimitSettings.model_validate(_nested(environ, RATE_LIMIT_ENV))
+    """The per-user limits the stack runs with (``ECO2_RATE_LIMIT__*``, see
+    ``RateLimitSettings``): a few virtual users submit far faster than people, so a run against
+    the default limits measures the limiter's refusals, not the service (docs/benchmarks.md)."""
+    settings = stack_settings(state)
+    if isinstance(settings, str):
+        return {"unknown": settings}
+    limits = settings.rate_limit
     return {
         action: rule.model_dump() if rule.enabled else "off"
         for action, rule in (
@@ -200,21 +205,16 @@ def stack_rate_limits(state: StackState) -> dict[str, Any]:
     }
 
 
-def _nested(environ: Mapping[str, str], prefix: str) -> dict[str, Any]:
-    """``PREFIX_A='{"x": 1}'`` and ``PREFIX_B__X=1`` as pydantic-settings reads them."""
-    values: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(prefix):
-            continue
-        *path, last = name.removeprefix(prefix).lower().split("__")
-        place = values
-        for part in path:
-            place = place.setdefault(part, {})
-        try:
-            place[last] = json.loads(raw)
-        except ValueError:
-            place[last] = raw
-    return values
+def stack_admission(state: StackState) -> dict[str, Any]:
+    """How the stack sheds load (``ECO2_SCAN__ADMISSION__*``, ``ECO2_API__SHED_K``): a closed
+    loop past capacity is partly refused (503 + ``Retry-After``, counted as ``shed``)."""
+    settings = stack_settings(state)
+    if isinstance(settings, str):
+        return {"unknown": settings}
+    return {
+        "scan_inflight_limit": settings.scan.admission.model_dump(),
+        "gateway_shed_k": settings.api.shed_k or "off",
+    }
 
 
 def rate_limited_counts(result: Mapping[str, Any]) -> dict[str, int]:
@@ -234,7 +234,7 @@ def rate_limited(failures: Mapping[str, int]) -> int:
 
 def _table(result: dict[str, Any]) -> str:
     keys = (
-        *("users", "completed", "failed", "rate_limited", "completed_per_min"),
+        *("users", "completed", "failed", "rate_limited", "shed", "completed_per_min"),
         *("e2e_p50_s", "e2e_p95_s"),
         *("overhead_p50_ms", "overhead_p95_ms", "cpu_percent", "driver_cpu_percent", "rss_mb"),
     )

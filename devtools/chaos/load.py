@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import aiohttp
 
+from runtime.throttle import SHED_HEADER
+
 SCAN_IMAGE = "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"
 """A correctly prepared clear PET bottle: every completed scan of it earns a character."""
 CHAT_MESSAGE = "무색 페트병은 어떻게 버려?"
@@ -116,6 +118,8 @@ class Answer:
     ms: float
     retry_after: str | None = None
     body: Any = None
+    shed_by: str | None = None
+    """``gateway`` when the gateway's throttle refused it (the service never saw it)."""
 
 
 async def submit_once(
@@ -130,6 +134,7 @@ async def submit_once(
                 (time.perf_counter() - started) * 1000,
                 answer.headers.get("Retry-After"),
                 payload,
+                answer.headers.get(SHED_HEADER),
             )
     except (aiohttp.ClientError, TimeoutError):
         return Answer(0, (time.perf_counter() - started) * 1000)

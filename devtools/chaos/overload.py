@@ -43,6 +43,14 @@ def quantile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 1)
 
 
+def _refused_by(refused: list[users.Answer]) -> dict[str, list[float]]:
+    """Refusal times by who refused: the gateway's throttle (``X-Shed-By``) or the service."""
+    by: dict[str, list[float]] = {}
+    for answer in refused:
+        by.setdefault(answer.shed_by or "service", []).append(answer.ms)
+    return by
+
+
 def _done_s(jobs: list[Accepted]) -> list[float]:
     return [j.ended_at - j.accepted_at for j in jobs if j.end == "done" and j.ended_at]
 
@@ -110,6 +118,10 @@ async def overload(settings: Settings, api: str, probe_users: int) -> dict[str, 
         "answers": dict(Counter(str(a.status or "dropped") for a in answers)),
         "refused": len(refused),
         "refused_ms_p50_p99": [quantile([a.ms for a in refused], 0.5), refused_p99],
+        "refused_by": {
+            by: {"n": len(ms), "ms_p50_p99": [quantile(ms, 0.5), quantile(ms, 0.99)]}
+            for by, ms in _refused_by(refused).items()
+        },
         "refused_without_retry_after": sum(1 for a in refused if not a.retry_after),
         "done_s_p95_probe": baseline_p95,
         "done_s_p95_offered": under_p95,

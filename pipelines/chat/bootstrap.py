@@ -27,6 +27,7 @@ from pipelines.chat.runner import ChatRunner
 from pipelines.chat.stages import ChatStages
 from pipelines.chat.store import ChatStore
 from pipelines.chat.tools import build_tools
+from pipelines.jobs.admission import Admission, LatencyLimit
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.rules.rulebook import load_rulebook
@@ -70,10 +71,19 @@ async def open_pipeline(
     intents = IntentCache(inputs_client, settings.chat.intent_cache_s)
     stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s, intents)
     runner = ChatRunner(store, stages, progress, tools, inputs, settings.chat)
-    jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
+    limit = LatencyLimit(settings.chat.admission)
+    jobs = JobTasks(
+        store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND, limit=limit
+    )
     limits = settings.rate_limit
     quota = Quota(ValkeyRateLimiter(inputs_client), "chat", limits.chat, limits.timeout_s)
     intake = ChatIntake(
-        settings.chat, settings.scan.allowed_image_hosts, store, progress, jobs, inputs, quota
+        settings.chat,
+        settings.scan.allowed_image_hosts,
+        store,
+        progress,
+        jobs,
+        inputs,
+        Admission(KIND, limit, quota),
     )
     return ChatPipeline(intake, jobs, store, progress, pool, http, inputs_client)

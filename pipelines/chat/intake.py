@@ -23,19 +23,17 @@ from eco2.errors import (
     InvalidInput,
     NotFound,
     Overloaded,
-    RateLimited,
     Unprocessable,
 )
-from eco2.ratelimit import Quota
 from eco2.settings import ChatSettings
 from pipelines.chat import views
 from pipelines.chat.inputs import Inputs
 from pipelines.chat.machine import KIND, ChatJob
 from pipelines.chat.store import ChatStore, fetch_job, location_of
+from pipelines.jobs.admission import Admission
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.streams import job_key, not_yours
 from pipelines.jobs.tasks import JobTasks
-from serve import metrics
 
 IDEMPOTENCY_KEY_MAX = 128
 
@@ -69,12 +67,13 @@ class ChatIntake:
         progress: ProgressBus,
         jobs: JobTasks[ChatJob],
         inputs: Inputs,
-        quota: Quota | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        """``quota``: the per-user limit on posts (``None``: none, for tests that need none)."""
+        """``admission``: the in-flight limit the jobs feed and the per-user limit on posts
+        (``None``: the settings' ceiling and no per-user limit, for tests that need none)."""
         self._settings, self._hosts, self._store = settings, allowed_image_hosts, store
         self._progress, self._jobs, self._inputs = progress, jobs, inputs
-        self._quota = quota or Quota.off("chat")
+        self._admission = admission or Admission.of(KIND, settings.admission)
 
     async def post(
         self,
@@ -106,7 +105,7 @@ class ChatIntake:
             )
         chat_key = _chat_key(chat_id)
         try:
-            await self._admit(user_id)
+            await self._admission.admit(user_id, self._jobs.inflight)
         except Overloaded:
             # An accepted message posted again (its 202 was lost) gets its job back, refusal or
             # not: only the refusal path pays for the look-up.
@@ -132,18 +131,6 @@ class ChatIntake:
             self._progress.publish(str(job.job_id), user_id, views.queued(job))
             self._jobs.start(job)
         return views.submitted(job)
-
-    async def _admit(self, user_id: str) -> None:
-        """The replica's in-flight limit, then the caller's own (which a refusal leaves as it
-        was): both :class:`~eco2.errors.Overloaded`, a 429 with ``Retry-After``."""
-        if self._jobs.inflight >= self._settings.max_inflight_jobs:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "inflight"})
-            raise Overloaded("too many chat messages in progress; retry shortly", retry_after_s=2)
-        try:
-            await self._quota.check(user_id)
-        except RateLimited:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "chat", "reason": "rate_limit"})
-            raise
 
     async def reply(self, user_id: str, job_id: str, body: InputRequest) -> dict[str, Any]:
         """``POST /api/v1/chat/{job_id}/input``: the user's answer to ``needs_input``."""

@@ -8,7 +8,9 @@ Contract of :class:`JobTasks`:
   claims jobs whose lease expired (their process died or hung) to resume them here from their
   last committed stage — the reconciler. ``every_s`` must be well below the store's lease;
 * a task that fails leaves its job as the runner stored it; the runner, not this module,
-  decides what a failure means (dead-letter state, or another runner took the job over).
+  decides what a failure means (dead-letter state, or another runner took the job over);
+* each task's start and end (with the seconds it took) are told to the process's
+  :class:`~pipelines.jobs.admission.LatencyLimit`, which admission reads.
 
 Pipeline-neutral: the pipeline hands in its store (:class:`Leases`) and its runner's ``run``.
 """
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from eco2 import telemetry
+from pipelines.jobs.admission import LatencyLimit
 
 _log = telemetry.get_logger(__name__)
 
@@ -59,8 +63,10 @@ class JobTasks(Generic[J]):
         *,
         every_s: float,
         name: str,
+        limit: LatencyLimit,
     ) -> None:
         self._leases, self._run, self._every_s, self._name = leases, run, every_s, name
+        self._limit = limit
         self._tasks: dict[uuid.UUID, asyncio.Task[J]] = {}
 
     @property
@@ -72,10 +78,12 @@ class JobTasks(Generic[J]):
         if job.job_id not in self._tasks and job.unfinished:
             task = asyncio.create_task(self._run(job), name=f"{self._name}-{job.job_id}")
             self._tasks[job.job_id] = task
-            task.add_done_callback(functools.partial(self._forget, job.job_id))
+            self._limit.started(len(self._tasks))
+            task.add_done_callback(functools.partial(self._forget, job.job_id, time.monotonic()))
 
-    def _forget(self, job_id: uuid.UUID, _task: asyncio.Task[J]) -> None:
+    def _forget(self, job_id: uuid.UUID, started: float, _task: asyncio.Task[J]) -> None:
         self._tasks.pop(job_id, None)
+        self._limit.finished(time.monotonic() - started, len(self._tasks))
 
     async def run_inline(self, job: J) -> J:
         """Run ``job`` to its end in the caller's task (synchronous endpoints)."""

@@ -19,6 +19,7 @@ from eco2 import cache as valkey
 from eco2.db import create_pool
 from eco2.ratelimit import Quota, ValkeyRateLimiter
 from eco2.settings import Settings
+from pipelines.jobs.admission import Admission, LatencyLimit
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.rules.rulebook import load_rulebook
@@ -63,8 +64,11 @@ async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPip
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)
     runner = ScanRunner(store, ScanStages(vision, answer), progress, policy)
-    jobs = JobTasks(store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND)
+    limit = LatencyLimit(settings.scan.admission)
+    jobs = JobTasks(
+        store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND, limit=limit
+    )
     limits = settings.rate_limit
     quota = Quota(ValkeyRateLimiter(limiter_cache), "scan", limits.scan, limits.timeout_s)
-    intake = ScanIntake(settings, store, progress, jobs, policy, quota)
+    intake = ScanIntake(settings, store, progress, jobs, policy, Admission(KIND, limit, quota))
     return ScanPipeline(intake, jobs, store, progress, pool, limiter_cache)

@@ -1,12 +1,13 @@
 """The scan commands Ray Serve takes: submit, synchronous classify, reprocess. No Ray here.
 
-Validation happens before anything is stored (bad input changes nothing); then admission: the
-replica's in-flight limit, then the caller's per-user limit (``rate_limit.scan``, shared by every
-replica in Valkey; a refusal stores nothing and does not count against the caller). An accepted
-job is stored with ``ScanRequested`` in one statement, announced (``queued``) and handed to the
-jobs this process runs. Errors are :mod:`eco2.errors` types, translated to HTTP at the ingress:
-:class:`~eco2.errors.InvalidInput` → 4xx, :class:`~eco2.errors.Overloaded` (and its
-:class:`~eco2.errors.RateLimited`) → 429 + ``Retry-After``.
+Validation happens before anything is stored (bad input changes nothing); then admission
+(:mod:`pipelines.jobs.admission`): the replica's in-flight limit, learnt from its jobs' latency,
+then the caller's per-user limit (``rate_limit.scan``, shared by every replica in Valkey; a
+refusal stores nothing and does not count against the caller). An accepted job is stored with
+``ScanRequested`` in one statement, announced (``queued``) and handed to the jobs this process
+runs. Errors are :mod:`eco2.errors` types, translated to HTTP at the ingress:
+:class:`~eco2.errors.InvalidInput` → 4xx, :class:`~eco2.errors.Overloaded` → 503 and its
+:class:`~eco2.errors.RateLimited` → 429, both with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eco2 import telemetry, url_guard
-from eco2.errors import InvalidInput, Overloaded, RateLimited
-from eco2.ratelimit import Quota
+from eco2.errors import InvalidInput, Overloaded
 from eco2.settings import Settings
+from pipelines.jobs.admission import Admission
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.scan import views
 from pipelines.scan.machine import SUBMITTED, Job, Policy
 from pipelines.scan.store import ScanStore
-from serve import metrics
 
 IDEMPOTENCY_KEY_MAX = 128
 INTERNAL_CALLER = "internal"
@@ -48,12 +48,13 @@ class ScanIntake:
         progress: ProgressBus,
         jobs: JobTasks[Job],
         policy: Policy,
-        quota: Quota | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        """``quota``: the per-user limit on submits (``None``: none, for tests that need none)."""
+        """``admission``: the in-flight limit the jobs feed and the per-user limit on submits
+        (``None``: the settings' ceiling and no per-user limit, for tests that need none)."""
         self._settings, self._store, self._progress = settings, store, progress
         self._jobs, self._policy = jobs, policy
-        self._quota = quota or Quota.off("scan")
+        self._admission = admission or Admission.of("scan", settings.scan.admission)
 
     async def submit(
         self, user_id: str, body: ScanRequest, idempotency_key: str | None, traceparent: str | None
@@ -129,15 +130,5 @@ class ScanIntake:
         return model
 
     async def _admit(self, user_id: str) -> None:
-        """The replica's in-flight limit, then the caller's own (which a refusal leaves as it
-        was): both :class:`~eco2.errors.Overloaded`, a 429 with ``Retry-After``."""
-        if self._jobs.inflight >= self._settings.scan.max_inflight_jobs:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "inflight"})
-            raise Overloaded("too many scans in progress; retry shortly", retry_after_s=2)
-        if user_id == INTERNAL_CALLER:
-            return
-        try:
-            await self._quota.check(user_id)
-        except RateLimited:
-            metrics.admission_rejected.inc(1, tags={"pipeline": "scan", "reason": "rate_limit"})
-            raise
+        caller = None if user_id == INTERNAL_CALLER else user_id
+        await self._admission.admit(caller, self._jobs.inflight)

@@ -62,6 +62,7 @@ async def _authz(request: web.Request) -> web.Response:
 
 
 DROPPED: set[str] = set()
+SHED_SEEN: Counter[str] = Counter()
 
 
 async def _echo(request: web.Request) -> web.StreamResponse:
@@ -80,6 +81,13 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         await response.write(b"event: done\ndata: {}\n\n")
         await response.write_eof()
         return response
+    if request.query.get("shed"):  # the service's in-flight limit refusing everything
+        SHED_SEEN[request.path] += 1
+        return web.json_response(
+            {"error": {"code": "overloaded", "message": "too many in progress"}},
+            status=503,
+            headers={"Retry-After": "3"},
+        )
     missing = request.query.get("missing")
     if missing == "plain":  # Ray Serve's proxy: no application serves this path (now)
         return web.Response(status=404, text=f"Path '{request.path}' not found.")
@@ -374,3 +382,34 @@ async def test_a_token_that_is_not_ascii_is_401_not_500(gateway: str) -> None:
     writer.close()
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
     assert b'"malformed_token"' in answer
+
+
+async def test_a_route_shedding_load_is_throttled_in_the_gateway_with_retry_after(
+    gateway: str,
+) -> None:
+    """Every scan submit refused by the service as overloaded: the gateway soon refuses most
+    of them itself, with the service's code and ``Retry-After``; routes that start no job (and
+    reads) always reach their service."""
+    SHED_SEEN.clear()
+    headers = {"Authorization": f"Bearer {GOOD}"}
+    answers: list[tuple[int, str | None, str]] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(60):
+            async with session.post(
+                f"{gateway}/api/v1/scan?shed=1", json={}, headers=headers
+            ) as response:
+                body = await response.json()
+                answers.append(
+                    (response.status, response.headers.get("Retry-After"), body["error"]["code"])
+                )
+        for path in ("/api/v1/scan/j1/result", "/api/v1/users/me"):
+            for method in ("GET", "POST"):
+                for _ in range(5):
+                    async with session.request(
+                        method, f"{gateway}{path}?shed=1", headers=headers
+                    ) as response:
+                        assert response.status == 503
+    assert set(answers) == {(503, "3", "overloaded")}
+    assert SHED_SEEN["/api/v1/scan"] < 30  # the rest never left the gateway
+    assert SHED_SEEN["/api/v1/scan/j1/result"] == 10
+    assert SHED_SEEN["/api/v1/users/me"] == 10

@@ -31,8 +31,16 @@ from domains.image.uploads import Uploads
 from eco2 import cache
 from eco2.http import install_error_handlers, require_user
 from eco2.ratelimit import KEY_PREFIX, LimiterUnavailable, Quota, RateLimiter, ValkeyRateLimiter
-from eco2.settings import ChatSettings, ImageSettings, RateRule, Settings, load_settings
+from eco2.settings import (
+    AdmissionSettings,
+    ChatSettings,
+    ImageSettings,
+    RateRule,
+    Settings,
+    load_settings,
+)
 from pipelines.chat.intake import ChatIntake, MessageRequest
+from pipelines.jobs.admission import Admission
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan.intake import ScanIntake, ScanRequest
 from pipelines.scan.machine import Policy
@@ -210,7 +218,7 @@ def _services_app(limiter: RateLimiter) -> FastAPI:
         cast(Any, None),
         jobs,
         Policy(load_rulebook()),
-        quota("scan"),
+        Admission.of("scan", AdmissionSettings(), quota("scan")),
     )
     chat = ChatIntake(
         ChatSettings(),
@@ -219,7 +227,7 @@ def _services_app(limiter: RateLimiter) -> FastAPI:
         cast(Any, None),
         jobs,
         cast(Any, None),
-        quota("chat"),
+        Admission.of("chat", AdmissionSettings(), quota("chat")),
     )
     app = FastAPI()
     install_error_handlers(app)

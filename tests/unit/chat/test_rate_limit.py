@@ -14,6 +14,7 @@ from eco2.http import status_of
 from eco2.ratelimit import MemoryRateLimiter, Quota
 from eco2.settings import ChatSettings, RateRule
 from pipelines.chat.intake import ChatIntake, MessageRequest
+from pipelines.jobs.admission import Admission
 
 RULE = RateRule(limit=1, period_s=3600, burst=2)
 CHAT = str(uuid.uuid4())
@@ -47,7 +48,7 @@ def _intake(store: _Store) -> ChatIntake:
         cast(Any, None),
         cast(Any, jobs),
         cast(Any, None),
-        quota,
+        Admission.of("chat", ChatSettings().admission, quota),
     )
 
 

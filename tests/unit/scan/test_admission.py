@@ -24,7 +24,7 @@ class _BusyJobs:
 
 
 def _service(**scan: Any) -> ScanIntake:
-    settings = load_settings(scan={"max_inflight_jobs": 10, **scan})
+    settings = load_settings(scan={"admission": {"enabled": False, "max_inflight": 10, **scan}})
     # The store and the progress bus are never reached when the request is refused up front.
     jobs = cast(Any, _BusyJobs())
     policy = Policy(load_rulebook())
@@ -55,8 +55,6 @@ async def test_bad_input_is_refused_before_anything_is_stored(
     request_body: dict[str, str], code: str
 ) -> None:
     with pytest.raises(InvalidInput) as refused:
-        await _service(max_inflight_jobs=1000).submit(
-            "user-1", ScanRequest(**request_body), None, None
-        )
+        await _service(max_inflight=1000).submit("user-1", ScanRequest(**request_body), None, None)
     assert refused.value.code == code
     assert refused.value.message

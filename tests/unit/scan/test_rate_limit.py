@@ -13,6 +13,7 @@ from eco2.errors import InvalidInput, Overloaded, RateLimited
 from eco2.http import status_of
 from eco2.ratelimit import MemoryRateLimiter, Quota
 from eco2.settings import RateRule, load_settings
+from pipelines.jobs.admission import Admission
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan.intake import INTERNAL_CALLER, ScanIntake, ScanRequest
 from pipelines.scan.machine import Job, Policy
@@ -51,7 +52,7 @@ class _Jobs:
 
 
 def _intake(store: _Store, jobs: _Jobs | None = None) -> ScanIntake:
-    settings = load_settings(scan={"max_inflight_jobs": 10})
+    settings = load_settings(scan={"admission": {"max_inflight": 10}})
     quota = Quota(MemoryRateLimiter(), "scan", RULE, timeout_s=1)
     return ScanIntake(
         settings,
@@ -59,7 +60,7 @@ def _intake(store: _Store, jobs: _Jobs | None = None) -> ScanIntake:
         cast(Any, None),
         cast(Any, jobs or _Jobs()),
         Policy(load_rulebook()),
-        quota,
+        Admission.of("scan", settings.scan.admission, quota),
     )
 
 

@@ -1,0 +1,181 @@
+"""The in-flight limit learnt from latency, and the intake's two admission checks."""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+
+import pytest
+
+from eco2.errors import Overloaded, RateLimited
+from eco2.ratelimit import MemoryRateLimiter, Quota
+from eco2.settings import AdmissionSettings, RateRule
+from pipelines.jobs.admission import Admission, LatencyLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _limit(**settings: object) -> tuple[LatencyLimit, Clock]:
+    clock = Clock()
+    return LatencyLimit(AdmissionSettings.model_validate(settings), clock=clock), clock
+
+
+def _window(
+    limit: LatencyLimit, clock: Clock, latency_s: float, inflight: int, n: int = 10
+) -> None:
+    """One second in which ``n`` jobs ended after ``latency_s`` with ``inflight`` running."""
+    limit.started(inflight)
+    for i in range(n):
+        clock.now += 1.0 / n + 1e-9
+        limit.finished(latency_s, inflight - 1 if i == n - 1 else inflight)
+
+
+def test_a_fixed_limit_is_the_ceiling_and_never_moves() -> None:
+    limit, clock = _limit(enabled=False, max_inflight=30)
+    for _ in range(20):
+        _window(limit, clock, latency_s=9.0, inflight=30)
+    assert limit.limit == 30
+    assert limit.admits(29)
+    assert not limit.admits(30)
+
+
+def test_the_limit_grows_while_it_holds_the_load_back_and_latency_stays_flat() -> None:
+    limit, clock = _limit(initial_limit=20, growth=0.1, max_inflight=1000)
+    for _ in range(5):
+        _window(limit, clock, latency_s=1.0, inflight=limit.limit)
+    assert limit.limit > 20 * 1.1**4
+    assert limit.baseline_s == pytest.approx(1.0)
+
+
+def test_before_its_first_cut_the_limit_doubles_per_job_time_then_grows_by_growth() -> None:
+    limit, clock = _limit(initial_limit=20, growth=0.1, tolerance=3.0, max_inflight=1000)
+    _window(limit, clock, latency_s=1.0, inflight=20)
+    assert limit.limit == 40
+    _window(limit, clock, latency_s=4.0, inflight=40)
+    assert limit.limit == 30  # 40 × 3 / 4
+    for _ in range(4):  # the jobs ending within one job time of the cut began before it
+        _window(limit, clock, latency_s=1.0, inflight=30)
+    assert limit.limit == 33
+
+
+def test_a_process_that_is_not_full_does_not_grow_its_limit() -> None:
+    limit, clock = _limit(initial_limit=100)
+    for _ in range(10):
+        _window(limit, clock, latency_s=1.0, inflight=10)
+    assert limit.limit == 100
+
+
+def test_latency_past_the_tolerance_shrinks_the_limit_from_what_was_in_flight() -> None:
+    limit, clock = _limit(initial_limit=200, min_limit=16, tolerance=1.5)
+    _window(limit, clock, latency_s=1.0, inflight=100)  # the baseline: 1 s
+    _window(limit, clock, latency_s=3.0, inflight=100)
+    assert limit.limit == 50  # 100 in flight × 1.5 / 3
+    _window(limit, clock, latency_s=3.0, inflight=50)
+    assert limit.limit == 50  # jobs that began before the cut do not cut again
+    for _ in range(60):
+        _window(limit, clock, latency_s=10.0, inflight=limit.limit)
+    assert limit.limit == 16  # never below the floor
+    assert limit.admits(15)
+    assert not limit.admits(16)
+
+
+def test_the_baseline_follows_a_drop_at_once_and_a_rise_only_over_its_horizon() -> None:
+    limit, clock = _limit(baseline_horizon_s=100.0, initial_limit=50)
+    _window(limit, clock, latency_s=2.0, inflight=10)
+    _window(limit, clock, latency_s=1.0, inflight=10)
+    assert limit.baseline_s == pytest.approx(1.0)
+    for _ in range(10):
+        _window(limit, clock, latency_s=3.0, inflight=10)
+    baseline = limit.baseline_s
+    assert baseline is not None
+    assert 1.0 < baseline < 1.3
+    for _ in range(600):  # a slower model for ten minutes becomes the new normal
+        _window(limit, clock, latency_s=3.0, inflight=10)
+    assert limit.baseline_s == pytest.approx(3.0, rel=0.05)
+
+
+def test_a_window_needs_enough_jobs_to_count() -> None:
+    limit, clock = _limit(initial_limit=100, min_samples=5)
+    _window(limit, clock, latency_s=1.0, inflight=80)
+    for _ in range(3):  # three slow jobs in ten seconds say nothing yet
+        clock.now += 3.0
+        limit.finished(30.0, 80)
+    assert limit.limit >= 100
+    assert limit.baseline_s == pytest.approx(1.0)
+
+
+def test_retry_after_is_about_the_time_a_job_takes_within_bounds() -> None:
+    limit, clock = _limit(max_retry_after_s=10.0)
+    assert limit.retry_after_s() == 1.0  # nothing learnt yet
+    _window(limit, clock, latency_s=4.2, inflight=10)
+    assert limit.retry_after_s() == pytest.approx(4.2)
+    _window(limit, clock, latency_s=60.0, inflight=10)
+    assert limit.retry_after_s() == 10.0
+
+
+def test_under_twice_its_capacity_a_simulated_server_keeps_its_latency_and_throughput() -> None:
+    """A server whose jobs wait 2 s on a model, then queue for one CPU doing 20 jobs/s, offered
+    40 jobs/s for two minutes: the limit refuses the excess and keeps the jobs' median time
+    within the tolerance of the unloaded time, at full throughput. Without it the queue (and the
+    time) grows the whole run."""
+    tolerance = 1.5
+    limit, clock = _limit(initial_limit=16, tolerance=tolerance, min_limit=4)
+    model_s, cpu_s, dt = 2.0, 1 / 20, 0.01
+    waiting: deque[tuple[float, float]] = deque()  # (leaves the model at, admitted at)
+    cpu: deque[float] = deque()  # admitted at, in CPU order
+    busy_until, inflight, refused = 0.0, 0, 0
+    done: list[tuple[float, float]] = []  # (ended at, seconds)
+    offered_every = 1 / 40
+    next_offer = 0.0
+    while clock.now < 120.0:
+        clock.now += dt
+        while next_offer <= clock.now:
+            next_offer += offered_every
+            if limit.admits(inflight):
+                inflight += 1
+                limit.started(inflight)
+                waiting.append((clock.now + model_s, clock.now))
+            else:
+                refused += 1
+        while waiting and waiting[0][0] <= clock.now:
+            cpu.append(waiting.popleft()[1])
+        while cpu and busy_until <= clock.now:
+            admitted = cpu.popleft()
+            busy_until = max(busy_until, clock.now - dt) + cpu_s
+            inflight -= 1
+            done.append((busy_until, busy_until - admitted))
+            limit.finished(busy_until - admitted, inflight)
+    late = [seconds for ended, seconds in done if ended > 60.0]
+    unloaded = model_s + cpu_s
+    assert refused > 0.3 * 40 * 120  # about half of what was offered
+    assert statistics.median(late) <= tolerance * 1.2 * unloaded
+    assert len(late) / 60.0 >= 0.95 * 20  # the CPU stayed busy
+
+
+async def test_admission_refuses_past_the_limit_with_retry_after_and_takes_no_quota() -> None:
+    limiter = MemoryRateLimiter()
+    quota = Quota(limiter, "scan", RateRule(limit=60, burst=1), timeout_s=1)
+    admission = Admission.of("scan", AdmissionSettings(enabled=False, max_inflight=5), quota)
+    with pytest.raises(Overloaded) as refused:
+        await admission.admit("user-1", inflight=5)
+    assert not isinstance(refused.value, RateLimited)
+    assert refused.value.retry_after_s >= 1
+    assert "scan" in refused.value.message
+    await admission.admit("user-1", inflight=4)  # the refusal above took none of the burst
+    with pytest.raises(RateLimited):
+        await admission.admit("user-1", inflight=4)
+
+
+async def test_an_internal_caller_is_bounded_by_the_in_flight_limit_only() -> None:
+    quota = Quota(MemoryRateLimiter(), "scan", RateRule(limit=60, burst=1), timeout_s=1)
+    admission = Admission.of("scan", AdmissionSettings(enabled=False, max_inflight=5), quota)
+    for _ in range(3):
+        await admission.admit(None, inflight=0)
+    with pytest.raises(Overloaded):
+        await admission.admit(None, inflight=5)
