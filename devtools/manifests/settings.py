@@ -3,31 +3,11 @@ values must parse (:mod:`eco2.settings`)."""
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from eco2.settings import Settings
+from eco2.settings import Settings, settings_of
 
 SETTINGS_PREFIX = "ECO2_"
-
-
-class _EnvFileOnly(Settings):
-    """The settings read from a dotenv file only (never from this process's environment)."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, dotenv_settings)
 
 
 def settings_problems(env: dict[str, str], *, whole: bool = False) -> list[str]:
@@ -44,22 +24,17 @@ def settings_problems(env: dict[str, str], *, whole: bool = False) -> list[str]:
     )
     if not ours:
         return problems
-    with tempfile.TemporaryDirectory() as tmp:
-        env_file = Path(tmp) / "manifest.env"
-        env_file.write_text(
-            "".join(f"{k}={json.dumps(v, ensure_ascii=False)}\n" for k, v in ours.items())
-        )
-        try:
-            _EnvFileOnly(_env_file=env_file)
-        except ValidationError as exc:
-            for err in exc.errors():
-                if not err["loc"]:
-                    if whole:
-                        problems.append(str(err["msg"]).removeprefix("Value error, "))
-                    continue
-                if not whole:
-                    key = SETTINGS_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
-                    problems.append(f"{key}: {err['msg']}")
+    try:
+        settings_of(ours)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if not err["loc"]:
+                if whole:
+                    problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            if not whole:
+                key = SETTINGS_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+                problems.append(f"{key}: {err['msg']}")
     return problems
 
 
