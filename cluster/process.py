@@ -179,3 +179,19 @@ def log_tail(path: Path | str | None, lines: int = 20) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) ``pid`` and its live descendants have used so far; ``None``
+    when ``pid`` is gone. A descendant that exits meanwhile is left out."""
+    total = 0.0
+    procs = tree(pid)
+    if not procs:
+        return None
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total

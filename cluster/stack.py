@@ -309,7 +309,9 @@ class Stack:
             return f"process exited with code {code}"
         if watch is None:
             return None
-        return watch.checked(m.component.name, m.component.health(m.ctx))
+        reason = m.component.health(m.ctx)
+        cpu_s = None if reason is None else process.cpu_seconds(m.popen.pid)  # only when asked
+        return watch.checked(m.component.name, reason, cpu_s)
 
     def _heal(self, m: _Member, reason: str, stop: threading.Event) -> None:
         """Restart ``m`` with backoff until it is healthy or its budget is spent; when it says

@@ -190,6 +190,9 @@ class SupervisorSettings(BaseModel):
     unhealthy_after: int = Field(default=3, ge=1)
     """Consecutive failed health checks (while everything it needs is healthy) after which a
     component that still runs counts as hung and is restarted."""
+    busy_unhealthy_after: int = Field(default=12, ge=1)
+    """The same for a component that kept using the CPU between its failed checks: busy (its
+    checks answer late under load), restarted only when this goes on (a spinning loop)."""
     backoff_s: float = Field(default=1.0, gt=0)
     """Wait before a component's first restart; doubled for each further one in the window."""
     backoff_max_s: float = Field(default=30.0, gt=0)

@@ -47,6 +47,34 @@ def test_a_component_counts_as_hung_only_after_consecutive_failed_checks() -> No
     assert watch.checked("api", "no answer") is None
 
 
+def test_a_busy_component_failing_its_checks_gets_longer_before_it_counts_as_hung() -> None:
+    """Busy: its processes used the CPU between its failed checks (starved, answering late);
+    idle: they did not (stopped, deadlocked). A spinning loop is still caught, later."""
+    policy = SupervisorSettings(unhealthy_after=3, busy_unhealthy_after=6)
+    watch = Watch(policy, {"streams": set()})
+    cpu = 10.0
+    for _ in range(5):
+        cpu += 1.0
+        assert watch.checked("streams", "ReadTimeout", cpu) is None
+    reason = watch.checked("streams", "ReadTimeout", cpu + 1.0)
+    assert reason is not None
+    assert "6 checks" in reason
+    assert "busy" in reason
+
+    watch.forget("streams")
+    frozen = [watch.checked("streams", "ReadTimeout", 42.0) for _ in range(3)]
+    assert frozen[:2] == [None, None]
+    assert frozen[2] is not None
+    assert "idle" in frozen[2]
+
+
+def test_cpu_time_that_cannot_be_read_counts_as_idle() -> None:
+    watch = Watch(POLICY, {"api": set()})
+    assert watch.checked("api", "timeout", 1.0) is None
+    assert watch.checked("api", "timeout", None) is None
+    assert watch.checked("api", "timeout", None) is not None
+
+
 def test_a_component_waits_while_anything_it_needs_is_failing_or_being_healed() -> None:
     needs = requirements(
         [_part("db"), _part("broker"), _part("domains", "db"), _part("gateway", "domains")]
