@@ -72,6 +72,10 @@ class _ModelStage:
         """The model endpoint answers (``GET /models``, no tokens spent)."""
         await self._client.ping()
 
+    async def __del__(self) -> None:
+        """Serve stops the replica: its connections are closed, not left to the collector."""
+        await self._client.close()
+
 
 @serve.deployment(name="VisionStage", **STAGE_OPTIONS)
 class VisionStage(_ModelStage):
@@ -112,6 +116,10 @@ class VisionStage(_ModelStage):
             traceparent=traceparent,
         )
         return result.model_dump(mode="json"), elapsed_ms
+
+    async def __del__(self) -> None:
+        await self._fetcher.close()
+        await super().__del__()
 
 
 @serve.deployment(name="AnswerStage", **STAGE_OPTIONS)

@@ -76,3 +76,20 @@ async def test_an_image_refused_at_fetch_fails_the_stage_before_any_model_call(
 
     assert (refused.value.retriable, refused.value.kind) == (False, "image")
     assert model.messages == []
+
+
+async def test_stopping_the_replica_closes_the_image_pool_and_the_model_client() -> None:
+    settings = Settings.model_validate({"model": {"base_url": "http://127.0.0.1:9/v1"}})
+    built = cast(Any, VisionStage).func_or_class(settings, vision_catalog())
+    closed: list[str] = []
+
+    class _Closes:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def close(self) -> None:
+            closed.append(self.name)
+
+    built._fetcher, built._client = _Closes("images"), _Closes("model")
+    await built.__del__()
+    assert closed == ["images", "model"]
