@@ -238,7 +238,9 @@ class AdmissionSettings(BaseModel):
     """Learn the limit from the jobs' latency; ``False``: ``max_inflight`` only."""
     max_inflight: int = Field(default=4000, ge=1)
     """The ceiling, learnt or not: past it a submit gets 429 with ``Retry-After``."""
-    initial_limit: int = Field(default=256, ge=1)
+    initial_limit: int | None = Field(default=None, ge=1)
+    """Where the learnt limit starts (``None``: at ``max_inflight``, refusing nothing before
+    the jobs' latency shows an overload)."""
     min_limit: int = Field(default=16, ge=1)
     """The limit never shrinks below this: a slow model at low load refuses no one."""
     tolerance: float = Field(default=2.0, gt=1)
@@ -251,8 +253,9 @@ class AdmissionSettings(BaseModel):
     window_s: float = Field(default=1.0, gt=0)
     min_samples: int = Field(default=5, ge=1)
     """Jobs that must end in a window before it counts."""
-    baseline_horizon_s: float = Field(default=600.0, gt=0)
-    """A lasting rise of the jobs' latency becomes the new baseline over about this long."""
+    baseline_horizon_s: float = Field(default=120.0, gt=0)
+    """A lasting rise of the jobs' latency becomes the new baseline over about this long (ten
+    times as long while the limit holds load back: then it is mostly queueing)."""
     max_retry_after_s: float = Field(default=10.0, ge=1)
 
 

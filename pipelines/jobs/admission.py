@@ -15,11 +15,14 @@ and both leaving nothing changed:
 (Vegas/Gradient2): each window it compares the median time the jobs that ended took (short) with
 a baseline (long). Above ``tolerance`` × baseline the limit shrinks in proportion, from what was
 really in flight, once per job time (the jobs ending just after a cut began before it); while
-the limit is what holds the load back and latency is within tolerance, it doubles per job time
-until the first cut (TCP's slow start: a job may take seconds of model time, so the limit must
-reach hundreds quickly), then grows by ``growth`` per job time. The baseline follows a drop at
-once and a rise only over ``baseline_horizon_s`` (a slower model is learnt in minutes, an
-overload is not mistaken for it within a run). ``enabled=False`` keeps the fixed ceiling only.
+the limit is what holds the load back and latency is within tolerance, it grows by ``growth``
+per job time — or doubles per job time (TCP's slow start) until its first cut and again once it
+has held nothing back for ``SLOW_START_AFTER_S``: a job may take seconds of model time, so after
+an overload the limit must reach hundreds again quickly. It starts at the ceiling: nothing is
+refused before the jobs' latency says the stack is overloaded. The baseline follows a drop at
+once and a rise only over ``baseline_horizon_s``, ten times that while the limit holds load
+back (a slower model is learnt in minutes, an overload's queueing is not mistaken for it).
+``enabled=False`` keeps the fixed ceiling only.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from eco2.ratelimit import Quota
 from eco2.settings import AdmissionSettings
 from serve import metrics
 
+SLOW_START_AFTER_S = 30.0
+"""After this long without the limit holding load back, it doubles per job time again."""
+
 
 class LatencyLimit:
     """How many jobs one process may run at once; ``finished`` feeds it, ``limit`` reads it."""
@@ -42,8 +48,9 @@ class LatencyLimit:
         self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._s, self._clock = settings, clock
-        start = min(settings.initial_limit, settings.max_inflight)
-        self._limit = float(start if settings.enabled else settings.max_inflight)
+        start = settings.initial_limit or settings.max_inflight
+        ceiling = settings.max_inflight
+        self._limit = float(min(start, ceiling) if settings.enabled else ceiling)
         self._baseline: float | None = None
         self._last_short: float | None = None
         self._samples: list[float] = []
@@ -51,6 +58,7 @@ class LatencyLimit:
         self._window_started = clock()
         self._settled_at = 0.0
         self._slow_start = True
+        self._bound_at = clock()
 
     @property
     def limit(self) -> int:
@@ -89,6 +97,7 @@ class LatencyLimit:
         short = statistics.median(self._samples)
         baseline = short if self._baseline is None else self._baseline
         ratio = short / baseline if baseline > 0 else 1.0
+        binding = self._peak >= 0.8 * self._limit  # the limit is what holds the load back
         if now < self._settled_at:
             pass  # the jobs ending now began before the last cut: they say nothing of it
         elif ratio > s.tolerance:
@@ -96,16 +105,20 @@ class LatencyLimit:
             self._limit = held * max(0.5, s.tolerance / ratio)
             self._settled_at = now + short
             self._slow_start = False
-        elif self._peak >= 0.8 * self._limit:
-            # Doubles per job time until the first cut (slow start), then ``growth`` per job time.
+        elif binding:
             per_job = min(1.0, (now - self._window_started) / short) if short > 0 else 1.0
             rate = 1.0 if self._slow_start else s.growth
             self._limit += max(1.0, rate * self._limit * per_job)
+        if binding:
+            self._bound_at = now
+        elif now - self._bound_at >= SLOW_START_AFTER_S:
+            self._slow_start = True
         self._limit = min(float(s.max_inflight), max(float(s.min_limit), self._limit))
         if short < baseline:
             self._baseline = short
-        else:
-            rise = min(1.0, (now - self._window_started) / s.baseline_horizon_s)
+        else:  # a rise while the limit held load back is mostly queueing: learnt far slower
+            horizon = s.baseline_horizon_s * (10 if binding else 1)
+            rise = min(1.0, (now - self._window_started) / horizon)
             self._baseline = baseline + rise * (short - baseline)
         self._last_short = short
         self._samples.clear()

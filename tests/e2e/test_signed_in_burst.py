@@ -1,6 +1,8 @@
 """The moment ``eco2 up`` returns, a burst of users who each sign in, submit a scan and follow
 its stream through the gateway (cookies only, as the web client does) all get through: the
-sign-in check is ready when the stack says it is, and stays so under the burst."""
+sign-in check is ready when the stack says it is, and stays so under the burst. The only 503 a
+user may see is the stack shedding the burst's excess (``overloaded``, with ``Retry-After``,
+which the user waits out before sending the scan again) — never a part that is not ready."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from tests.conftest import StackUrls
 
 pytestmark = [pytest.mark.e2e, pytest.mark.first_on_stack]
 USERS = 300
+SUBMITS = 10
+"""Tries per user: the first, then after each ``Retry-After`` of a shed submit."""
 
 
 async def _user(session: aiohttp.ClientSession, api: str, key: str, seen: Counter[str]) -> bool:
@@ -27,11 +31,22 @@ async def _user(session: aiohttp.ClientSession, api: str, key: str, seen: Counte
             return False
         cookie = {"Cookie": f"s_access={(await login.json())['access_token']}"}
     body = {"image_url": "https://cdn.eco2.local/scan/clear-pet-bottle-nolabel-empty.jpg"}
-    async with session.post(f"{api}/api/v1/scan", json=body, headers=cookie) as submit:
-        seen[f"submit {submit.status}"] += 1
-        if submit.status != 202:
-            return False
-        stream_url = (await submit.json())["stream_url"]
+    for _ in range(SUBMITS):
+        async with session.post(f"{api}/api/v1/scan", json=body, headers=cookie) as submit:
+            answer = await submit.json()
+            wait_s = submit.headers.get("Retry-After")
+            if submit.status == 503 and answer["error"]["code"] == "overloaded" and wait_s:
+                seen["submit shed"] += 1
+                await asyncio.sleep(float(wait_s))
+                continue
+            seen[f"submit {submit.status}"] += 1
+            if submit.status != 202:
+                return False
+            stream_url = answer["stream_url"]
+            break
+    else:
+        seen["submit shed every time"] += 1
+        return False
     async with session.get(f"{api}{stream_url}", headers=cookie) as stream:
         seen[f"events {stream.status}"] += 1
         if stream.status != 200:
@@ -45,7 +60,7 @@ async def _user(session: aiohttp.ClientSession, api: str, key: str, seen: Counte
     return False
 
 
-async def test_300_signed_in_users_right_after_up_see_no_503_and_every_scan_finishes(
+async def test_300_signed_in_users_right_after_up_are_served_or_shed_and_every_scan_finishes(
     stack: StackUrls,
 ) -> None:
     assert stack.api_url is not None

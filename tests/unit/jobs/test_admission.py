@@ -10,7 +10,7 @@ import pytest
 from eco2.errors import Overloaded, RateLimited
 from eco2.ratelimit import MemoryRateLimiter, Quota
 from eco2.settings import AdmissionSettings, RateRule
-from pipelines.jobs.admission import Admission, LatencyLimit
+from pipelines.jobs.admission import SLOW_START_AFTER_S, Admission, LatencyLimit
 
 
 class Clock:
@@ -53,7 +53,7 @@ def test_the_limit_grows_while_it_holds_the_load_back_and_latency_stays_flat() -
     assert limit.baseline_s == pytest.approx(1.0)
 
 
-def test_before_its_first_cut_the_limit_doubles_per_job_time_then_grows_by_growth() -> None:
+def test_the_limit_doubles_per_job_time_until_a_cut_then_grows_by_growth() -> None:
     limit, clock = _limit(initial_limit=20, growth=0.1, tolerance=3.0, max_inflight=1000)
     _window(limit, clock, latency_s=1.0, inflight=20)
     assert limit.limit == 40
@@ -61,7 +61,19 @@ def test_before_its_first_cut_the_limit_doubles_per_job_time_then_grows_by_growt
     assert limit.limit == 30  # 40 × 3 / 4
     for _ in range(4):  # the jobs ending within one job time of the cut began before it
         _window(limit, clock, latency_s=1.0, inflight=30)
-    assert limit.limit == 33
+    assert limit.limit == 33  # 10 % per job time
+    for _ in range(int(SLOW_START_AFTER_S) + 1):  # then a quiet spell: nothing held back
+        _window(limit, clock, latency_s=1.0, inflight=5)
+    before = limit.limit
+    _window(limit, clock, latency_s=1.0, inflight=before)
+    assert limit.limit == 2 * before  # doubling again
+
+
+def test_it_starts_at_the_ceiling_and_refuses_nothing_before_latency_says_so() -> None:
+    limit, _ = _limit(max_inflight=500)
+    assert limit.limit == 500
+    disabled, _ = _limit(enabled=False, initial_limit=5, max_inflight=500)
+    assert disabled.limit == 500
 
 
 def test_a_process_that_is_not_full_does_not_grow_its_limit() -> None:
