@@ -238,9 +238,9 @@ class AdmissionSettings(BaseModel):
     """Learn the limit from the jobs' latency; ``False``: ``max_inflight`` only."""
     max_inflight: int = Field(default=4000, ge=1)
     """The ceiling, learnt or not: past it a submit gets 429 with ``Retry-After``."""
-    initial_limit: int | None = Field(default=None, ge=1)
+    initial_limit: int | None = Field(default=256, ge=1)
     """Where the learnt limit starts (``None``: at ``max_inflight``, refusing nothing before
-    the jobs' latency shows an overload)."""
+    the jobs' latency shows an overload, which lets a sudden overload's first seconds in)."""
     min_limit: int = Field(default=16, ge=1)
     """The limit never shrinks below this: a slow model at low load refuses no one."""
     tolerance: float = Field(default=2.0, gt=1)

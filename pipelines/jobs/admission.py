@@ -18,10 +18,10 @@ really in flight, once per job time (the jobs ending just after a cut began befo
 the limit is what holds the load back and latency is within tolerance, it grows by ``growth``
 per job time — or doubles per job time (TCP's slow start) until its first cut and again once it
 has held nothing back for ``SLOW_START_AFTER_S``: a job may take seconds of model time, so after
-an overload the limit must reach hundreds again quickly. It starts at the ceiling: nothing is
-refused before the jobs' latency says the stack is overloaded. The baseline follows a drop at
-once and a rise only over ``baseline_horizon_s``, ten times that while the limit holds load
-back (a slower model is learnt in minutes, an overload's queueing is not mistaken for it).
+an overload the limit must reach hundreds again quickly. It starts at ``initial_limit``. The
+baseline follows a drop at once and a rise only over ``baseline_horizon_s``, ten times that
+while the limit holds load back (a slower model is learnt in minutes, an overload's queueing is
+not mistaken for it).
 ``enabled=False`` keeps the fixed ceiling only.
 """
 

@@ -69,9 +69,13 @@ def test_the_limit_doubles_per_job_time_until_a_cut_then_grows_by_growth() -> No
     assert limit.limit == 2 * before  # doubling again
 
 
-def test_it_starts_at_the_ceiling_and_refuses_nothing_before_latency_says_so() -> None:
-    limit, _ = _limit(max_inflight=500)
+def test_it_starts_where_it_is_told_within_the_ceiling() -> None:
+    limit, _ = _limit(initial_limit=None, max_inflight=500)
     assert limit.limit == 500
+    limit, _ = _limit(initial_limit=600, max_inflight=500)
+    assert limit.limit == 500
+    limit, _ = _limit(initial_limit=100, max_inflight=500)
+    assert limit.limit == 100
     disabled, _ = _limit(enabled=False, initial_limit=5, max_inflight=500)
     assert disabled.limit == 500
 
