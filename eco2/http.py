@@ -54,7 +54,7 @@ _STATUS: tuple[tuple[type[Eco2Error], int], ...] = (
 load (:class:`~eco2.errors.Overloaded`, anyone's request) 503, both with ``Retry-After``."""
 
 
-_STORE_UNREACHABLE: tuple[type[Exception], ...] = (
+STORE_UNREACHABLE: tuple[type[Exception], ...] = (
     ConnectionError,  # refused, reset: the server is down or restarting
     asyncpg.PostgresConnectionError,  # a pooled connection died mid-request
     asyncpg.InterfaceError,  # "connection is closed"
@@ -149,7 +149,7 @@ def install_error_handlers(app: FastAPI, *, example_body: str | None = None) -> 
         app.add_exception_handler(kind, unstorable_text)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.add_exception_handler(HTTPException, http_error)
-    for kind in _STORE_UNREACHABLE:
+    for kind in STORE_UNREACHABLE:
         app.add_exception_handler(kind, store_unreachable)
     _document_errors(app)
 

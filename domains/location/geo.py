@@ -4,7 +4,8 @@
 :meth:`~domains.location.repository.SiteRepository.fingerprint` of the table it was built
 from. A rebuild writes a fresh temporary key and swaps it in with ``RENAME`` together with the
 fingerprint (one ``MULTI``), so readers never see half an index and concurrent rebuilders
-converge on the same content. Valkey errors become :class:`eco2.errors.Unavailable`.
+converge on the same content. A Valkey that cannot be reached becomes
+:class:`eco2.errors.Unavailable`; an error in a command is a bug and stays one.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from domains.location.model import haversine_m
 from eco2.errors import Unavailable
+from eco2.http import STORE_UNREACHABLE
+
+_UNREACHABLE: tuple[type[Exception], ...] = (OSError, *STORE_UNREACHABLE)
 
 GEO_KEY = "location:geo"
 MAX_GEO_LATITUDE = 85.05112878
@@ -36,7 +39,7 @@ class GeoIndex:
     async def _call(self, command: str, *args: Any) -> Any:
         try:
             return await self._client.execute_command(command, *args)  # type: ignore[no-untyped-call]
-        except (RedisError, OSError) as exc:
+        except _UNREACHABLE as exc:
             raise Unavailable(f"the location index (Valkey) failed; retry shortly ({exc})") from exc
 
     async def is_current(self, fingerprint: str, size: int) -> bool:
@@ -70,7 +73,7 @@ class GeoIndex:
                     tx.rename(staging, self.key)
                 tx.set(self.fingerprint_key, fingerprint)
                 await tx.execute()
-        except (RedisError, OSError) as exc:
+        except _UNREACHABLE as exc:
             raise Unavailable(f"the location index (Valkey) failed; retry shortly ({exc})") from exc
 
     async def exists(self) -> bool:

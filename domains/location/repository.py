@@ -4,7 +4,8 @@ The dataset is loaded once: :meth:`SiteRepository.ensure_loaded` inserts the gen
 only into an empty table, under a transaction-scoped advisory lock, so any number of concurrent
 starters load it exactly once. Reads push the model's filters down into SQL (same semantics as
 :meth:`domains.location.model.CategoryFilter.matches` and :func:`~domains.location.model.
-matches_terms`). Driver errors become :class:`eco2.errors.Unavailable` (retriable).
+matches_terms`). A database that cannot be reached becomes :class:`eco2.errors.Unavailable`
+(retriable); any other driver error is a bug and stays one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from domains.location.model import (
     StoreCategory,
 )
 from eco2.errors import Unavailable
+from eco2.http import STORE_UNREACHABLE
+
+_UNREACHABLE: tuple[type[Exception], ...] = (OSError, *STORE_UNREACHABLE)
 
 _LOAD_LOCK = 0x10CA7E
 """Advisory lock id of the dataset load (per database, so only location starters share it)."""
@@ -95,7 +99,7 @@ class SiteRepository:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _UNREACHABLE as exc:  # a query or data error stays a 500
             raise Unavailable(f"the location database failed; retry shortly ({exc})") from exc
 
     async def ensure_loaded(self, dataset: Callable[[], Sequence[Site]]) -> int:
