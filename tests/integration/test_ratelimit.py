@@ -173,7 +173,14 @@ async def test_an_unreachable_valkey_fails_open() -> None:
 # --- through the gateway: 429, Retry-After and the error body reach the client ---------------
 
 KEY = KeyPair()
-TOKEN = sign(KEY, claims(sub="alice", provider="dev"))
+
+
+def _token() -> str:
+    """Signed when a test runs: a module-level token (15 min) expired in a CI run whose e2e
+    tests and one slow test took longer than that before these ran."""
+    return sign(KEY, claims(sub="alice", provider="dev"))
+
+
 RULE = RateRule(limit=1, period_s=3600, burst=2)
 
 
@@ -299,7 +306,7 @@ async def test_the_refusal_reaches_the_client_as_429_with_retry_after(
     gateway: str, action: str
 ) -> None:
     path, body, accepted = SUBMITS[action]
-    headers = {"Authorization": f"Bearer {TOKEN}", "X-Test-User": uuid.uuid4().hex}
+    headers = {"Authorization": f"Bearer {_token()}", "X-Test-User": uuid.uuid4().hex}
     statuses = []
     async with aiohttp.ClientSession() as session:
         for _ in range(RULE.burst + 1):
