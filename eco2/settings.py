@@ -237,7 +237,7 @@ class AdmissionSettings(BaseModel):
     enabled: bool = True
     """Learn the limit from the jobs' latency; ``False``: ``max_inflight`` only."""
     max_inflight: int = Field(default=4000, ge=1)
-    """The ceiling, learnt or not: past it a submit gets 429 with ``Retry-After``."""
+    """The ceiling, learnt or not: past it a submit gets 503 with ``Retry-After``."""
     initial_limit: int | None = Field(default=256, ge=1)
     """Where the learnt limit starts (``None``: at ``max_inflight``, refusing nothing before
     the jobs' latency shows an overload, which lets a sudden overload's first seconds in)."""
@@ -249,7 +249,8 @@ class AdmissionSettings(BaseModel):
     closer to the baseline but also refuses users of a closed loop at capacity, who gain
     nothing from it (docs/reliability.md, "Overload", has both measured)."""
     growth: float = Field(default=0.1, gt=0)
-    """The share the limit grows by per window while it is what holds the load back."""
+    """The share the limit grows by per job time while it is what holds the load back (after
+    its first cut; before, it doubles)."""
     window_s: float = Field(default=1.0, gt=0)
     min_samples: int = Field(default=5, ge=1)
     """Jobs that must end in a window before it counts."""

@@ -17,10 +17,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from domains.location.model import haversine_m
+from domains.location.repository import UNREACHABLE
 from eco2.errors import Unavailable
-from eco2.http import STORE_UNREACHABLE
-
-_UNREACHABLE: tuple[type[Exception], ...] = (OSError, *STORE_UNREACHABLE)
 
 GEO_KEY = "location:geo"
 MAX_GEO_LATITUDE = 85.05112878
@@ -39,7 +37,7 @@ class GeoIndex:
     async def _call(self, command: str, *args: Any) -> Any:
         try:
             return await self._client.execute_command(command, *args)  # type: ignore[no-untyped-call]
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise Unavailable(f"the location index (Valkey) failed; retry shortly ({exc})") from exc
 
     async def is_current(self, fingerprint: str, size: int) -> bool:
@@ -73,7 +71,7 @@ class GeoIndex:
                     tx.rename(staging, self.key)
                 tx.set(self.fingerprint_key, fingerprint)
                 await tx.execute()
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             raise Unavailable(f"the location index (Valkey) failed; retry shortly ({exc})") from exc
 
     async def exists(self) -> bool:

@@ -27,7 +27,8 @@ from domains.location.model import (
 from eco2.errors import Unavailable
 from eco2.http import STORE_UNREACHABLE
 
-_UNREACHABLE: tuple[type[Exception], ...] = (OSError, *STORE_UNREACHABLE)
+UNREACHABLE: tuple[type[Exception], ...] = (OSError, *STORE_UNREACHABLE)
+"""A store (this database, or the Valkey GEO index) that cannot be reached: retry shortly."""
 
 _LOAD_LOCK = 0x10CA7E
 """Advisory lock id of the dataset load (per database, so only location starters share it)."""
@@ -99,7 +100,7 @@ class SiteRepository:
         try:
             async with self._pool.acquire() as conn:
                 yield conn
-        except _UNREACHABLE as exc:  # a query or data error stays a 500
+        except UNREACHABLE as exc:  # a query or data error stays a 500
             raise Unavailable(f"the location database failed; retry shortly ({exc})") from exc
 
     async def ensure_loaded(self, dataset: Callable[[], Sequence[Site]]) -> int:

@@ -1,15 +1,15 @@
 """Admission: whether an intake takes on one more job, before anything is stored.
 
-Two checks, in this order, both :class:`~eco2.errors.Overloaded` (a 429 with ``Retry-After``)
-and both leaving nothing changed:
+Two checks, in this order, both leaving nothing changed and both answered with ``Retry-After``:
 
 1. **this process's in-flight limit** (:class:`LatencyLimit`): how many jobs it runs at once,
-   learnt from how long its jobs take. Offered more than the stack completes, every process
-   would queue the excess on the same cores and every job would slow down; instead the limit
-   keeps the jobs' latency near what it is at capacity and refuses the rest at once, which a
-   client retries after ``Retry-After``;
+   learnt from how long its jobs take (:class:`~eco2.errors.Overloaded`, a 503). Offered more
+   than the stack completes, every process would queue the excess on the same cores and every
+   job would slow down; instead the limit keeps the jobs' latency near what it is at capacity
+   and refuses the rest at once, which a client retries after ``Retry-After``;
 2. **the caller's own limit** (:class:`~eco2.ratelimit.Quota`, shared by every replica in
-   Valkey): fairness and model cost. A refusal by the first never counts against the second.
+   Valkey; :class:`~eco2.errors.RateLimited`, a 429): fairness and model cost. A refusal by
+   the first never counts against the second.
 
 :class:`LatencyLimit` is a gradient limit in the manner of Netflix's ``concurrency-limits``
 (Vegas/Gradient2): each window it compares the median time the jobs that ended took (short) with
@@ -21,8 +21,7 @@ has held nothing back for ``SLOW_START_AFTER_S``: a job may take seconds of mode
 an overload the limit must reach hundreds again quickly. It starts at ``initial_limit``. The
 baseline follows a drop at once and a rise only over ``baseline_horizon_s``, ten times that
 while the limit holds load back (a slower model is learnt in minutes, an overload's queueing is
-not mistaken for it).
-``enabled=False`` keeps the fixed ceiling only.
+not mistaken for it). ``enabled=False`` keeps the fixed ceiling only.
 """
 
 from __future__ import annotations
