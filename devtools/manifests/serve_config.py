@@ -87,7 +87,39 @@ def _application_problems(app: dict[str, Any], offers: Offers) -> list[str]:
     built, problem = _build(import_path, target, app.get("args"), str(app.get("name")))
     if problem is not None:
         return [problem]
-    return deployment_problems(built, app.get("deployments") or [], offers)
+    return _policy_problems(app.get("autoscaling_policy"), set(built)) + deployment_problems(
+        built, app.get("deployments") or [], offers
+    )
+
+
+def _policy_problems(policy: Any, deployments: set[str]) -> list[str]:
+    """An application-level autoscaling policy imports and constructs from its kwargs (Serve
+    would only find out in the controller, after the deploy), and a
+    :class:`serve.autoscaling.PipelineAutoscaler` feeds only deployments the application has."""
+    if policy is None:
+        return []
+    from serve.autoscaling import PipelineAutoscaler
+
+    path = policy.get("policy_function") if isinstance(policy, dict) else None
+    if not isinstance(path, str):
+        return ["autoscaling_policy.policy_function is missing"]
+    module_name, _, attr = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        return [f"autoscaling_policy {path!r} does not import: {exc!r}"]
+    kwargs = policy.get("policy_kwargs") or {}
+    if not inspect.isclass(factory):
+        return []
+    try:
+        built = factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        return [f"autoscaling_policy {path!r} refuses its policy_kwargs: {exc}"]
+    if not isinstance(built, PipelineAutoscaler):
+        return []
+    named = set(built.feeds) | {name for downs in built.feeds.values() for name in downs}
+    unknown = sorted(named - deployments)
+    return [f"autoscaling_policy feeds name no deployment of the application: {', '.join(unknown)}"] if unknown else []
 
 
 def _build(

@@ -164,6 +164,22 @@ def test_serve_config_problems(tmp_path: Path) -> None:
     _one(problems, "'gpu_worker'", "never schedule")
 
 
+def test_an_autoscaling_policy_that_cannot_run_is_named(tmp_path: Path) -> None:
+    def change(config: dict[str, Any]) -> None:
+        scan, chat = config["applications"]
+        scan["autoscaling_policy"]["policy_kwargs"]["feeds"] = {"VisionStage": ["AnswerStag"]}
+        chat["autoscaling_policy"]["policy_kwargs"]["lead_s"] = -1
+
+    problems = _broken(tmp_path, _change_serve(change))
+    _one(problems, "(scan)", "feeds name no deployment", "AnswerStag")
+    _one(problems, "(chat)", "refuses its policy_kwargs", "lead_s")
+
+    def unknown(config: dict[str, Any]) -> None:
+        config["applications"][0]["autoscaling_policy"]["policy_function"] = "serve.nope:Policy"
+
+    _one(_broken(tmp_path, _change_serve(unknown)), "'serve.nope:Policy' does not import")
+
+
 def test_invalid_serve_config_is_reported(tmp_path: Path) -> None:
     def change(config: dict[str, Any]) -> None:
         config["applications"][0]["deployments"][1]["max_ongoing_requests"] = -1
