@@ -95,6 +95,10 @@ class PipelineAutoscaler:
                 decisions[deployment] = ctx.target_num_replicas
                 continue
             wanted = max([load[name], *(load[up] for up in self.upstreams(name) if up in load)])
-            decisions[deployment] = wanted / ctx.config.get_target_ongoing_requests()
+            config = ctx.config
+            if config is None:  # Serve always passes the deployment's config; its type allows None
+                decisions[deployment] = ctx.target_num_replicas
+                continue
+            decisions[deployment] = wanted / config.get_target_ongoing_requests()
         # Serve keeps its own delay bookkeeping beside whatever a policy returns here.
         return decisions, {deployment: {} for deployment in contexts}

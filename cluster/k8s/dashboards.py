@@ -71,10 +71,16 @@ DASHBOARDS: dict[str, tuple[str, tuple[Panel, ...]]] = {
                 "{{kind}} {{direction}}",
             ),
             Panel(
-                "Submits refused (429)",
-                _rate_by("ray_eco2_admission_rejected_total", "pipeline"),
+                "Submits refused (503 in-flight limit, 429 per-user limit)",
+                _rate_by("ray_eco2_admission_rejected_total", "pipeline, reason"),
                 "reqps",
-                "{{pipeline}}",
+                "{{pipeline}} {{reason}}",
+            ),
+            Panel(
+                "In-flight limit learnt per ingress replica, and its peak in flight",
+                "ray_eco2_admission_inflight_limit or ray_eco2_admission_inflight_peak",
+                "short",
+                "{{__name__}} {{pipeline}} {{WorkerId}}",
             ),
             Panel(
                 "Open job streams",

@@ -119,7 +119,11 @@ def _policy_problems(policy: Any, deployments: set[str]) -> list[str]:
         return []
     named = set(built.feeds) | {name for downs in built.feeds.values() for name in downs}
     unknown = sorted(named - deployments)
-    return [f"autoscaling_policy feeds name no deployment of the application: {', '.join(unknown)}"] if unknown else []
+    return (
+        [f"autoscaling_policy feeds name no deployment of the application: {', '.join(unknown)}"]
+        if unknown
+        else []
+    )
 
 
 def _build(

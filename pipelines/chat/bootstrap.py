@@ -71,7 +71,7 @@ async def open_pipeline(
     intents = IntentCache(inputs_client, settings.chat.intent_cache_s)
     stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s, intents)
     runner = ChatRunner(store, stages, progress, tools, inputs, settings.chat)
-    limit = LatencyLimit(settings.chat.admission)
+    limit = LatencyLimit(settings.chat.admission, pipeline=KIND)
     jobs = JobTasks(
         store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND, limit=limit
     )

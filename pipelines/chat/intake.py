@@ -20,9 +20,7 @@ from domains.chat.model import checked_location, checked_message
 from eco2 import telemetry, url_guard
 from eco2.errors import (
     Conflict,
-    InvalidInput,
     NotFound,
-    Overloaded,
     Unprocessable,
 )
 from eco2.settings import ChatSettings
@@ -30,12 +28,10 @@ from pipelines.chat import views
 from pipelines.chat.inputs import Inputs
 from pipelines.chat.machine import KIND, ChatJob
 from pipelines.chat.store import ChatStore, fetch_job, location_of
-from pipelines.jobs.admission import Admission
+from pipelines.jobs.admission import Admission, check_idempotency_key
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.streams import job_key, not_yours
 from pipelines.jobs.tasks import JobTasks
-
-IDEMPOTENCY_KEY_MAX = 128
 
 
 class UserLocation(BaseModel):
@@ -98,20 +94,15 @@ class ChatIntake:
             location = {"latitude": where.latitude, "longitude": where.longitude}
         if body.image_url is not None:
             await url_guard.check(body.image_url, self._hosts)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
-            raise InvalidInput(
-                f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
-                code="bad_idempotency_key",
-            )
+        check_idempotency_key(idempotency_key)
         chat_key = _chat_key(chat_id)
-        try:
-            await self._admission.admit(user_id, self._jobs.inflight)
-        except Overloaded:
-            # An accepted message posted again (its 202 was lost) gets its job back, refusal or
-            # not: only the refusal path pays for the look-up.
-            replayed = idempotency_key and await self._store.by_key(user_id, idempotency_key)
-            if not replayed:
-                raise
+        replayed = await self._admission.admit_or_replay(
+            user_id,
+            self._jobs.inflight,
+            idempotency_key,
+            lambda key: self._store.by_key(user_id, key),
+        )
+        if replayed is not None:
             return views.submitted(replayed)
         with telemetry.tracer(__name__).start_as_current_span(
             "chat.post", context=telemetry.extract(traceparent)

@@ -29,9 +29,10 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-from eco2.errors import Overloaded, RateLimited
+from eco2.errors import InvalidInput, Overloaded, RateLimited
 from eco2.ratelimit import Quota
 from eco2.settings import AdmissionSettings
 from serve import metrics
@@ -39,14 +40,35 @@ from serve import metrics
 SLOW_START_AFTER_S = 30.0
 """After this long without the limit holding load back, it doubles per job time again."""
 
+IDEMPOTENCY_KEY_MAX = 128
+"""The longest ``X-Idempotency-Key`` an intake takes."""
+
+J = TypeVar("J")
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """Refuse (400 ``bad_idempotency_key``) a key no job could be stored under."""
+    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidInput(
+            f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
+            code="bad_idempotency_key",
+        )
+
 
 class LatencyLimit:
     """How many jobs one process may run at once; ``finished`` feeds it, ``limit`` reads it."""
 
     def __init__(
-        self, settings: AdmissionSettings, *, clock: Callable[[], float] = time.monotonic
+        self,
+        settings: AdmissionSettings,
+        *,
+        pipeline: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``pipeline``: export the limit and the window's peak in flight as gauges by that
+        name (``None``: not exported, for tests)."""
         self._s, self._clock = settings, clock
+        self._tags = None if pipeline is None else {"pipeline": pipeline}
         start = settings.initial_limit or settings.max_inflight
         ceiling = settings.max_inflight
         self._limit = float(min(start, ceiling) if settings.enabled else ceiling)
@@ -58,6 +80,7 @@ class LatencyLimit:
         self._settled_at = 0.0
         self._slow_start = True
         self._bound_at = clock()
+        self._export()
 
     @property
     def limit(self) -> int:
@@ -91,6 +114,11 @@ class LatencyLimit:
         typical = self._last_short or self._baseline or 1.0
         return min(self._s.max_retry_after_s, max(1.0, typical))
 
+    def _export(self) -> None:
+        if self._tags is not None:
+            metrics.admission_limit.set(self._limit, tags=self._tags)
+            metrics.admission_peak.set(self._peak, tags=self._tags)
+
     def _close_window(self, now: float, inflight: int) -> None:
         s = self._s
         short = statistics.median(self._samples)
@@ -120,6 +148,7 @@ class LatencyLimit:
             rise = min(1.0, (now - self._window_started) / horizon)
             self._baseline = baseline + rise * (short - baseline)
         self._last_short = short
+        self._export()
         self._samples.clear()
         self._peak = inflight
         self._window_started = now
@@ -161,3 +190,23 @@ class Admission:
                 1, tags={"pipeline": self._pipeline, "reason": "rate_limit"}
             )
             raise
+
+    async def admit_or_replay(
+        self,
+        user_id: str | None,
+        inflight: int,
+        idempotency_key: str | None,
+        replay: Callable[[str], Awaitable[J | None]],
+    ) -> J | None:
+        """:meth:`admit` (``None``: go on and store the job), except that a client sending an
+        accepted call again (its 202 was lost) gets that job back from ``replay`` when either
+        limit refuses new work, since it starts none: only the refusal path pays for the
+        look-up. With no such job the refusal stands."""
+        try:
+            await self.admit(user_id, inflight)
+        except Overloaded:
+            replayed = None if idempotency_key is None else await replay(idempotency_key)
+            if replayed is None:
+                raise
+            return replayed
+        return None

@@ -64,7 +64,7 @@ async def open_pipeline(settings: Settings, vision: Any, answer: Any) -> ScanPip
     store = ScanStore(pool, owner=owner, lease_s=settings.scan.lease_s)
     policy = Policy(load_rulebook(), reward_enabled=settings.scan.reward_enabled)
     runner = ScanRunner(store, ScanStages(vision, answer), progress, policy)
-    limit = LatencyLimit(settings.scan.admission)
+    limit = LatencyLimit(settings.scan.admission, pipeline=KIND)
     jobs = JobTasks(
         store.leases, runner.run, every_s=settings.scan.reconcile_every_s, name=KIND, limit=limit
     )

@@ -18,16 +18,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eco2 import telemetry, url_guard
-from eco2.errors import InvalidInput, Overloaded
+from eco2.errors import InvalidInput
 from eco2.settings import Settings
-from pipelines.jobs.admission import Admission
+from pipelines.jobs.admission import Admission, check_idempotency_key
 from pipelines.jobs.progress import ProgressBus
 from pipelines.jobs.tasks import JobTasks
 from pipelines.scan import views
 from pipelines.scan.machine import SUBMITTED, Job, Policy
 from pipelines.scan.store import ScanStore
 
-IDEMPOTENCY_KEY_MAX = 128
 INTERNAL_CALLER = "internal"
 """The user of a synchronous classify sent without ``X-User-ID`` (an internal or batch caller,
 never routed by the gateway): bounded by the in-flight limit only, not by a per-user one."""
@@ -85,21 +84,15 @@ class ScanIntake:
         self, user_id: str, body: ScanRequest, idempotency_key: str | None, traceparent: str | None
     ) -> tuple[Job, bool]:
         model = await self._validated(body)
-        if idempotency_key is not None and not 0 < len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
-            raise InvalidInput(
-                f"X-Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters",
-                code="bad_idempotency_key",
-            )
-        try:
-            await self._admit(user_id)
-        except Overloaded:
-            # A client sending an accepted submit again (its 202 was lost) gets that job back,
-            # refusal or not: only the refusal path pays for the look-up.
-            if idempotency_key is None:
-                raise
-            replayed = await self._store.by_key(user_id, idempotency_key)
-            if replayed is None:
-                raise
+        check_idempotency_key(idempotency_key)
+        caller = None if user_id == INTERNAL_CALLER else user_id
+        replayed = await self._admission.admit_or_replay(
+            caller,
+            self._jobs.inflight,
+            idempotency_key,
+            lambda key: self._store.by_key(user_id, key),
+        )
+        if replayed is not None:
             return replayed, False
         with telemetry.tracer(__name__).start_as_current_span(
             "scan.submit", context=telemetry.extract(traceparent)
@@ -128,7 +121,3 @@ class ScanIntake:
             )
         await url_guard.check(body.image_url, limits.allowed_image_hosts)
         return model
-
-    async def _admit(self, user_id: str) -> None:
-        caller = None if user_id == INTERNAL_CALLER else user_id
-        await self._admission.admit(caller, self._jobs.inflight)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -26,10 +27,13 @@ pytestmark = pytest.mark.integration
 
 
 KEY = KeyPair()
-ALICE = claims(sub="alice", provider="dev")
+# Signed at import and told apart by the stand-in ext-authz, so they must outlive a slow CI run:
+# a day, not an access token's 15 minutes (a 15-minute token once expired mid-run).
+DAY = int(time.time()) + 86_400
+ALICE = claims(sub="alice", provider="dev", exp=DAY)
 GOOD = sign(KEY, ALICE)
-REVOKED = sign(KEY, claims(sub="bob"))
-AUTHZ_DOWN = sign(KEY, claims(sub="carol"))
+REVOKED = sign(KEY, claims(sub="bob", exp=DAY))
+AUTHZ_DOWN = sign(KEY, claims(sub="carol", exp=DAY))
 AUTHZ_READY = {"ready": True}
 AUTHZ_ASKED: Counter[str] = Counter()
 

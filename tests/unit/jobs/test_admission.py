@@ -7,10 +7,15 @@ from collections import deque
 
 import pytest
 
-from eco2.errors import Overloaded, RateLimited
+from eco2.errors import InvalidInput, Overloaded, RateLimited
 from eco2.ratelimit import MemoryRateLimiter, Quota
 from eco2.settings import AdmissionSettings, RateRule
-from pipelines.jobs.admission import SLOW_START_AFTER_S, Admission, LatencyLimit
+from pipelines.jobs.admission import (
+    SLOW_START_AFTER_S,
+    Admission,
+    LatencyLimit,
+    check_idempotency_key,
+)
 
 
 class Clock:
@@ -195,3 +200,48 @@ async def test_an_internal_caller_is_bounded_by_the_in_flight_limit_only() -> No
         await admission.admit(None, inflight=0)
     with pytest.raises(Overloaded):
         await admission.admit(None, inflight=5)
+
+
+async def test_a_refused_call_with_the_key_of_an_accepted_one_gets_that_job_back() -> None:
+    admission = Admission.of("scan", AdmissionSettings(enabled=False, max_inflight=5))
+    stored = {"key-1": "job-1"}
+    looked_up: list[str] = []
+
+    async def replay(key: str) -> str | None:
+        looked_up.append(key)
+        return stored.get(key)
+
+    # Admitted: no look-up, the caller stores the job.
+    assert await admission.admit_or_replay("u", 4, "key-1", replay) is None
+    assert looked_up == []
+    # Full: the job an earlier accepted call created comes back instead of the refusal ...
+    assert await admission.admit_or_replay("u", 5, "key-1", replay) == "job-1"
+    # ... and a call whose key stored nothing, or that has no key, is refused.
+    with pytest.raises(Overloaded):
+        await admission.admit_or_replay("u", 5, "key-2", replay)
+    with pytest.raises(Overloaded):
+        await admission.admit_or_replay("u", 5, None, replay)
+    assert looked_up == ["key-1", "key-2"]
+
+
+async def test_a_caller_over_its_own_limit_still_gets_its_accepted_job_back() -> None:
+    # Sending an accepted call again starts nothing, so the per-user limit has nothing to stop.
+    quota = Quota(MemoryRateLimiter(), "scan", RateRule(limit=60, burst=1), timeout_s=1)
+    admission = Admission.of("scan", AdmissionSettings(enabled=False, max_inflight=5), quota)
+
+    async def replay(key: str) -> str | None:
+        return {"key-1": "job-1"}.get(key)
+
+    assert await admission.admit_or_replay("u", 0, "key-1", replay) is None
+    assert await admission.admit_or_replay("u", 0, "key-1", replay) == "job-1"
+    with pytest.raises(RateLimited):
+        await admission.admit_or_replay("u", 0, "key-2", replay)
+
+
+@pytest.mark.parametrize("key", ["", "k" * 129])
+def test_an_idempotency_key_no_job_could_be_stored_under_is_refused(key: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        check_idempotency_key(key)
+    assert refused.value.code == "bad_idempotency_key"
+    check_idempotency_key(None)
+    check_idempotency_key("k" * 128)

@@ -27,7 +27,8 @@ def _ctx(name: str, count: float, now: float, replicas: int = 1) -> Any:
 def _decide(policy: PipelineAutoscaler, now: float, **counts: float) -> dict[str, float]:
     contexts = {name: _ctx(name, count, now) for name, count in counts.items()}
     decisions, state = policy(contexts)  # type: ignore[arg-type]
-    assert set(state) == set(contexts) and all(s == {} for s in state.values())
+    assert set(state) == set(contexts)
+    assert all(s == {} for s in state.values())
     return decisions  # type: ignore[return-value]
 
 
