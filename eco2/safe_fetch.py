@@ -40,12 +40,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from eco2 import url_guard
 from eco2.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMediaType
-
-# Defaults of :class:`FetchLimits`.
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
-MAX_REDIRECTS = 3
-CONNECT_TIMEOUT_S = 3.0
-TOTAL_TIMEOUT_S = 10.0
+from eco2.settings import ImageFetchSettings
 
 _CHUNK = 64 * 1024
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -59,14 +54,6 @@ MODEL_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/we
 """What vision models take inline (OpenAI: PNG, JPEG, WebP, GIF)."""
 _SNIFF_BYTES = 261  # what ``filetype`` reads at most
 _HEADERS = {"User-Agent": "eco2-image-fetch", "Accept": "image/*", "Accept-Encoding": "identity"}
-
-
-@dataclass(frozen=True)
-class FetchLimits:
-    max_bytes: int = MAX_IMAGE_BYTES
-    max_redirects: int = MAX_REDIRECTS
-    connect_timeout_s: float = CONNECT_TIMEOUT_S
-    total_timeout_s: float = TOTAL_TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -127,10 +114,10 @@ class ImageFetcher:
         *,
         lookup: url_guard.Lookup = url_guard.system_lookup,
         policy: url_guard.AddressPolicy = url_guard.public_only,
-        limits: FetchLimits | None = None,
+        limits: ImageFetchSettings | None = None,
     ) -> None:
         self._resolver = GuardedResolver(lookup, policy)
-        self.limits = limits or FetchLimits()
+        self.limits = limits or ImageFetchSettings()
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:

@@ -260,6 +260,17 @@ class AdmissionSettings(BaseModel):
     max_retry_after_s: float = Field(default=10.0, ge=1)
 
 
+class ImageFetchSettings(BaseModel):
+    """How the vision stage fetches an ``image_url`` that is not on our CDN, through the guard
+    of :mod:`eco2.safe_fetch` (every hop and every resolved address checked)."""
+
+    max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """A larger image is refused (``image_too_large``) without reading the rest."""
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    total_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class ScanSettings(BaseModel):
     """The scan pipeline's limits and policies."""
 
@@ -268,6 +279,7 @@ class ScanSettings(BaseModel):
     max_user_input_chars: int = Field(default=500, ge=1)
     admission: AdmissionSettings = AdmissionSettings()
     """Each scan ingress replica's in-flight limit, learnt from its jobs' latency."""
+    image_fetch: ImageFetchSettings = ImageFetchSettings()
     reward_enabled: bool = True
     lease_s: float = Field(default=15.0, gt=1)
     """A job whose runner stopped renewing for this long is resumed by another replica."""
@@ -345,6 +357,11 @@ class ApiSettings(BaseModel):
     shed_horizon_s: float = Field(default=2.0, gt=0)
     """How far back (decaying) the gateway's counts of requests and accepts reach; after this
     long without a refusal from the service it passes everything again."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """The largest request body the gateway passes on (413 past it), but for the signed image
+    upload (``image.max_bytes``): every JSON command is far smaller, and a service parses what
+    it is sent whole (a 60 MB JSON body cost a service a second of CPU). Envoy's buffer filter
+    holds the same limit in Kubernetes."""
 
 
 class ServicesSettings(BaseModel):

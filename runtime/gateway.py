@@ -119,13 +119,6 @@ def upstream_headers(incoming: Mapping[str, str], identity: Mapping[str, str]) -
     return headers
 
 
-MAX_BODY_BYTES = 1024 * 1024
-"""The largest request body the gateway passes on, but for the signed image upload (its limit
-is ``settings.image.max_bytes``): every JSON command is far smaller, and a service parses
-whatever it is sent whole (a 60 MB JSON body cost a service a second of CPU)."""
-UPLOAD_PREFIX = "/api/v1/images/upload"
-
-
 OPENAPI_PATH, DOCS_PATH = "/openapi.json", "/docs"
 OPENAPI_CACHE_S = 30.0
 TITLE = "Eco² API"
@@ -227,7 +220,7 @@ class Gateway:
             return response
 
     def _body_limit(self, route: Route) -> int:
-        return self._settings.image.max_bytes if route.prefix == UPLOAD_PREFIX else MAX_BODY_BYTES
+        return self._settings.image.max_bytes if route.upload else self._settings.api.max_body_bytes
 
     async def _check(
         self, request: web.Request, traceparent: str | None
@@ -352,12 +345,13 @@ class Gateway:
         headers["X-Forwarded-Proto"] = request.scheme
         headers["X-Forwarded-Host"] = request.host  # auth builds OAuth redirect URLs from it
         body: Any = request.content if request.body_exists else None
-        if body is not None and request.content_length is None and route.prefix != UPLOAD_PREFIX:
+        if body is not None and request.content_length is None and not route.upload:
             # A chunked body: read it here, within the limit (the upload streams on; the image
             # service counts its bytes itself).
-            body = await _read_within(request, MAX_BODY_BYTES)
+            limit = self._settings.api.max_body_bytes
+            body = await _read_within(request, limit)
             if body is None:
-                return _too_large(MAX_BODY_BYTES)
+                return _too_large(limit)
         # A request without a body that cannot have changed anything (the pooled connection
         # was closed under it) is sent once more, on a new connection.
         retry = request.method in IDEMPOTENT and body is None

@@ -125,7 +125,7 @@ def _public_item(item: Mapping[str, Any], service: str, sign_in: bool) -> dict[s
         responses = operation.setdefault("responses", {})
         statuses = GATEWAY_STATUSES + (SIGN_IN_STATUSES if sign_in else ())
         if "requestBody" in operation:
-            statuses += (413,)  # past the gateway's body limit (runtime.gateway.MAX_BODY_BYTES)
+            statuses += (413,)  # past the gateway's body limit (settings.api.max_body_bytes)
         for status in statuses:
             responses.setdefault(str(status), error_response(status))
         malformed = responses.setdefault("400", error_response(400))

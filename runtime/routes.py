@@ -23,6 +23,9 @@ class Route:
     shed: bool = False
     """Its ``POST`` starts a job the service may refuse under load (503 ``overloaded``): the
     gateway throttles it adaptively (:mod:`runtime.throttle`)."""
+    upload: bool = False
+    """Its body is a file that streams on to the service, which counts its bytes itself (up to
+    ``settings.image.max_bytes``); every other body is held to ``settings.api.max_body_bytes``."""
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -78,7 +81,7 @@ ROUTES: tuple[Route, ...] = tuple(
             Route("/api/v1/notifications", "notification"),
             Route("/api/v1/locations", "location", sign_in=False),
             # The presigned upload URL carries its own HMAC signature; objects are the local CDN.
-            Route("/api/v1/images/upload", "image", sign_in=False),
+            Route("/api/v1/images/upload", "image", sign_in=False, upload=True),
             Route("/api/v1/images/objects", "image", sign_in=False),
             Route("/api/v1/images", "image"),
         ),

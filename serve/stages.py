@@ -86,7 +86,7 @@ class VisionStage(_ModelStage):
         self._task = VisionTask(catalog)
         # Our CDN's URLs go to the model as they are; any other image is fetched here through
         # the guard and inlined (serve.vision.ImageGate). The pool opens on the first fetch.
-        self._fetcher = ImageFetcher()
+        self._fetcher = ImageFetcher(limits=settings.scan.image_fetch)
         self._images = ImageGate(settings.scan.allowed_image_hosts, self._fetcher.data_url)
 
     async def classify(

@@ -15,7 +15,7 @@ import yaml  # type: ignore[import-untyped, unused-ignore]
 from cluster.k8s.objects import LABELS, PORT, deployment, eco2_name, service
 from cluster.k8s.services import REPLICAS, scaled
 from domains.authz.jwks import JWKS_PATH
-from eco2.settings import AuthSettings
+from eco2.settings import ApiSettings, AuthSettings
 from runtime.routes import ROUTES, Route
 
 ENVOY_IMAGE = "envoyproxy/envoy:v1.32-latest"
@@ -36,24 +36,42 @@ def _match(route: Route) -> dict[str, Any]:
 
 
 JWT_AUTHN = "envoy.filters.http.jwt_authn"
+EXT_AUTHZ = "envoy.filters.http.ext_authz"
+BUFFER = "envoy.filters.http.buffer"
 SIGNED_IN = "signed_in"
 """The jwt_authn requirement of every signed-in route: a valid token of provider ``eco2``."""
 _JWT_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtPerRoute"
-_SIGNED_IN_ROUTE = {
-    "typed_per_filter_config": {
-        JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "requirement_name": SIGNED_IN},
-    }
-}
-_PUBLIC_ROUTE = {
-    "typed_per_filter_config": {
-        JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "disabled": True},
-        "envoy.filters.http.ext_authz": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http."
-            "ext_authz.v3.ExtAuthzPerRoute",
-            "disabled": True,
+_EXT_AUTHZ_PER_ROUTE = (
+    "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute"
+)
+_BUFFER_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.BufferPerRoute"
+
+
+def _per_route(route: Route) -> dict[str, Any]:
+    """The filters a route turns off or narrows: sign-in on public routes, the body limit on
+    the upload (its body streams on and the image service counts its bytes)."""
+    if route.sign_in:
+        config = {JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "requirement_name": SIGNED_IN}}
+    else:
+        config = {
+            JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "disabled": True},
+            EXT_AUTHZ: {"@type": _EXT_AUTHZ_PER_ROUTE, "disabled": True},
+        }
+    if route.upload:
+        config[BUFFER] = {"@type": _BUFFER_PER_ROUTE, "disabled": True}
+    return {"typed_per_filter_config": config}
+
+
+def _buffer_filter() -> dict[str, Any]:
+    """A body past ``api.max_body_bytes`` is answered 413 before it reaches a service, as the
+    local gateway answers it (a body is buffered whole first: every JSON command is small)."""
+    return {
+        "name": BUFFER,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+            "max_request_bytes": ApiSettings().max_body_bytes,
         },
     }
-}
 
 
 def _jwt_authn_filter() -> dict[str, Any]:
@@ -89,7 +107,7 @@ def _jwt_authn_filter() -> dict[str, Any]:
 
 def _ext_authz_filter() -> dict[str, Any]:
     return {
-        "name": "envoy.filters.http.ext_authz",
+        "name": EXT_AUTHZ,
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
             "transport_api_version": "V3",
@@ -130,20 +148,22 @@ def _envoy_cluster(name: str) -> dict[str, Any]:
 
 
 def envoy_config() -> dict[str, Any]:
-    """Envoy's static config: jwt_authn (auth's JWKS), ext_authz (HTTP service ``eco2-authz``,
-    path prefix ``/check``), one route per gateway prefix, both disabled on the public ones."""
+    """Envoy's static config: the body limit (buffer), jwt_authn (auth's JWKS), ext_authz (HTTP
+    service ``eco2-authz``, path prefix ``/check``), one route per gateway prefix, sign-in
+    disabled on the public ones and the body limit on the upload."""
     routes = [
         {
             "match": _match(route),
             "route": {"cluster": _cluster(route.service), "timeout": "0s"},
-            **(_SIGNED_IN_ROUTE if route.sign_in else _PUBLIC_ROUTE),
+            **_per_route(route),
         }
         for route in ROUTES
     ]
     clusters = sorted(
         {_cluster(r.service) for r in ROUTES} | {eco2_name("authz"), eco2_name("auth")}
     )
-    filters = [_jwt_authn_filter(), _ext_authz_filter()]
+    # The body limit first, as in the local gateway: a body too large is 413 before sign-in.
+    filters = [_buffer_filter(), _jwt_authn_filter(), _ext_authz_filter()]
     listener = {
         "name": "public",
         "address": {"socket_address": {"address": "0.0.0.0", "port_value": PORT}},

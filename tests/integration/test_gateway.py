@@ -121,7 +121,7 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, str]:
 
 @pytest.fixture
 async def gateway(request: pytest.FixtureRequest) -> AsyncIterator[str]:
-    decision_cache_s = getattr(request, "param", 5.0)
+    api = {"authz_decision_cache_s": 5.0, **getattr(request, "param", {})}
     authz_app, upstream_app = web.Application(), web.Application()
     authz_app.router.add_route("*", "/{tail:.*}", _authz)
     upstream_app.router.add_route("*", "/{tail:.*}", _echo)
@@ -131,7 +131,7 @@ async def gateway(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     names += ("notification", "character")
     settings = Settings(
         services={"authz_url": authz_url, **{f"{n}_url": upstream_url for n in names}},  # type: ignore[arg-type]
-        api={"authz_decision_cache_s": decision_cache_s},  # type: ignore[arg-type]
+        api=api,  # type: ignore[arg-type]
     )
     AUTHZ_ASKED.clear()
     gw, gw_url = await _serve(build_app(settings, SignIn(settings, jwks=StaticJwks())))
@@ -213,7 +213,7 @@ async def test_an_allow_is_remembered_briefly(gateway: str) -> None:
     assert AUTHZ_ASKED[GOOD] == 1
 
 
-@pytest.mark.parametrize("gateway", [0.0], indirect=True)
+@pytest.mark.parametrize("gateway", [{"authz_decision_cache_s": 0.0}], indirect=True)
 async def test_with_no_decision_cache_ext_authz_is_asked_every_time(gateway: str) -> None:
     headers = {"Authorization": f"Bearer {GOOD}"}
     for _ in range(3):
@@ -347,12 +347,15 @@ async def _chunks(payload: bytes) -> AsyncIterator[bytes]:
         yield payload[start : start + 64 * 1024]
 
 
+MAX_BODY_BYTES = 200_000
+
+
+@pytest.mark.parametrize("gateway", [{"max_body_bytes": MAX_BODY_BYTES}], indirect=True)
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_a_body_past_the_limit_is_413_and_never_reaches_the_service(
     gateway: str, chunked: bool
 ) -> None:
-    from runtime.gateway import MAX_BODY_BYTES
-
+    """The limit is ``api.max_body_bytes`` (set here below its default)."""
     headers = {"Authorization": f"Bearer {GOOD}", "Content-Type": "application/json"}
     url = f"{gateway}/api/v1/scan"
     async with aiohttp.ClientSession() as session:

@@ -197,6 +197,12 @@ def test_envoy_routes_match_the_local_gateway() -> None:
     ]
     checks = [r["typed_per_filter_config"] for r in routes]
     for route, per_route in zip(ROUTES, checks, strict=True):
+        # The upload streams its body on (the image service counts it); every other body is
+        # held to the local gateway's limit.
+        body_limit = per_route.pop(gateway.BUFFER, None)
+        assert (body_limit is not None) == route.upload
+        if body_limit is not None:
+            assert body_limit["disabled"] is True
         if route.sign_in:  # the token verified by jwt_authn, then ext_authz's say
             assert per_route == {
                 gateway.JWT_AUTHN: {
@@ -206,14 +212,18 @@ def test_envoy_routes_match_the_local_gateway() -> None:
             }
         else:
             assert {c["disabled"] for c in per_route.values()} == {True}
-            assert set(per_route) == {gateway.JWT_AUTHN, "envoy.filters.http.ext_authz"}
+            assert set(per_route) == {gateway.JWT_AUTHN, gateway.EXT_AUTHZ}
+    assert [r.prefix for r in ROUTES if r.upload] == ["/api/v1/images/upload"]
     filters = [f["name"] for f in manager["http_filters"]]
     assert filters == [
+        gateway.BUFFER,
         gateway.JWT_AUTHN,
-        "envoy.filters.http.ext_authz",
+        gateway.EXT_AUTHZ,
         "envoy.filters.http.router",
     ]
-    jwks = manager["http_filters"][0]["typed_config"]["providers"]["eco2"]["remote_jwks"]
+    buffer = manager["http_filters"][0]["typed_config"]
+    assert buffer["max_request_bytes"] == Settings().api.max_body_bytes
+    jwks = manager["http_filters"][1]["typed_config"]["providers"]["eco2"]["remote_jwks"]
     clusters = {c["name"] for c in gateway.envoy_config()["static_resources"]["clusters"]}
     assert jwks["http_uri"]["cluster"] in clusters
 

@@ -12,10 +12,11 @@ import pytest
 
 from eco2 import url_guard
 from eco2.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMediaType
-from eco2.safe_fetch import FetchLimits, ImageFetcher
+from eco2.safe_fetch import ImageFetcher
+from eco2.settings import ImageFetchSettings
 from tests.image_origin import PNG, STREAM_TOTAL, Origin, changing, names, origin_policy, serving
 
-LIMITS = FetchLimits(max_bytes=64 * 1024, max_redirects=3, total_timeout_s=2.0)
+LIMITS = ImageFetchSettings(max_bytes=64 * 1024, max_redirects=3, total_timeout_s=2.0)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,7 @@ async def test_a_missing_image_is_permanent_and_a_busy_origin_retriable(
 
 
 async def test_a_slow_origin_times_out_retriably(origin: Origin) -> None:
-    limits = FetchLimits(total_timeout_s=0.3)
+    limits = ImageFetchSettings(total_timeout_s=0.3)
     fetcher = ImageFetcher(lookup=names(), policy=origin_policy, limits=limits)
     try:
         with pytest.raises(Unavailable, match=r"within 0\.3 s") as slow:

@@ -11,7 +11,8 @@ import pytest
 
 from eco2 import url_guard
 from eco2.errors import Unavailable
-from eco2.safe_fetch import FetchLimits, ImageFetcher
+from eco2.safe_fetch import ImageFetcher
+from eco2.settings import ImageFetchSettings
 from pipelines.scan.stages import vision_catalog
 from serve.contracts import ModelCallFailed
 from serve.vision import ImageGate, VisionTask
@@ -19,7 +20,7 @@ from tests.image_origin import PNG, Origin, changing, names, origin_policy, serv
 
 ALLOWED = ("cdn.eco2.local",)
 TASK = VisionTask(vision_catalog())
-LIMITS = FetchLimits(max_bytes=64 * 1024, total_timeout_s=2.0)
+LIMITS = ImageFetchSettings(max_bytes=64 * 1024, total_timeout_s=2.0)
 
 
 @pytest.fixture(scope="module")
