@@ -525,7 +525,9 @@ RAY = Component(
     links=lambda ctx: {"dashboard_url": d} if (d := _ray_dashboard(ctx)) else {},
     watch_paths=lambda ctx: [str(ctx.paths.ray_temp), str(ctx.paths.haproxy_dir)],
     data_paths=lambda paths: [paths.ray_temp, paths.haproxy_dir],
-    start_deadline_s=60.0,
+    # A bound, not a wait: on two loaded cores (a second stack running tests) the head's
+    # dashboard once took over 60 s to answer.
+    start_deadline_s=180.0,
     stop_grace_s=20.0,
     # ``ray start --block`` stops raylet, GCS and dashboard in order on SIGTERM; signalling the
     # whole group instead leaves them hanging (each waits for the others).
@@ -601,7 +603,7 @@ def ai_worker_node(index: int) -> Component:
             ctx.env.get("ECO2_RAY__DASHBOARD_URL"), ctx.ports["node_manager"]
         ),
         watch_paths=_node_needles,
-        start_deadline_s=60.0,
+        start_deadline_s=180.0,  # as the head's
         stop_grace_s=20.0,
         signal_group=False,  # as the head: ``ray start --block`` stops its raylet in order
     )
@@ -642,7 +644,7 @@ SERVE = Component(
         "ECO2_SERVE__URL": _serve_url(ctx),  # kept for tools that predate the services section
         "ECO2_SERVICES__SERVE_URL": _serve_url(ctx),
     },
-    start_deadline_s=120.0,
+    start_deadline_s=300.0,  # every replica started and ready; minutes on two loaded cores
 )
 
 

@@ -25,7 +25,7 @@ from eco2.migrations import database_dsn, migrate_all_async
 from eco2.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-UP_TIMEOUT_S = 300
+UP_TIMEOUT_S = 600  # eco2 up's own deadlines end it sooner; this only bounds a hang
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ _BUFFER_PER_ROUTE = "type.googleapis.com/envoy.extensions.filters.http.buffer.v3
 def _per_route(route: Route) -> dict[str, Any]:
     """The filters a route turns off or narrows: sign-in on public routes, the body limit on
     the upload (its body streams on and the image service counts its bytes)."""
+    config: dict[str, dict[str, Any]]
     if route.sign_in:
         config = {JWT_AUTHN: {"@type": _JWT_PER_ROUTE, "requirement_name": SIGNED_IN}}
     else:

@@ -7,6 +7,10 @@ fallback and the reward are :func:`pipelines.scan.machine.find_rule` and
 :func:`~pipelines.scan.machine.answered`. The transition's commit is read, never stored: the
 scan's own row keeps its result; the outcome goes to the rescoring table.
 
+A stored ``image_url`` passed the submit check only: as in the vision stage, it passes the
+image gate again (:class:`~serve.vision.ImageGate`) before a model is handed it, once per row,
+and a refused image fails that row with the reason.
+
 Stages not chosen keep their stored result: ``answer`` alone answers the stored classification
 again; ``vision`` alone reclassifies, looks the rule up again and decides the reward from the
 stored answer (plus the new classification's tag faults).
@@ -30,7 +34,7 @@ from pipelines.scan.machine import Job, Policy
 from serve import answer as answer_task
 from serve.contracts import AnswerResult, MalformedModelOutput, ModelCallFailed, VisionResult
 from serve.model_client import BatchCall, ModelClient
-from serve.vision import VisionTask, response_format
+from serve.vision import ImageGate, VisionTask, response_format
 
 R = TypeVar("R", bound=BaseModel)
 CHARS_PER_TOKEN = 3
@@ -104,6 +108,8 @@ def _chars(value: Any) -> int:
 
 Prefetched = dict[str, "str | ModelCallFailed"]
 """Answers a Batch API job brought back, by call key: the text, or why the line failed."""
+Images = dict[str, "str | ModelCallFailed"]
+"""Each row's image as the model may be handed it, by job id: a URL, or why it was refused."""
 
 
 class Rescorer:
@@ -117,15 +123,17 @@ class Rescorer:
     def __init__(self, client: ModelClient, policy: Policy, plan: Plan, budget: Budget) -> None:
         self._client, self._policy, self._plan, self._budget = client, policy, plan, budget
         self._vision: VisionTask | None = None
+        self._images: ImageGate | None = None
 
-    def use_catalog(self, task: VisionTask) -> None:
-        """The vision prompt to rerun ``vision`` with (built once per process: it is large)."""
-        self._vision = task
+    def use_catalog(self, task: VisionTask, images: ImageGate) -> None:
+        """The vision prompt to rerun ``vision`` with (built once per process: it is large) and
+        the gate each stored image passes again first."""
+        self._vision, self._images = task, images
 
     async def rescore(self, job: Job, usage: Usage) -> Rescored:
         """The new outcome of ``job``, its calls counted in ``usage`` (the row's); raises
         :class:`~serve.contracts.ModelCallFailed` when a model call failed past its retries."""
-        classified, match = await self._classified(job, usage, {})
+        classified, match = await self._classified(job, usage, {}, {})
         return await self._finished(job, classified, match, usage, {})
 
     async def rescore_batch(
@@ -134,11 +142,19 @@ class Rescorer:
         """:meth:`rescore` for each of ``jobs`` (``usages`` by job id), each stage's calls sent
         as one Batch API job; in the order of ``jobs``, a row's failure in its place."""
         answers: Prefetched = {}
+        images: Images = {}
         if "vision" in self._plan.stages:
-            calls = [(job, self._vision_call(job)) for job in jobs]
+            # A refused image fails its row below, where _classify meets it again.
+            gated = (self._image(job, images) for job in jobs)
+            await asyncio.gather(*gated, return_exceptions=True)
+            calls = [
+                (job, self._vision_call(job, image))
+                for job in jobs
+                if isinstance(image := images[str(job.job_id)], str)
+            ]
             answers |= await self._send_batch("vision", calls, usages)
         steps = await asyncio.gather(
-            *(self._classified(job, usages[str(job.job_id)], answers) for job in jobs),
+            *(self._classified(job, usages[str(job.job_id)], answers, images) for job in jobs),
             return_exceptions=True,
         )
         if "answer" in self._plan.stages:
@@ -168,11 +184,11 @@ class Rescorer:
 
     # ---- the flow, shared by both ways ----
     async def _classified(
-        self, job: Job, usage: Usage, answers: Prefetched
+        self, job: Job, usage: Usage, answers: Prefetched, images: Images
     ) -> tuple[Job, RuleMatch | None]:
         """``job`` with its new classification (when ``vision`` reruns) and its rule."""
         if "vision" in self._plan.stages:
-            vision = await self._classify(job, usage, answers)
+            vision = await self._classify(job, usage, answers, images)
             job = dataclasses.replace(job, vision_result=vision.model_dump(mode="json"))
         return job, machine.find_rule(job, self._policy)
 
@@ -201,10 +217,25 @@ class Rescorer:
     def _key(self, job: Job, stage: str) -> str:
         return f"{self._plan.run_id}:{job.job_id}:{stage}"
 
-    def _vision_call(self, job: Job) -> BatchCall:
+    async def _image(self, job: Job, images: Images) -> str:
+        """The row's image through the gate, once per row and call."""
+        key = str(job.job_id)
+        if key not in images:
+            if self._images is None:
+                raise RuntimeError("rescoring the vision stage needs use_catalog() first")
+            try:
+                images[key] = await self._images.for_model(job.image_url)
+            except ModelCallFailed as refused:
+                images[key] = refused
+        image = images[key]
+        if isinstance(image, ModelCallFailed):
+            raise image
+        return image
+
+    def _vision_call(self, job: Job, image: str) -> BatchCall:
         if self._vision is None:
             raise RuntimeError("rescoring the vision stage needs use_catalog() first")
-        messages = self._vision.messages(job.image_url, job.user_input)
+        messages = self._vision.messages(image, job.user_input)
         return BatchCall(self._key(job, "vision"), self._model(job), messages, response_format())
 
     def _answer_call(self, job: Job, match: RuleMatch | None) -> BatchCall:
@@ -216,8 +247,10 @@ class Rescorer:
             self._key(job, "answer"), self._model(job), messages, answer_task.response_format()
         )
 
-    async def _classify(self, job: Job, usage: Usage, answers: Prefetched) -> VisionResult:
-        call = self._vision_call(job)
+    async def _classify(
+        self, job: Job, usage: Usage, answers: Prefetched, images: Images
+    ) -> VisionResult:
+        call = self._vision_call(job, await self._image(job, images))
         task = self._vision
         assert task is not None
         return await self._result(

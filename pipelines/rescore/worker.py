@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 import asyncpg
 
 from eco2.db import create_pool
+from eco2.safe_fetch import ImageFetcher
 from eco2.settings import Settings
 from pipelines.rescore import store
 from pipelines.rescore.budget import Budget, Usage
@@ -29,7 +30,7 @@ from pipelines.scan.machine import Job, Policy
 from pipelines.scan.stages import vision_catalog
 from serve.contracts import ModelCallFailed
 from serve.model_client import ModelClient
-from serve.vision import VisionTask
+from serve.vision import ImageGate, VisionTask
 
 DEFAULT_CONCURRENCY = 256
 
@@ -80,6 +81,7 @@ class BatchRescorer:
         self._pool: asyncpg.Pool | None = None
         self._client: ModelClient | None = None
         self._rescorer: Rescorer | None = None
+        self._fetcher: ImageFetcher | None = None
 
     async def open(self) -> None:
         rules = load_rulebook()
@@ -96,9 +98,13 @@ class BatchRescorer:
         policy = Policy(rules=rules, reward_enabled=self._settings.scan.reward_enabled)
         self._rescorer = Rescorer(self._client, policy, self._plan, self._budget)
         if "vision" in self._plan.stages:
-            self._rescorer.use_catalog(VisionTask(vision_catalog()))
+            self._fetcher = ImageFetcher(limits=self._settings.scan.image_fetch)
+            gate = ImageGate(self._settings.scan.allowed_image_hosts, self._fetcher.data_url)
+            self._rescorer.use_catalog(VisionTask(vision_catalog()), gate)
 
     async def close(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.close()
         if self._client is not None:
             await self._client.close()
         if self._pool is not None:

@@ -8,6 +8,9 @@ import json
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
+
+from eco2 import url_guard
 from pipelines.jobs.status import JobStatus
 from pipelines.rescore.budget import Budget, Usage
 from pipelines.rescore.options import Plan
@@ -17,7 +20,7 @@ from pipelines.scan.machine import Policy
 from pipelines.scan.stages import vision_catalog
 from serve.contracts import ModelCallFailed
 from serve.model_client import BatchCall, ModelClient
-from serve.vision import VisionTask
+from serve.vision import ImageGate, VisionTask
 from tests.unit.scan.factories import clean_answer, job, vision
 
 STAGES = ("vision", "answer")
@@ -42,18 +45,29 @@ class FakeModel:
     ) -> None:
         self.calls: list[tuple[str, str | None]] = []
         self.batches: list[tuple[str, list[str]]] = []
+        self.images: list[str] = []
+        """Every image URL a vision call was handed."""
         self.spoiled, self.refused = spoiled, refused
 
     async def complete_json(
-        self, *, kind: str, parse: Callable[[str], Any], call_key: str | None = None, **_: Any
+        self,
+        *,
+        kind: str,
+        parse: Callable[[str], Any],
+        call_key: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        **_: Any,
     ) -> tuple[Any, float]:
         self.calls.append((kind, call_key))
+        self.images += _image_urls(messages)
         return parse(_canned(kind)), 1.0
 
     async def complete_batch(
         self, *, kind: str, calls: list[BatchCall]
     ) -> dict[str, str | ModelCallFailed]:
         self.batches.append((kind, [call.custom_id for call in calls]))
+        for call in calls:
+            self.images += _image_urls(call.messages)
         answers: dict[str, str | ModelCallFailed] = {}
         for call in calls:
             if call.custom_id in self.refused:
@@ -64,7 +78,29 @@ class FakeModel:
         return answers
 
 
-def _stored_plastic_job() -> Any:
+def _image_urls(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["image_url"]["url"]] if value.get("type") == "image_url" else []
+        return found + [url for item in value.values() for url in _image_urls(item)]
+    if isinstance(value, list):
+        return [url for item in value for url in _image_urls(item)]
+    return []
+
+
+class FakeFetch:
+    """The gate's fetch: ``data:`` URLs for the hosts it serves, a refusal for the rest."""
+
+    def __init__(self) -> None:
+        self.fetched: list[str] = []
+
+    async def __call__(self, url: str) -> str:
+        self.fetched.append(url)
+        if url.startswith("https://photos.example/"):
+            return "data:image/png;base64,AAAA"
+        raise url_guard.refusal("image_url host resolves to a private address")
+
+
+def _stored_plastic_job(**fields: Any) -> Any:
     rules = load_rulebook()
     stored = vision(middle="플라스틱류").model_dump(mode="json")
     return job(
@@ -74,14 +110,18 @@ def _stored_plastic_job() -> Any:
         rule_id="재활용폐기물_플라스틱류" if "재활용폐기물_플라스틱류" in rules.rules else None,
         answer_result=clean_answer().model_dump(mode="json"),
         reward=None,
+        **fields,
     )
 
 
-def _rescorer(stages: tuple[str, ...], model: FakeModel) -> Rescorer:
+def _rescorer(
+    stages: tuple[str, ...], model: FakeModel, fetch: FakeFetch | None = None
+) -> Rescorer:
     rules = load_rulebook()
     plan = Plan(run_id="rs-test", stages=stages, model=None, rules_version=rules.version)
     rescorer = Rescorer(cast(ModelClient, model), Policy(rules=rules), plan, Budget(None, None))
-    rescorer.use_catalog(VisionTask(vision_catalog()))
+    gate = ImageGate(("cdn.eco2.local",), fetch or FakeFetch(), backoff_s=0)
+    rescorer.use_catalog(VisionTask(vision_catalog()), gate)
     return rescorer
 
 
@@ -143,3 +183,39 @@ def test_a_batch_line_that_failed_or_does_not_parse_is_called_online_for_that_ro
     assert sorted(key or "" for _, key in model.calls) == sorted([spoiled, refused])
     assert usages[str(rows[0].job_id)].requests == 3  # two lines and one online call
     assert usages[str(rows[2].job_id)].requests == 2
+
+
+def test_a_stored_image_passes_the_gate_again_before_a_model_sees_it() -> None:
+    # Our CDN's URL goes as it is; any other is fetched through the guard and inlined, once.
+    fetch, cdn = FakeFetch(), _stored_plastic_job()
+    elsewhere = _stored_plastic_job(image_url="https://photos.example/a.png")
+    for batch in (False, True):
+        model = FakeModel()
+        rescorer = _rescorer(STAGES, model, fetch)
+        if batch:
+            usages = {str(j.job_id): Usage() for j in (cdn, elsewhere)}
+            results = asyncio.run(rescorer.rescore_batch([cdn, elsewhere], usages))
+            assert not any(isinstance(r, ModelCallFailed) for r in results)
+        else:
+            for row in (cdn, elsewhere):
+                asyncio.run(rescorer.rescore(row, Usage()))
+        assert model.images == [cdn.image_url, "data:image/png;base64,AAAA"], batch
+    assert fetch.fetched == [elsewhere.image_url, elsewhere.image_url]
+
+
+def test_a_row_whose_image_is_refused_fails_with_the_reason_and_calls_no_model() -> None:
+    fetch, good = FakeFetch(), _stored_plastic_job()
+    private = _stored_plastic_job(image_url="https://rebind.example/a.png")
+    model = FakeModel()
+    with pytest.raises(ModelCallFailed, match="private address") as refused:
+        asyncio.run(_rescorer(STAGES, model, fetch).rescore(private, Usage()))
+    assert (refused.value.kind, refused.value.retriable) == ("image", False)
+    assert model.calls == []
+
+    usages = {str(j.job_id): Usage() for j in (private, good)}
+    results = asyncio.run(_rescorer(STAGES, model, fetch).rescore_batch([private, good], usages))
+    assert isinstance(results[0], ModelCallFailed)
+    assert "private address" in str(results[0])
+    assert not isinstance(results[1], ModelCallFailed)
+    assert model.batches[0] == ("vision", [f"rs-test:{good.job_id}:vision"])
+    assert fetch.fetched == [private.image_url, private.image_url]  # once per call, not per use
