@@ -106,15 +106,21 @@ def start_stack(run_dir: Path, *up_args: str) -> StackUrls:
     return StackUrls.from_state(state)
 
 
+OWN_STACK_FIRST = "own_stack_first"
 FIRST_ON_STACK, LAST_ON_STACK = "first_on_stack", "last_on_stack"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``first_on_stack`` run before every other test, so they meet the session
-    stack the moment ``eco2 up`` returned (the stack fixture starts on first use); tests marked
-    ``last_on_stack`` run after every other, because they restart the stack."""
+    """Tests marked ``own_stack_first`` start a stack of their own and run before any other,
+    so no second stack shares the two cores while theirs starts (beside a busy session stack,
+    Ray's head once missed its own 30 s for the raylet to register). Then tests marked
+    ``first_on_stack``, so they meet the session stack the moment ``eco2 up`` returned (the
+    stack fixture starts on first use); tests marked ``last_on_stack`` run after every other,
+    because they restart the stack."""
 
     def order(item: pytest.Item) -> int:
+        if item.get_closest_marker(OWN_STACK_FIRST) is not None:
+            return -1
         if item.get_closest_marker(FIRST_ON_STACK) is not None:
             return 0
         return 2 if item.get_closest_marker(LAST_ON_STACK) is not None else 1

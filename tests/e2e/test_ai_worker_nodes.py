@@ -21,7 +21,7 @@ from eco2.migrations import database_dsn
 from tests.conftest import StackUrls, cluster_cli, pipeline_client, short_run_dir, start_stack
 from tests.integration.test_scan_durability import result_within, sim_config, submit
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.own_stack_first]
 
 AI_WORKERS = 2
 SCANS = 24
