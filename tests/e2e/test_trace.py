@@ -56,7 +56,8 @@ async def trace_with(stack: StackUrls, ref: str, *names: str) -> dict[str, Any]:
         arrived = all(sum(s.startswith(n) for s in seen) >= k for n, k in wanted.items())
         return body if arrived else None
 
-    return await eventually(complete, f"the spans {names} of {ref} in eco2 trace", 60.0)
+    # Phoenix stores spans behind the stack's load: minutes behind on two loaded cores.
+    return await eventually(complete, f"the spans {names} of {ref} in eco2 trace", 180.0)
 
 
 def by_name(trace: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
