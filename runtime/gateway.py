@@ -383,6 +383,16 @@ class Gateway:
                 f"{route.prefix} is being deployed (again); retry shortly",
                 NOT_DEPLOYED_RETRY_AFTER_S,
             )
+        if _lost_by_serve(route, upstream):
+            upstream.release()
+            log.warning("serve lost the request", path=request.path, status=upstream.status)
+            return _json_error(
+                502,
+                "upstream_unavailable",
+                f"{route.prefix} lost the request (a replica stopped under it); retry it, "
+                "with the same Idempotency-Key for a submit",
+                UNREACHABLE_RETRY_AFTER_S,
+            )
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for name, value in upstream.headers.items():
@@ -459,6 +469,18 @@ def _not_deployed(route: Route, upstream: aiohttp.ClientResponse) -> bool:
     return (
         route.service == SERVE_SERVICE
         and upstream.status == 404
+        and upstream.content_type != "application/json"
+    )
+
+
+def _lost_by_serve(route: Route, upstream: aiohttp.ClientResponse) -> bool:
+    """Serve's proxy answering 500 in plain text: the replica died under the request (Ray's
+    ``RayActorError``), for instance while its ingress is being replaced. Every application
+    answers its own errors in JSON, so this is not one of theirs; the request may have been
+    acted on, so it is the caller's to retry (a submit's idempotency key makes that safe)."""
+    return (
+        route.service == SERVE_SERVICE
+        and upstream.status == 500
         and upstream.content_type != "application/json"
     )
 

@@ -144,6 +144,7 @@ class Rescorer:
         answers: Prefetched = {}
         images: Images = {}
         if "vision" in self._plan.stages:
+            self._catalog()  # before the gather below, which would hold its error per row
             # A refused image fails its row below, where _classify meets it again.
             gated = (self._image(job, images) for job in jobs)
             await asyncio.gather(*gated, return_exceptions=True)
@@ -221,10 +222,9 @@ class Rescorer:
         """The row's image through the gate, once per row and call."""
         key = str(job.job_id)
         if key not in images:
-            if self._images is None:
-                raise RuntimeError("rescoring the vision stage needs use_catalog() first")
+            gate = self._catalog()[1]
             try:
-                images[key] = await self._images.for_model(job.image_url)
+                images[key] = await gate.for_model(job.image_url)
             except ModelCallFailed as refused:
                 images[key] = refused
         image = images[key]
@@ -232,10 +232,13 @@ class Rescorer:
             raise image
         return image
 
-    def _vision_call(self, job: Job, image: str) -> BatchCall:
-        if self._vision is None:
+    def _catalog(self) -> tuple[VisionTask, ImageGate]:
+        if self._vision is None or self._images is None:
             raise RuntimeError("rescoring the vision stage needs use_catalog() first")
-        messages = self._vision.messages(image, job.user_input)
+        return self._vision, self._images
+
+    def _vision_call(self, job: Job, image: str) -> BatchCall:
+        messages = self._catalog()[0].messages(image, job.user_input)
         return BatchCall(self._key(job, "vision"), self._model(job), messages, response_format())
 
     def _answer_call(self, job: Job, match: RuleMatch | None) -> BatchCall:
@@ -251,8 +254,7 @@ class Rescorer:
         self, job: Job, usage: Usage, answers: Prefetched, images: Images
     ) -> VisionResult:
         call = self._vision_call(job, await self._image(job, images))
-        task = self._vision
-        assert task is not None
+        task = self._catalog()[0]
         return await self._result(
             call, "vision", lambda text: task.parse(text, job.user_input), job, usage, answers
         )

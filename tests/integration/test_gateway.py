@@ -97,6 +97,11 @@ async def _echo(request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text=f"Path '{request.path}' not found.")
     if missing == "json":  # an application: no such resource
         return web.json_response({"error": {"code": "not_found", "message": "no"}}, status=404)
+    failed = request.query.get("failed")
+    if failed == "plain":  # Ray Serve's proxy: the replica died under the request
+        return web.Response(status=500, text="Internal Server Error")
+    if failed == "json":  # an application's own error
+        return web.json_response({"error": {"code": "internal", "message": "bug"}}, status=500)
     body = await request.read()
     return web.json_response(
         {
@@ -324,6 +329,28 @@ async def test_a_serve_route_no_application_serves_yet_is_a_503_to_retry(gateway
     assert (status, body["error"]["code"]) == (404, "not_found")
     status, _, _ = await _get(f"{gateway}/api/v1/users/me?missing=plain", headers=headers)
     assert status == 404
+
+
+async def test_a_request_serve_lost_with_its_replica_is_a_502_to_retry(gateway: str) -> None:
+    """A replica that died under a request leaves Serve's proxy answering a bare 500: the caller
+    is told the request was lost and may be retried, not that the service has a bug."""
+    headers = {"Authorization": f"Bearer {GOOD}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{gateway}/api/v1/scan?failed=plain", json={}, headers=headers) as response,
+    ):
+        body = await response.json()
+        assert (response.status, body["error"]["code"]) == (502, "upstream_unavailable")
+        assert "Idempotency-Key" in body["error"]["message"]
+        assert response.headers["Retry-After"] == "1"
+    # An application's own 500, and another service's bare one, pass through as they are.
+    status, body, _ = await _get(f"{gateway}/api/v1/scan?failed=json", headers=headers)
+    assert (status, body["error"]["code"]) == (500, "internal")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{gateway}/api/v1/users/me?failed=plain", headers=headers) as response,
+    ):
+        assert (response.status, await response.text()) == (500, "Internal Server Error")
 
 
 async def test_a_service_that_cannot_be_reached_is_a_503_to_retry() -> None:

@@ -171,6 +171,20 @@ def test_a_batch_rescores_each_row_as_the_online_path_does_with_one_job_per_stag
     assert all(u.requests == 2 and u.last_at is not None for u in usages.values())
 
 
+def test_rescoring_vision_without_its_catalog_says_so_on_both_paths() -> None:
+    rules = load_rulebook()
+    plan = Plan(run_id="rs-test", stages=STAGES, model=None, rules_version=rules.version)
+    model = FakeModel()
+    bare = Rescorer(cast(ModelClient, model), Policy(rules=rules), plan, Budget(None, None))
+    row = _stored_plastic_job()
+    with pytest.raises(RuntimeError, match="use_catalog"):
+        asyncio.run(bare.rescore(row, Usage()))
+    with pytest.raises(RuntimeError, match="use_catalog"):
+        asyncio.run(bare.rescore_batch([row], {str(row.job_id): Usage()}))
+    assert model.calls == []
+    assert model.batches == []
+
+
 def test_a_batch_line_that_failed_or_does_not_parse_is_called_online_for_that_row_only() -> None:
     rows = [_stored_plastic_job() for _ in range(3)]
     spoiled, refused = f"rs-test:{rows[0].job_id}:vision", f"rs-test:{rows[1].job_id}:answer"
