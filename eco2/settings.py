@@ -311,6 +311,10 @@ class ChatSettings(BaseModel):
     never held."""
     input_timeout_s: float = Field(default=30.0, gt=0)
     """How long a job waits for the user's reply to ``needs_input`` (then answers without)."""
+    answer_attempts: int = Field(default=3, ge=1, le=10)
+    """How often the streamed answer is opened when it fails before its first token (a refused,
+    broken or silent stream: nothing of it reached the user). After the first token a failure
+    ends the job, with what was streamed kept."""
     admission: AdmissionSettings = AdmissionSettings(enabled=False, max_inflight=2000)
     """A fixed ceiling: a chat job's time depends on its intent, its tools and how long the
     user takes to answer ``needs_input``, so its latency says little about load."""

@@ -111,7 +111,12 @@ def _configure_logging(service: str, settings: TelemetrySettings) -> None:
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    # The process's own stderr, not what a host put in its place: in a Serve replica
+    # ``sys.stderr`` feeds Serve's logger, which holds up to 1,000 records in memory before it
+    # writes its file (RAY_SERVE_THROUGHPUT_OPTIMIZED), so a warning could wait there for hours
+    # or die with the replica. On fd 2 each line reaches the worker's log file (the dashboard's
+    # Actors → logs) as it is written.
+    handler = logging.StreamHandler(sys.__stderr__ or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

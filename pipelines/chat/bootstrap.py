@@ -69,7 +69,14 @@ async def open_pipeline(
     http = httpx.AsyncClient(timeout=settings.services.call_timeout_s)
     tools = build_tools(settings, load_rulebook(), http)
     intents = IntentCache(inputs_client, settings.chat.intent_cache_s)
-    stages = ChatStages(text, vision, text_stream, settings.model.request_timeout_s, intents)
+    stages = ChatStages(
+        text,
+        vision,
+        text_stream,
+        settings.model.request_timeout_s,
+        intents,
+        answer_attempts=settings.chat.answer_attempts,
+    )
     runner = ChatRunner(store, stages, progress, tools, inputs, settings.chat)
     limit = LatencyLimit(settings.chat.admission, pipeline=KIND)
     jobs = JobTasks(

@@ -7,11 +7,16 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
+from eco2.telemetry import get_logger
 from pipelines.chat.machine import ChatJob
 from pipelines.jobs.stage_calls import call_stage
 from pipelines.jobs.tracing import current_or
 from serve.contracts import ModelCallFailed
 from serve.intent_cache import IntentCache
+
+_log = get_logger(__name__)
+ANSWER_RETRY_PAUSE_S = 0.5
+"""The pause before a failed answer stream is opened again, times the attempt."""
 
 
 class ChatStages:
@@ -26,9 +31,10 @@ class ChatStages:
         text_stream: Any,
         idle_timeout_s: float = 30.0,
         intents: IntentCache | None = None,
+        answer_attempts: int = 3,
     ) -> None:
         self._text, self._vision, self._text_stream = text, vision, text_stream
-        self._idle_timeout_s = idle_timeout_s
+        self._idle_timeout_s, self._answer_attempts = idle_timeout_s, answer_attempts
         self._intents = intents or IntentCache(None, 0)
 
     async def classify(self, job: ChatJob) -> tuple[dict[str, Any], float, bool]:
@@ -78,10 +84,38 @@ class ChatStages:
         history: Sequence[Mapping[str, str]],
         summary: str | None,
     ) -> AsyncGenerator[str]:
-        """The answer's deltas through a streaming handle. Not retried here: part of it may
-        already be on its way to the user; a failure is the caller's to report. A stream that
-        stays silent for ``idle_timeout_s`` counts as failed (a hung replica); one left before
-        its end is cancelled at the replica."""
+        """The answer's deltas through a streaming handle. A stream that fails before its first
+        delta (refused, broken, or silent for ``idle_timeout_s``: a hung call) is opened again,
+        up to ``answer_attempts`` times in all: nothing of it reached the user yet. After the
+        first delta a failure is the caller's to report, since part of the answer is on its way."""
+        attempt = 1
+        while True:
+            started = False
+            try:
+                async for delta in self._streamed(job, context, history, summary):
+                    started = True
+                    yield delta
+                return
+            except ModelCallFailed as failed:
+                if started or not failed.retriable or attempt >= self._answer_attempts:
+                    raise
+                _log.warning(
+                    "chat answer failed before its first token; opening it again",
+                    job_id=str(job.job_id),
+                    attempt=attempt,
+                    reason=str(failed),
+                )
+            await asyncio.sleep(ANSWER_RETRY_PAUSE_S * attempt)
+            attempt += 1
+
+    async def _streamed(
+        self,
+        job: ChatJob,
+        context: dict[str, Any],
+        history: Sequence[Mapping[str, str]],
+        summary: str | None,
+    ) -> AsyncGenerator[str]:
+        """One streamed answer; a stream left before its end is cancelled at the replica."""
         stream = self._text_stream.options(stream=True).answer.remote(
             job_id=str(job.job_id),
             attempt=job.attempt,
