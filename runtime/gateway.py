@@ -56,6 +56,11 @@ SERVE_SERVICE = "serve"
 SERVE_APPLICATION_PREFIXES = ("/", "/api/v1/chat")
 """The ``route_prefix`` of each Serve application (``ray-cluster.yaml``; a unit test keeps them
 equal): each serves its own OpenAPI document under it."""
+LISTEN_BACKLOG = 4096
+"""Connections the kernel queues until the gateway accepts them (capped by
+``net.core.somaxconn``). aiohttp's default of 128 overflowed when a thousand users connected at
+once: each SYN dropped cost its client a 1 s retransmit, several a connect timeout
+(docs/benchmarks.md, issue 16)."""
 NOT_DEPLOYED_RETRY_AFTER_S = 2
 UNREACHABLE_RETRY_AFTER_S = 1
 
@@ -517,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
         print=None,
         access_log=None,
         loop=new_event_loop(),
+        backlog=LISTEN_BACKLOG,
     )
 
 

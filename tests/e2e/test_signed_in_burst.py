@@ -7,6 +7,8 @@ which the user waits out before sending the scan again) — never a part that is
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import uuid
 from collections import Counter
 
@@ -75,3 +77,19 @@ async def test_300_signed_in_users_right_after_up_are_served_or_shed_and_every_s
     assert not any(" 503" in status for status in seen), seen
     assert sum(done) == USERS, seen
     assert seen["submit 202"] == seen["events 200"] == seen["event: done"] == USERS, seen
+
+
+def test_the_gateway_queues_a_thousand_connects_it_has_not_accepted_yet(stack: StackUrls) -> None:
+    """The kernel queues at most the listen backlog of connections the gateway has not accepted
+    yet; past it a SYN is dropped and its client waits 1 s (then 3, then 7) to try again. A
+    thousand users arriving together must not depend on how fast a busy loop accepts."""
+    if shutil.which("ss") is None:
+        pytest.skip("iproute2's ss is not installed: the listen backlog cannot be read")
+    assert stack.api_url is not None
+    port = stack.api_url.rsplit(":", 1)[1]
+    listing = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # A listening socket's line: State, Recv-Q (queued now), Send-Q (the backlog), addresses.
+    assert listing[0] == "LISTEN", listing
+    assert int(listing[2]) >= 1024, listing
