@@ -104,7 +104,8 @@ def summarise(
     """Replica counts and the two delays, from the samples (pure: unit-tested).
 
     ``load_lag_s``: per stage, how long after the step its own load steps (a downstream stage's
-    is the upstream model time); each stage's ``own_s`` is its ``running_s`` less that lag."""
+    is the upstream model time); each stage's ``own_s`` is its ``running_s`` less that lag
+    (negative: its replicas ran before its load reached it, as the pipeline policy intends)."""
     lags = load_lag_s or {}
     before = next((s for s in reversed(timeline.samples) if s.at_s <= step_up_s), None)
     during = [s for s in timeline.samples if step_up_s < s.at_s <= step_down_s]
