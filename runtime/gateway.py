@@ -395,7 +395,7 @@ class Gateway:
                 502,
                 "upstream_unavailable",
                 f"{route.prefix} lost the request (a replica stopped under it); retry it, "
-                "with the same Idempotency-Key for a submit",
+                "with the same X-Idempotency-Key for a submit",
                 UNREACHABLE_RETRY_AFTER_S,
             )
         async with upstream:

@@ -341,7 +341,7 @@ async def test_a_request_serve_lost_with_its_replica_is_a_502_to_retry(gateway: 
     ):
         body = await response.json()
         assert (response.status, body["error"]["code"]) == (502, "upstream_unavailable")
-        assert "Idempotency-Key" in body["error"]["message"]
+        assert "X-Idempotency-Key" in body["error"]["message"]
         assert response.headers["Retry-After"] == "1"
     # An application's own 500, and another service's bare one, pass through as they are.
     status, body, _ = await _get(f"{gateway}/api/v1/scan?failed=json", headers=headers)
