@@ -467,27 +467,28 @@ async def _read_within(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _not_deployed(route: Route, upstream: aiohttp.ClientResponse) -> bool:
-    """Serve's proxy itself answering that no application serves the path (plain text; every
-    application answers JSON): the application is being deployed, for instance again after
-    Ray's head restarted. Not the "not found" of a resource."""
+def _from_serve_proxy(route: Route, upstream: aiohttp.ClientResponse, status: int) -> bool:
+    """Serve's proxy itself answering ``status`` for a route of Serve's: in plain text, where
+    every application answers its own errors in JSON."""
     return (
         route.service == SERVE_SERVICE
-        and upstream.status == 404
+        and upstream.status == status
         and upstream.content_type != "application/json"
     )
+
+
+def _not_deployed(route: Route, upstream: aiohttp.ClientResponse) -> bool:
+    """Serve's proxy answering that no application serves the path: the application is being
+    deployed, for instance again after Ray's head restarted. Not the "not found" of a
+    resource."""
+    return _from_serve_proxy(route, upstream, 404)
 
 
 def _lost_by_serve(route: Route, upstream: aiohttp.ClientResponse) -> bool:
-    """Serve's proxy answering 500 in plain text: the replica died under the request (Ray's
-    ``RayActorError``), for instance while its ingress is being replaced. Every application
-    answers its own errors in JSON, so this is not one of theirs; the request may have been
-    acted on, so it is the caller's to retry (a submit's idempotency key makes that safe)."""
-    return (
-        route.service == SERVE_SERVICE
-        and upstream.status == 500
-        and upstream.content_type != "application/json"
-    )
+    """Serve's proxy answering 500: the replica died under the request (Ray's
+    ``RayActorError``), for instance while its ingress is being replaced. The request may have
+    been acted on, so it is the caller's to retry (a submit's idempotency key makes that safe)."""
+    return _from_serve_proxy(route, upstream, 500)
 
 
 def _with_traceparent(headers: MutableMapping[str, str], traceparent: str | None) -> None:

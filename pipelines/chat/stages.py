@@ -88,11 +88,21 @@ class ChatStages:
         delta (refused, broken, or silent for ``idle_timeout_s``: a hung call) is opened again,
         up to ``answer_attempts`` times in all: nothing of it reached the user yet. After the
         first delta a failure is the caller's to report, since part of the answer is on its way."""
+        request = {
+            "job_id": str(job.job_id),
+            "attempt": job.attempt,
+            "message": job.message,
+            "context": context,
+            "history": list(history),
+            "summary": summary,
+            "model": job.model,
+            "traceparent": current_or(job.traceparent),
+        }
         attempt = 1
         while True:
             started = False
             try:
-                async for delta in self._streamed(job, context, history, summary):
+                async for delta in self._streamed(request):
                     started = True
                     yield delta
                 return
@@ -108,24 +118,10 @@ class ChatStages:
             await asyncio.sleep(ANSWER_RETRY_PAUSE_S * attempt)
             attempt += 1
 
-    async def _streamed(
-        self,
-        job: ChatJob,
-        context: dict[str, Any],
-        history: Sequence[Mapping[str, str]],
-        summary: str | None,
-    ) -> AsyncGenerator[str]:
-        """One streamed answer; a stream left before its end is cancelled at the replica."""
-        stream = self._text_stream.options(stream=True).answer.remote(
-            job_id=str(job.job_id),
-            attempt=job.attempt,
-            message=job.message,
-            context=context,
-            history=list(history),
-            summary=summary,
-            model=job.model,
-            traceparent=current_or(job.traceparent),
-        )
+    async def _streamed(self, request: dict[str, Any]) -> AsyncGenerator[str]:
+        """One streamed answer to TextStage's ``answer(**request)``; a stream left before its
+        end is cancelled at the replica."""
+        stream = self._text_stream.options(stream=True).answer.remote(**request)
         deltas = stream.__aiter__()
         finished = False
         try:

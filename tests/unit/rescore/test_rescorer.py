@@ -115,13 +115,18 @@ def _stored_plastic_job(**fields: Any) -> Any:
 
 
 def _rescorer(
-    stages: tuple[str, ...], model: FakeModel, fetch: FakeFetch | None = None
+    stages: tuple[str, ...],
+    model: FakeModel,
+    fetch: FakeFetch | None = None,
+    *,
+    catalog: bool = True,
 ) -> Rescorer:
     rules = load_rulebook()
     plan = Plan(run_id="rs-test", stages=stages, model=None, rules_version=rules.version)
     rescorer = Rescorer(cast(ModelClient, model), Policy(rules=rules), plan, Budget(None, None))
-    gate = ImageGate(("cdn.eco2.local",), fetch or FakeFetch(), backoff_s=0)
-    rescorer.use_catalog(VisionTask(vision_catalog()), gate)
+    if catalog:
+        gate = ImageGate(("cdn.eco2.local",), fetch or FakeFetch(), backoff_s=0)
+        rescorer.use_catalog(VisionTask(vision_catalog()), gate)
     return rescorer
 
 
@@ -172,10 +177,8 @@ def test_a_batch_rescores_each_row_as_the_online_path_does_with_one_job_per_stag
 
 
 def test_rescoring_vision_without_its_catalog_says_so_on_both_paths() -> None:
-    rules = load_rulebook()
-    plan = Plan(run_id="rs-test", stages=STAGES, model=None, rules_version=rules.version)
     model = FakeModel()
-    bare = Rescorer(cast(ModelClient, model), Policy(rules=rules), plan, Budget(None, None))
+    bare = _rescorer(STAGES, model, catalog=False)
     row = _stored_plastic_job()
     with pytest.raises(RuntimeError, match="use_catalog"):
         asyncio.run(bare.rescore(row, Usage()))
