@@ -18,6 +18,7 @@ from devtools.bench.otlp_sink import bench_otlp_sink
 from devtools.bench.rescore import bench_rescore
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
+from devtools.bench.spans import bench_spans
 from devtools.bench.up import bench_up
 from devtools.chaos.run import chaos_command
 from eco2.settings import load_settings
@@ -41,6 +42,7 @@ BENCHMARKS: dict[str, tuple[Callable[..., None], str]] = {
     "saga": (bench_saga, "Reward saga latency through the domains, projector throughput."),
     "gateway": (bench_gateway, "Requests per second through the gateway's sign-in check."),
     "rescore": (bench_rescore, "Rescoring rows/s at zero latency, budget adherence."),
+    "spans": (bench_spans, "CPU per span: tracing off, recorded, exported over OTLP/HTTP."),
     "otlp-sink": (bench_otlp_sink, "An OTLP trace receiver that counts spans and keeps none."),
 }
 """``eco2 bench <name>``: the command and its one-line help."""

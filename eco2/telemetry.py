@@ -146,25 +146,30 @@ def configure(service: str, settings: TelemetrySettings) -> None:
             "openinference.project.name": settings.project,
         }
     )
-    exporter = _span_exporter(settings)
-    # Without an exporter nobody reads spans: don't record them, but keep generating and
-    # propagating trace ids so logs, events and SSE still carry them. With one, a new trace is
-    # recorded at the configured ratio and a continued one as its parent was.
-    sampler = (
-        ParentBased(TraceIdRatioBased(settings.sample_ratio))
-        if exporter is not None
-        else ALWAYS_OFF
-    )
-    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
-    if exporter is not None:
-        tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(tracer_provider)
+    trace.set_tracer_provider(tracer_provider(settings, resource))
     reader = _metric_reader(settings)
     metrics.set_meter_provider(
         MeterProvider(resource=resource, metric_readers=[reader] if reader else [])
     )
     _configure_logging(service, settings)
     _configured_service = service
+
+
+def tracer_provider(settings: TelemetrySettings, resource: Resource) -> TracerProvider:
+    """The tracer provider :func:`configure` installs (``eco2 bench spans`` measures this one).
+
+    Without an exporter nobody reads spans: they are not recorded, but trace ids are still
+    generated and propagated so logs, events and SSE carry them. With one, a new trace is
+    recorded at the configured ratio and a continued one as its parent was, and ended spans are
+    batched to the exporter on the SDK's worker thread."""
+    exporter = _span_exporter(settings)
+    if exporter is None:
+        return TracerProvider(resource=resource, sampler=ALWAYS_OFF)
+    provider = TracerProvider(
+        resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.sample_ratio))
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
 
 
 def fastapi_options(settings: TelemetrySettings) -> TelemetryConfig:

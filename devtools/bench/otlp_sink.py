@@ -93,7 +93,8 @@ def sink_app(counts: Counts) -> web.Application:
     return app
 
 
-async def _serve(port: int, counts: Counts) -> None:
+async def serve_sink(port: int, counts: Counts) -> None:
+    """Serve the sink on 127.0.0.1:``port`` until SIGINT or SIGTERM."""
     runner = web.AppRunner(sink_app(counts), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -111,5 +112,5 @@ def bench_otlp_sink(
 ) -> None:
     """Receive OTLP/HTTP traces, count them and keep none; prints the counts as JSON on exit."""
     counts = Counts()
-    asyncio.run(_serve(port, counts))
+    asyncio.run(serve_sink(port, counts))
     typer.echo(json.dumps({"command": f"eco2 bench otlp-sink --port {port}", **counts.figures()}))
