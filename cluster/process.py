@@ -33,6 +33,12 @@ class Launch:
     user: str | None = None
     """Run as this system user (only when we are root)."""
     cwd: Path | None = None
+    session_nice: int | None = None
+    """The nice value of the child's session as a whole (Linux's autogroup), which it and
+    everything it forks share. Linux shares busy cores between sessions first and only then
+    between the processes of one session, so a process's own nice value weighs only against its
+    session's other processes. ``None`` leaves the session at 0 like every other one. A value
+    below 0 needs ``CAP_SYS_NICE``; without it the child runs at 0 and a warning says so."""
 
 
 def spawn(launch: Launch, log_path: Path) -> subprocess.Popen[bytes]:
@@ -42,7 +48,7 @@ def spawn(launch: Launch, log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as out:
         out.write(f"\n--- {time.strftime('%F %T')} exec {' '.join(launch.argv)}\n".encode())
         out.flush()
-        return subprocess.Popen(
+        child = subprocess.Popen(
             list(launch.argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -54,6 +60,23 @@ def spawn(launch: Launch, log_path: Path) -> subprocess.Popen[bytes]:
             group=_group_of(launch.user),
             extra_groups=[] if launch.user else None,
         )
+    if launch.session_nice is not None:
+        set_session_nice(child.pid, launch.session_nice)
+    return child
+
+
+def set_session_nice(pid: int, nice: int) -> bool:
+    """Give the session of ``pid`` (it leads a new one) the nice value ``nice``; False where the
+    kernel has no autogroups (not Linux, or built without them) or refuses it."""
+    path = Path(f"/proc/{pid}/autogroup")
+    try:
+        path.write_text(f"{nice}\n")
+    except FileNotFoundError:
+        return False
+    except OSError as exc:  # EPERM/EACCES below 0 without CAP_SYS_NICE
+        log.warning("session of pid %s stays at nice 0, not %s: %s", pid, nice, exc)
+        return False
+    return True
 
 
 def _group_of(user: str | None) -> int | None:

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cluster import process
@@ -232,9 +232,7 @@ class Stack:
     def _launch(self, m: _Member) -> None:
         assert m.component.launch is not None
         launch = m.component.launch(m.ctx)
-        launch = type(launch)(
-            launch.argv, {**self.state.env, **launch.env}, launch.user, launch.cwd
-        )
+        launch = replace(launch, env={**self.state.env, **launch.env})
         with self._lock:
             if self.abort.is_set():
                 raise _Aborted

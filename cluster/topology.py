@@ -544,6 +544,14 @@ AI_WORKER_PREFIX = "ray_ai_worker_"
 AI_NODE_OBJECT_STORE = 256 * 1024 * 1024
 """Bytes of shared memory an AI node's object store may take: its replicas pass small
 arguments and results, and every local node shares this machine's memory."""
+AI_NODE_SESSION_NICE = -10
+"""The nice value of each local AI node's session (raylet, agents, stage replicas). Locally a
+"node" shares the machine's cores with every other process of the stack, and Linux shares busy
+cores between sessions: under a load step, a node's new replicas got one session's share among
+dozens (each PostgreSQL backend is a session of its own) and took 10-13 s to start instead of
+3. Weighted like this, a node gets most of what it asks for, as a node with cores of its own
+would; it asks for little once its replicas run (they wait on model calls). Measured in
+docs/benchmarks.md (issue 16)."""
 AI_WORKER_NODE_PORTS = (
     "node_manager",
     "object_manager",
@@ -573,7 +581,7 @@ def _ai_worker_launch(ctx: Context) -> Launch:
         argv += [f"--{name.replace('_', '-')}-port", str(ctx.ports[name])]
     argv += ["--min-worker-port", str(ctx.port_range_start)]
     argv += ["--max-worker-port", str(ctx.port_range_start + RAY_WORKER_PORTS - 1)]
-    return Launch(argv, env=ray_head_env(ctx.paths))
+    return Launch(argv, env=ray_head_env(ctx.paths), session_nice=AI_NODE_SESSION_NICE)
 
 
 def _node_needles(ctx: Context) -> list[str]:

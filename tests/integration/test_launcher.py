@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from cluster import process, topology
+from cluster.component import Component
 from cluster.process import Launch
 from cluster.stack import Stack, StackStartError
 from cluster.state import read_state
@@ -203,6 +204,31 @@ def test_failing_component_is_named_and_nothing_stays_up(
             recorded = state.components[name]
             assert process.same_process(recorded.pid, recorded.create_time) is None, name
         assert _processes_of(run_dir, []) == []
+    finally:
+        stack.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/autogroup").exists(), reason="this kernel has no autogroups"
+)
+def test_a_components_session_weight_reaches_its_process() -> None:
+    run_dir = short_run_dir("e2n-")
+    weighted = Component(
+        name="weighted",
+        launch=lambda ctx: Launch(
+            [sys.executable, "-c", "import time; time.sleep(60)"], session_nice=7
+        ),
+        url=lambda ctx: "-",
+        health=lambda ctx: None,
+    )
+    stack = Stack(Settings(run_dir=run_dir), [weighted])
+    try:
+        stack.start()
+        state = read_state(run_dir)
+        assert state is not None
+        pid = state.components["weighted"].pid
+        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "7"
     finally:
         stack.stop()
         shutil.rmtree(run_dir, ignore_errors=True)

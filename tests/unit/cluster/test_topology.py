@@ -100,6 +100,7 @@ def test_ray_head_gets_every_port_explicitly() -> None:
 
     argv = list(topology.RAY.launch(ctx).argv)
 
+    assert topology.RAY.launch(ctx).session_nice is None  # only local AI nodes are weighted
     for flag in ("--port", "--node-manager-port", "--object-manager-port", "--dashboard-port"):
         assert flag in argv
     for flag in ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port"):
@@ -220,6 +221,8 @@ def test_an_ai_worker_node_offers_only_ai_capacity_on_ports_of_its_own() -> None
     for name, port in ports.items():
         assert argv[argv.index(f"--{name.replace('_', '-')}-port") + 1] == str(port)
     assert argv[argv.index("--min-worker-port") + 1] == "30000"
+    # A local node's session outweighs a single process's, as a node's own cores would.
+    assert node.launch(ctx).session_nice == topology.AI_NODE_SESSION_NICE < 0
     needles = node.watch_paths(ctx)
     assert needles
     assert all(str(ports["node_manager"]) in needle for needle in needles)
