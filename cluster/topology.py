@@ -548,10 +548,10 @@ AI_NODE_SESSION_NICE = -10
 """The nice value of each local AI node's session (raylet, agents, stage replicas). Locally a
 "node" shares the machine's cores with every other process of the stack, and Linux shares busy
 cores between sessions: under a load step, a node's new replicas got one session's share among
-dozens (each PostgreSQL backend is a session of its own) and took 10-13 s to start instead of
-3. Weighted like this, a node gets most of what it asks for, as a node with cores of its own
-would; it asks for little once its replicas run (they wait on model calls). Measured in
-docs/benchmarks.md (issue 16)."""
+dozens (each PostgreSQL backend is a session of its own) and took several times as long to start
+as on idle cores. Weighted like this, a node gets most of what it asks for, as a node with cores
+of its own would; it asks for little once its replicas run (they wait on model calls). Measured
+in docs/benchmarks.md (issue 16)."""
 AI_WORKER_NODE_PORTS = (
     "node_manager",
     "object_manager",
