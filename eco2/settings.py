@@ -248,6 +248,12 @@ class AdmissionSettings(BaseModel):
     shrinks: the queueing a saturated stack is allowed. Lower keeps an overload's latency
     closer to the baseline but also refuses users of a closed loop at capacity, who gain
     nothing from it (docs/reliability.md, "Overload", has both measured)."""
+    slow_start_rate: float | None = Field(default=25.0, gt=0)
+    """Jobs per second one process is taken to carry until latency says otherwise: in slow
+    start the limit is at least this × the baseline job time (Little's law), so slow model
+    calls are not held to a count sized for fast ones. The default is about what one of the
+    two scan ingress replicas completes at capacity on a 2-core machine (docs/benchmarks.md);
+    ``None``: the limit starts from ``initial_limit`` alone."""
     growth: float = Field(default=0.1, gt=0)
     """The share the limit grows by per job time while it is what holds the load back (after
     its first cut; before, it doubles)."""

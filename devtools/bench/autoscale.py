@@ -1,19 +1,23 @@
 """``eco2 bench autoscale``: how fast the AI stages follow a step in load, and back.
 
-Closed-loop users (``loadgen``) keep ``--base`` scans in flight, then ``--peak`` (joining over
-``--step-ramp`` seconds) for ``--hold`` seconds, then ``--base`` again. The simulator's latency
-(``--model-latency``, 20 s per stage by default) is long enough that the stack's front (gateway,
-sign-in check, ingress) keeps up and the scans in flight wait at the AI stages, so users ≈ scans
-in flight at the stages, which is what Serve's autoscaling counts. Meanwhile
-Serve's view of every AI stage deployment (``GET /api/serve/applications/`` on the dashboard)
-is sampled twice a second: its target replica count and its running replicas, with their nodes.
+Closed-loop users (``loadgen``) keep ``--base`` scans in flight for ``--lead`` seconds, then
+``--peak`` more (joining over ``--step-ramp`` seconds) for ``--hold`` seconds, then ``--base``
+again. The lead lets the scan ingress learn what a job takes before the step (its in-flight
+limit, ``pipelines/jobs/admission.py``, admits by that), as a service that has been running
+has. The simulator's latency (``--model-latency``, 20 s per stage by default) is long enough
+that an admitted scan waits at the AI stages, so users ≈ scans in flight there, which is what
+Serve's autoscaling counts. Meanwhile Serve's view of every AI stage deployment
+(``GET /api/serve/applications/`` on the dashboard) is sampled twice a second: its target
+replica count and its running replicas, with their nodes.
 
 Figures: per AI stage, the replica counts before, at the peak and after; seconds from the step up
 until every stage whose target rose runs that many replicas (``upscale_s``), and per stage when
 Serve raised its target and when the new replicas ran (``per_stage_s``: a downstream stage sees
 its load one upstream model time later); from the step down until every stage is back at its
 starting count (``downscale_s``, ``None`` if not within ``--settle``); failed scans during the
-whole run (the ramp included), by reason.
+whole run (the ramp included), by reason; submits shed by the ingress (``shed``, each sent again
+after its ``Retry-After``); and when half and all of the joining users had a scan accepted
+(``step_admitted``): until then the step is still crossing the front, not yet at the stages.
 """
 
 from __future__ import annotations
@@ -152,6 +156,23 @@ def summarise(
     }
 
 
+def step_admitted(
+    accepted_at: list[float], step_up_s: float, users: int
+) -> dict[str, float | None]:
+    """Seconds from the step until half and all of the joining ``users`` had a submit
+    accepted: when the step's load had passed the front (gateway, sign-in check, the scan
+    ingress and its in-flight limit) and could reach the AI stages. ``accepted_at``: the
+    joining users' accepts, seconds from the same origin as ``step_up_s``. Counted as the n-th
+    accept, which is each user's first while a scan takes longer than the step's arrival (the
+    default 40 s of model time does)."""
+    after = sorted(at - step_up_s for at in accepted_at if at >= step_up_s)
+
+    def nth(n: int) -> float | None:
+        return round(after[n - 1], 1) if 0 < n <= len(after) else None
+
+    return {"half_s": nth((users + 1) // 2), "all_s": nth(users)}
+
+
 async def _run(
     target: loadgen.Target,
     dashboard: str,
@@ -171,6 +192,7 @@ async def _run(
     await asyncio.sleep(lead_s)
     step_up = time.monotonic() - started
     surge = await loadgen.drive(target, peak, hold_s, ramp_s=ramp_s)
+    surge["accepted_at"] = [at - started for at in surge["accepted_at"]]
     step_down = time.monotonic() - started
     steady = await baseline
     stop.set()
@@ -181,7 +203,15 @@ async def _run(
 def bench_autoscale(
     base: Annotated[int, typer.Option(min=1, max=100, help="Users before and after.")] = 10,
     peak: Annotated[int, typer.Option(min=2, max=3000, help="Users during the step.")] = 1000,
-    lead: Annotated[float, typer.Option(min=5, max=300, help="Seconds before the step.")] = 20,
+    lead: Annotated[
+        float,
+        typer.Option(
+            min=5,
+            max=300,
+            help="Seconds at --base before the step: over two job times by default, so the "
+            "scan ingress has learnt what a job takes, as a running service has.",
+        ),
+    ] = 90,
     hold: Annotated[float, typer.Option(min=5, max=600, help="Seconds at the peak.")] = 45,
     settle: Annotated[
         float, typer.Option(min=10, max=900, help="Seconds after the step down.")
@@ -251,6 +281,13 @@ def bench_autoscale(
         **summarise(timeline, up_at, down_at, {"scan/AnswerStage": vision_ms / 1000}),
         "failed": sum(failures.values()),
         "failures": failures,
+        # Submits the scan ingress refused as overloaded, each sent again after its
+        # Retry-After: the step reaches the stages only as fast as they are admitted.
+        "shed": surge["shed"] + steady["shed"],
+        "step_admitted": step_admitted(surge["accepted_at"], up_at, peak),
+        # The load generator's own CPU during the step (100 = one core): near 100, it and not
+        # the stack paced the step's arrival.
+        "driver_cpu_percent": surge["driver_cpu_percent"],
         "completed": surge["all_completed"] + steady["all_completed"],
         "nodes_per_stage": ai_nodes,
         "samples": len(timeline.samples),
@@ -265,7 +302,8 @@ def _table(result: dict[str, Any]) -> str:
         f"upscale_s: {result.get('upscale_s')}  slowest stage's own: "
         f"{result.get('slowest_stage_own_s')}  downscale_s: {result.get('downscale_s')}"
     ]
-    lines.append(f"failed: {result['failed']} {result['failures']}")
+    lines.append(f"failed: {result['failed']} {result['failures']}  shed: {result['shed']}")
+    lines.append(f"step admitted: {result['step_admitted']}")
     for name, counts in result.get("replicas", {}).items():
         lines.append(f"  {name}: {counts}")
     return "\n".join(lines)

@@ -111,6 +111,8 @@ class Tally:
     the wait it asked for: a scan's e2e time counts from its first try."""
     all_completed: int = 0
     """Completed scans including the ramp (for CPU per scan over the whole run)."""
+    accepted_at: list[float] = field(default_factory=list)
+    """When each submit was accepted (``time.monotonic()``), the ramp included."""
 
     def fail(self, reason: str) -> None:
         self.failures[reason] = self.failures.get(reason, 0) + 1
@@ -161,6 +163,7 @@ async def _one_scan(
                 if response.status != 202:
                     return await _refused("submit", response)
                 job = await response.json()
+                tally.accepted_at.append(time.monotonic())
                 break
             await response.read()
         tally.shed += 1
@@ -280,6 +283,7 @@ async def drive(
         "ramp_failures": ramp_failures,
         "completed_per_min": round(len(tally.e2e_s) / elapsed * 60, 1),
         "e2e_s": sorted(tally.e2e_s),
+        "accepted_at": tally.accepted_at,
         "driver_cpu_percent": round(driver_cpu, 1),
         "machine_cpu_percent": round(machine_cpu, 1),
     }
@@ -287,6 +291,7 @@ async def drive(
 
 def summarise(raw: dict[str, Any], model_time_s: float) -> dict[str, Any]:
     e2e: list[float] = raw.pop("e2e_s")
+    raw.pop("accepted_at")
     overhead_ms = [(t - model_time_s) * 1000 for t in e2e]
 
     def q(values: list[float], p: float, digits: int) -> float | None:

@@ -22,6 +22,13 @@ an overload the limit must reach hundreds again quickly. It starts at ``initial_
 baseline follows a drop at once and a rise only over ``baseline_horizon_s``, ten times that
 while the limit holds load back (a slower model is learnt in minutes, an overload's queueing is
 not mistaken for it). ``enabled=False`` keeps the fixed ceiling only.
+
+What a process can carry is a rate, not a count: by Little's law, jobs in flight = jobs per
+second × seconds per job. A count that suits 7 s jobs holds 40 s jobs to a sixth of the rate.
+So in slow start the limit is at least ``slow_start_rate`` × the baseline: what that many jobs
+per second keep in flight at their unloaded time. Until the first cut, a stack whose model calls
+are slow then admits a step it can carry instead of refusing most of it for a minute. After a
+cut only what was learnt counts.
 """
 
 from __future__ import annotations
@@ -140,13 +147,15 @@ class LatencyLimit:
             self._bound_at = now
         elif now - self._bound_at >= SLOW_START_AFTER_S:
             self._slow_start = True
-        self._limit = min(float(s.max_inflight), max(float(s.min_limit), self._limit))
         if short < baseline:
             self._baseline = short
         else:  # a rise while the limit held load back is mostly queueing: learnt far slower
             horizon = s.baseline_horizon_s * (10 if binding else 1)
             rise = min(1.0, (now - self._window_started) / horizon)
             self._baseline = baseline + rise * (short - baseline)
+        if self._slow_start and s.slow_start_rate is not None:
+            self._limit = max(self._limit, s.slow_start_rate * self._baseline)
+        self._limit = min(float(s.max_inflight), max(float(s.min_limit), self._limit))
         self._last_short = short
         self._export()
         self._samples.clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from devtools.bench.autoscale import Sample, Timeline, summarise
+from devtools.bench.autoscale import Sample, Timeline, step_admitted, summarise
 
 V, A = "scan/VisionStage", "scan/AnswerStage"
 
@@ -57,3 +57,10 @@ def test_a_stage_that_never_reaches_its_target_or_never_settles_reports_none() -
 
 def test_too_few_samples_say_so() -> None:
     assert "error" in summarise(_timeline((20.0, 1, 1, 1, 1)), step_up_s=10.0, step_down_s=40.0)
+
+
+def test_the_step_is_admitted_when_half_and_all_of_its_users_had_a_submit_accepted() -> None:
+    before = [1.0, 5.0]  # the base users' accepts before the step at 10 s are not the step's
+    accepts = [*before, 10.5, 11.0, 14.0, 30.0]
+    assert step_admitted(accepts, 10.0, 4) == {"half_s": 1.0, "all_s": 20.0}
+    assert step_admitted(accepts, 10.0, 5) == {"half_s": 4.0, "all_s": None}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 
@@ -140,24 +141,28 @@ def test_retry_after_is_about_the_time_a_job_takes_within_bounds() -> None:
     assert limit.retry_after_s() == 10.0
 
 
-def test_under_twice_its_capacity_a_simulated_server_keeps_its_latency_and_throughput() -> None:
-    """A server whose jobs wait 2 s on a model, then queue for one CPU doing 20 jobs/s, offered
-    40 jobs/s for two minutes: the limit refuses the excess and keeps the jobs' median time
-    within the tolerance of the unloaded time, at full throughput. Without it the queue (and the
-    time) grows the whole run."""
-    tolerance = 1.5
-    limit, clock = _limit(initial_limit=16, tolerance=tolerance, min_limit=4)
-    model_s, cpu_s, dt = 2.0, 1 / 20, 0.01
+def _simulate(
+    limit: LatencyLimit,
+    clock: Clock,
+    *,
+    model_s: float,
+    cpu_per_s: float,
+    offered_per_s: Callable[[float], float],
+    until_s: float,
+) -> tuple[int, list[tuple[float, float]]]:
+    """A server whose jobs wait ``model_s`` on a model, then queue for one CPU doing
+    ``cpu_per_s`` jobs a second, offered ``offered_per_s(t)`` jobs a second under ``limit``.
+    Returns how many it refused and, per job done, (ended at, seconds)."""
+    dt = 0.01
     waiting: deque[tuple[float, float]] = deque()  # (leaves the model at, admitted at)
     cpu: deque[float] = deque()  # admitted at, in CPU order
-    busy_until, inflight, refused = 0.0, 0, 0
-    done: list[tuple[float, float]] = []  # (ended at, seconds)
-    offered_every = 1 / 40
-    next_offer = 0.0
-    while clock.now < 120.0:
+    busy_until, inflight, refused, owed = 0.0, 0, 0, 0.0
+    done: list[tuple[float, float]] = []
+    while clock.now < until_s:
         clock.now += dt
-        while next_offer <= clock.now:
-            next_offer += offered_every
+        owed += offered_per_s(clock.now) * dt
+        while owed >= 1.0:
+            owed -= 1.0
             if limit.admits(inflight):
                 inflight += 1
                 limit.started(inflight)
@@ -168,12 +173,31 @@ def test_under_twice_its_capacity_a_simulated_server_keeps_its_latency_and_throu
             cpu.append(waiting.popleft()[1])
         while cpu and busy_until <= clock.now:
             admitted = cpu.popleft()
-            busy_until = max(busy_until, clock.now - dt) + cpu_s
+            busy_until = max(busy_until, clock.now - dt) + 1 / cpu_per_s
             inflight -= 1
             done.append((busy_until, busy_until - admitted))
             limit.finished(busy_until - admitted, inflight)
+    return refused, done
+
+
+def test_under_twice_its_capacity_a_simulated_server_keeps_its_latency_and_throughput() -> None:
+    """Jobs waiting 2 s on a model, then one CPU doing 20 jobs/s, offered 40 jobs/s for two
+    minutes: the limit refuses the excess and keeps the jobs' median time within the tolerance
+    of the unloaded time, at full throughput. Without it the queue (and the time) grows the
+    whole run."""
+    tolerance = 1.5
+    limit, clock = _limit(initial_limit=16, tolerance=tolerance, min_limit=4)
+    model_s, cpu_per_s = 2.0, 20.0
+    refused, done = _simulate(
+        limit,
+        clock,
+        model_s=model_s,
+        cpu_per_s=cpu_per_s,
+        offered_per_s=lambda t: 40.0,
+        until_s=120.0,
+    )
     late = [seconds for ended, seconds in done if ended > 60.0]
-    unloaded = model_s + cpu_s
+    unloaded = model_s + 1 / cpu_per_s
     assert refused > 0.3 * 40 * 120  # about half of what was offered
     assert statistics.median(late) <= tolerance * 1.2 * unloaded
     assert len(late) / 60.0 >= 0.95 * 20  # the CPU stayed busy
@@ -245,3 +269,35 @@ def test_an_idempotency_key_no_job_could_be_stored_under_is_refused(key: str) ->
     assert refused.value.code == "bad_idempotency_key"
     check_idempotency_key(None)
     check_idempotency_key("k" * 128)
+
+
+def test_in_slow_start_the_limit_is_at_least_what_its_rate_keeps_in_flight() -> None:
+    limit, clock = _limit(initial_limit=20, slow_start_rate=10.0, tolerance=2.0)
+    _window(limit, clock, latency_s=40.0, inflight=20)
+    assert limit.limit == 400  # 10 jobs/s × 40 s
+    fast, fast_clock = _limit(initial_limit=20, slow_start_rate=10.0)
+    _window(fast, fast_clock, latency_s=1.0, inflight=20)
+    assert fast.limit == 40  # 10 × 1 s is below what doubling gives: the floor does nothing
+    _window(limit, clock, latency_s=100.0, inflight=400)
+    assert limit.limit == 320  # a cut (400 × 2 / 2.5): from now on only what was learnt counts
+    for _ in range(5):
+        _window(limit, clock, latency_s=100.0, inflight=300)
+    assert limit.limit < 400
+
+
+def test_a_step_within_capacity_of_slow_jobs_is_admitted_in_slow_start() -> None:
+    """Jobs waiting 40 s on a model, one CPU doing 20 jobs/s: after a quiet start, 480 jobs
+    arrive within 2 s and 12 jobs/s after them (480 in flight, 60 % of capacity). A count
+    sized for fast jobs refuses hundreds of them (436 here); the rate floor admits them all."""
+
+    def step(t: float) -> float:
+        return 0.25 if t < 90.0 else 240.0 if t < 92.0 else 12.0
+
+    refused = {}
+    for rate in (25.0, None):
+        limit, clock = _limit(initial_limit=256, slow_start_rate=rate)
+        refused[rate], _ = _simulate(
+            limit, clock, model_s=40.0, cpu_per_s=20.0, offered_per_s=step, until_s=180.0
+        )
+    assert refused[25.0] == 0
+    assert refused[None] > 300
