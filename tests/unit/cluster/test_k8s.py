@@ -186,17 +186,26 @@ def test_every_container_runs_the_one_image() -> None:
                 assert container["image"] == expected
 
 
-def test_envoy_routes_match_the_local_gateway() -> None:
+def _envoy_manager() -> dict[str, Any]:
     listener = gateway.envoy_config()["static_resources"]["listeners"][0]
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    manager: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    return manager
+
+
+def test_envoy_routes_match_the_local_gateway() -> None:
+    manager = _envoy_manager()
     routes = manager["route_config"]["virtual_hosts"][0]["routes"]
-    matches = [r["match"] for r in routes]
+    # A job-starting route's POST has a route of its own just before it.
+    general = [r for r in routes if "headers" not in r["match"]]
+    matches = [r["match"] for r in general]
     assert matches == [
         {"path_separated_prefix": r.prefix} if r.literal else {"safe_regex": {"regex": r.regex()}}
         for r in ROUTES
     ]
-    checks = [r["typed_per_filter_config"] for r in routes]
+    checks = [r["typed_per_filter_config"] for r in general]
     for route, per_route in zip(ROUTES, checks, strict=True):
+        # Admission control is off on every route but the job-starting POSTs (below).
+        assert per_route.pop(gateway.ADMISSION_CONTROL)["disabled"] is True
         # The upload streams its body on (the image service counts it); every other body is
         # held to the local gateway's limit.
         body_limit = per_route.pop(gateway.BUFFER, None)
@@ -219,6 +228,7 @@ def test_envoy_routes_match_the_local_gateway() -> None:
         gateway.BUFFER,
         gateway.JWT_AUTHN,
         gateway.EXT_AUTHZ,
+        gateway.ADMISSION_CONTROL,
         "envoy.filters.http.router",
     ]
     buffer = manager["http_filters"][0]["typed_config"]
@@ -226,6 +236,40 @@ def test_envoy_routes_match_the_local_gateway() -> None:
     jwks = manager["http_filters"][1]["typed_config"]["providers"]["eco2"]["remote_jwks"]
     clusters = {c["name"] for c in gateway.envoy_config()["static_resources"]["clusters"]}
     assert jwks["http_uri"]["cluster"] in clusters
+
+
+def test_envoy_throttles_the_job_starting_posts_as_the_local_gateway_does() -> None:
+    manager = _envoy_manager()
+    routes = manager["route_config"]["virtual_hosts"][0]["routes"]
+    throttled = [r for r in routes if gateway.ADMISSION_CONTROL not in r["typed_per_filter_config"]]
+    shed = [r for r in ROUTES if r.shed]
+    assert [r["match"] for r in throttled] == [
+        {"path_separated_prefix": r.prefix, "headers": [gateway.POST_ONLY]}
+        if r.literal
+        else {"safe_regex": {"regex": r.regex()}, "headers": [gateway.POST_ONLY]}
+        for r in shed
+    ]
+    assert {r.prefix for r in shed} == {"/api/v1/scan", "/api/v1/chat/*/messages"}
+    for route in throttled:  # each right before its route for the other methods
+        after = routes[routes.index(route) + 1]
+        assert after["match"] == {k: v for k, v in route["match"].items() if k != "headers"}
+        assert after["route"] == route["route"]
+    api = Settings().api
+    config = manager["http_filters"][3]["typed_config"]
+    # Envoy refuses with (requests - accepts / sr_threshold) / (requests + 1): sr = 1 / k.
+    assert config["sr_threshold"]["default_value"]["value"] == pytest.approx(100 / api.shed_k, 0.01)
+    assert config["sampling_window"] == f"{round(api.shed_horizon_s)}s"
+    # Only a 503 counts against the service: [100, 503) and [504, 600) are accepts.
+    ranges = config["success_criteria"]["http_criteria"]["http_success_status"]
+    accepted = {code for r in ranges for code in range(r["start"], r["end"])}
+    assert accepted == set(range(100, 600)) - {503}
+    # Envoy's own 503 tells the client when to come back, in the services' error shape.
+    (mapper,) = manager["local_reply_config"]["mappers"]
+    assert mapper["filter"]["status_code_filter"]["comparison"]["value"]["default_value"] == 503
+    assert mapper["headers_to_add"][0]["header"]["key"] == "retry-after"
+    assert mapper["body_format_override"]["json_format"]["error"]["code"] == "overloaded"
+    # The two routes of one prefix are written out in full: no YAML alias for Envoy to resolve.
+    assert "&id0" not in k8s.render("domains.yaml")
 
 
 # --- Debezium --------------------------------------------------------------------------------
