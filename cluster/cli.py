@@ -45,7 +45,7 @@ def _relay_lag(settings: Settings, state: StackState) -> list[dict[str, Any]] | 
         return str(exc)
 
 
-def _read_models(state: StackState) -> dict[str, str] | str:
+def read_model_states(state: StackState) -> dict[str, str] | str:
     """Each live read model: ``whole``, or ``rebuilding`` (its projector is rebuilding it from
     the event stores after Valkey lost it)."""
     import redis
@@ -205,7 +205,7 @@ def status(
     else:
         report = supervisor.probe(settings, state)
         report["cdc"] = _relay_lag(settings, state)
-        report["read_models"] = _read_models(state)
+        report["read_models"] = read_model_states(state)
         report["nodes"] = probes.ray_nodes(state.dashboard_url) if state.dashboard_url else []
     healthy = report["up"] and all(c["healthy"] for c in report["components"].values())
     if json_output:

@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from cdc.cli import load_spec
 from cdc.readmodels.projections import PROJECTIONS
-from cluster.cli import _read_models as read_models_of
+from cluster.cli import read_model_states
 from cluster.state import ComponentState, read_state
 from devtools.chaos import load as users
 from devtools.chaos.load import UNTIL_STOPPED, Load, Quota
@@ -170,7 +170,7 @@ async def test_read_models_rebuild_themselves_when_valkey_loses_everything(
         # seconds, sooner than a whole `eco2 status` process could be asked on two busy cores.
         state = read_state(stack.run_dir)
         assert state is not None
-        said = read_models_of(state)
+        said = read_model_states(state)
         assert isinstance(said, dict)
         assert "rebuilding" in said.values(), said
 
