@@ -5,7 +5,8 @@ In Kubernetes each service is its own Deployment running ``python -m runtime.dom
 process (one event loop, one uvicorn server per service, so each keeps its own port, lifespan and
 database pool exactly as in the cluster). The services are the domains, the read-model API and
 the pipelines' read side (job streams and results); consumers are the domains' reactions, the
-scan domain's saga compensation and the read-model projectors.
+scan domain's saga compensation and the read-model projectors. The consumers of one process
+share Kafka consumers (:func:`cdc.consumers.runtime.feeds`): one per store kind and fetch wait.
 
 Stops on SIGTERM/SIGINT: servers finish their requests, consumers their batch in progress.
 """
@@ -23,7 +24,7 @@ from typing import Any
 import uvicorn
 
 import eco2.loop
-from cdc.consumers.runtime import ConsumerSpec, run_consumer_async
+from cdc.consumers.runtime import ConsumerSpec, feeds, run_consumers_async
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
 from runtime import LOOPBACK
@@ -123,8 +124,11 @@ async def run(
         for s, n in zip(servers, serve, strict=True)
     ]
     tasks += [
-        asyncio.create_task(run_consumer_async(spec, settings, stop), name=f"consumer:{spec.name}")
-        for spec in specs
+        asyncio.create_task(
+            run_consumers_async(feed, settings, stop),
+            name=f"consumers:{','.join(spec.name for spec in feed)}",
+        )
+        for feed in feeds(specs)
     ]
     done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     if not stop.is_set():  # a part ended on its own: a failure; stop the rest and report it

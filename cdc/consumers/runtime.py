@@ -20,15 +20,27 @@ Delivery guarantees:
   attempt. When a batch fails, its events are applied again one per transaction (a batch
   handler gets a batch of one), so a poison event is dead-lettered alone. A dead-lettered
   event gets no inbox row, so ``eco2 cdc dlq replay`` can deliver it again after the fix.
+
+Several consumers of one process share one Kafka consumer (a *feed*, :func:`feeds`): each fetch
+of the embedded broker costs it work for every stored batch of each partition fetched, so twelve
+consumers each fetching every 50 ms cost the broker twice what three feeds do. The guarantees
+above hold per consumer within a feed: each applies the messages of its topics and event types
+through its own inbox, retries and dead-letters on its own, and the feed commits a batch's offsets
+once every consumer is done with it. What they share is progress: a consumer that waits (on its
+database, or retrying) holds its feed-mates back, so a feed only joins consumers of one store kind.
+A feed of several consumers is its own Kafka group (:func:`group_of`); when its members change it
+is a new group, which starts from the earliest offset and skips what the inboxes already hold.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import signal
 import time
 import traceback
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -66,16 +78,18 @@ _running: set[ConsumerRuntime] = set()
 
 def _observe_lag(_options: CallbackOptions) -> Iterable[Observation]:
     for runtime in list(_running):
-        try:
-            yield Observation(runtime.lag(), {"group": runtime.spec.name})
-        except (KafkaException, RuntimeError):  # closing, or not assigned yet
-            continue
+        for member in runtime.members:
+            try:
+                yield Observation(runtime.lag(member.spec.topics), {"group": member.spec.name})
+            except (KafkaException, RuntimeError):  # closing, or not assigned yet
+                continue
 
 
 telemetry.meter(__name__).create_observable_gauge(
     "eco2.consumer.lag",
     callbacks=[_observe_lag],
-    description="Messages a consumer group's process has not consumed yet, by group.",
+    description="Messages a consumer's process has not consumed yet, by consumer (its inbox "
+    "name, which is its Kafka group unless it shares a feed).",
 )
 _events_handled = telemetry.meter(__name__).create_counter(
     "eco2.consumer.events",
@@ -177,72 +191,68 @@ class ConsumerStats:
     """Messages of event types the consumer does not handle (not decoded, no inbox row)."""
 
 
-class ConsumerRuntime:
-    """Consumes ``spec.topics`` as group ``spec.name`` and applies them through ``store``."""
+def group_of(specs: Sequence[ConsumerSpec]) -> str:
+    """The Kafka group of a feed: a lone consumer's own name (as before feeds shared), else a
+    name derived from its members, so another set of members is another group."""
+    if len(specs) == 1:
+        return specs[0].name
+    names = ",".join(sorted(spec.name for spec in specs))
+    return f"feed.{hashlib.blake2s(names.encode(), digest_size=6).hexdigest()}"
+
+
+def feeds(specs: Iterable[ConsumerSpec]) -> list[list[ConsumerSpec]]:
+    """``specs`` in the groups that share one Kafka consumer: those of one store kind (a stalled
+    PostgreSQL or Valkey then holds back only its own consumers) and one fetch wait."""
+    shared: dict[tuple[str, int | None], list[ConsumerSpec]] = {}
+    for spec in specs:
+        shared.setdefault((spec.target, spec.fetch_wait_ms), []).append(spec)
+    return list(shared.values())
+
+
+class Delivered:
+    """A consumed message as a feed's members read it: its topic and event type read once, its
+    envelope decoded once (immutable, so members share it), by the first member that wants it."""
+
+    __slots__ = ("_envelope", "event_type", "message", "topic")
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
+        self.topic = cast(str, message.topic())
+        self.event_type = event_type_of(message)
+        self._envelope: EventEnvelope | ValueError | None = None
+
+    def envelope(self) -> EventEnvelope:
+        """The event, or ``ValueError`` if the message is not an outbox event."""
+        if self._envelope is None:
+            message = self.message
+            try:
+                self._envelope = envelope_from_message(
+                    message.key(), message.value(), message.headers()
+                )
+            except ValueError as exc:
+                self._envelope = exc
+        if isinstance(self._envelope, ValueError):
+            raise self._envelope
+        return self._envelope
+
+
+class Member:
+    """One consumer in a feed: it applies the messages of its topics and event types in each
+    batch the feed took, through its own store, and dead-letters what fails. It commits nothing:
+    the feed commits the batch once every member is done with it."""
 
     def __init__(
-        self,
-        spec: ConsumerSpec,
-        settings: Settings,
-        store: Store,
-        *,
-        batch_size: int = 500,
-        kafka: dict[str, Any] | None = None,
+        self, spec: ConsumerSpec, settings: Settings, store: Store, producer: Producer
     ) -> None:
-        self.spec, self.store, self.batch_size = spec, store, batch_size
-        self.settings = settings
+        self.spec, self.settings, self.store, self.producer = spec, settings, store, producer
         self.timeout_s = spec.timeout_s or settings.services.reaction_timeout_s
-        tuning = {} if spec.fetch_wait_ms is None else {"fetch.wait.max.ms": spec.fetch_wait_ms}
-        self.consumer = Consumer(
-            consumer_config(settings, spec.name, **{**tuning, **(kafka or {})})
-        )
-        self.producer = Producer(producer_config(settings))
         self.stats = ConsumerStats()
-        self._stop = asyncio.Event()
         self._whole_until = 0.0
-        self.partitions: frozenset[tuple[str, int]] = frozenset()
-        """What the group gave this consumer, kept from the rebalance callbacks (which run on
-        the consuming thread), so the lag gauge does not ask the client (``assignment()``, a
-        request to librdkafka's group thread) on every scrape."""
-        self.positions: dict[tuple[str, int], int] = {}
-        """The next offset to consume per partition (librdkafka's position), kept as batches
-        are taken, for the same reason."""
-        self._marks: dict[tuple[str, int], tuple[int, int]] = {}
-        self._in_consume = False
-        """While the consuming thread waits in ``consume``, any other call on the client
-        blocks until that returns (and the next ``consume`` may win again): the lag gauge then
-        reads the watermarks noted after the last ``consume`` instead (at most
-        ``POLL_S`` old); while a batch is applied, it asks the client, which answers at once."""
+        self._tracing = telemetry.records_spans()
+        """Settled at start (:func:`eco2.telemetry.configure`): a process that records no
+        spans, or an event whose trace is not sampled, costs no span here."""
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Consume until ``stop`` is set; the batch in progress finishes first."""
-        self._stop = stop or self._stop
-        missing = await asyncio.to_thread(ensure_topics, self.settings, self.spec.topics)
-        if missing:
-            log.warning("topics not created; waiting for them to appear", topics=missing)
-        self.consumer.subscribe(
-            list(self.spec.topics),
-            on_assign=self._assigned,
-            on_revoke=self._revoked,
-            on_lost=self._revoked,
-        )
-        _running.add(self)
-        try:
-            while not self._stop.is_set():
-                if not await self._whole():
-                    await asyncio.sleep(WHOLE_CHECK_S)
-                    continue
-                messages = await asyncio.to_thread(self._next_batch)
-                if messages:
-                    await self.process(messages)
-        except _Stopping:
-            pass
-        finally:
-            _running.discard(self)
-            await asyncio.to_thread(self.consumer.close)
-            self.producer.flush(5)
-
-    async def _whole(self) -> bool:
+    async def whole(self) -> bool:
         """Whether the consumer's state is whole, rebuilding it first when its store lost it
         (asked every :data:`WHOLE_CHECK_S`). Nothing is consumed meanwhile: an event applied
         during the rebuild's reset could be recorded in the inbox and its effect wiped."""
@@ -260,37 +270,40 @@ class ConsumerRuntime:
         self._whole_until = time.monotonic() + WHOLE_CHECK_S
         return True
 
-    def lag(self) -> int:
-        """Messages of the assigned partitions not consumed yet: the client's cached high
-        watermarks (no broker round trip) less the positions kept as batches are taken (the
-        low watermark for a partition nothing was taken from yet)."""
-        partitions, positions = list(self.partitions), dict(self.positions)
-        marks = dict(self._marks) if self._in_consume else self._watermarks(partitions)
-        behind = 0
-        for tp in partitions:
-            low, high = marks.get(tp, (0, 0))
-            behind += max(0, high - positions.get(tp, low))
-        return behind
-
-    def _watermarks(
-        self, partitions: Iterable[tuple[str, int]]
-    ) -> dict[tuple[str, int], tuple[int, int]]:
-        marks: dict[tuple[str, int], tuple[int, int]] = {}
-        for topic, number in partitions:
-            low, high = self.consumer.get_watermark_offsets(
-                TopicPartition(topic, number), cached=True
-            )
-            marks[(topic, number)] = (max(low, 0), max(high, 0))
-        return marks
-
-    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self.partitions |= {(p.topic, p.partition) for p in partitions}
-
-    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        gone = {(p.topic, p.partition) for p in partitions}
-        self.partitions -= gone
-        for tp in gone:
-            self.positions.pop(tp, None)
+    async def process(self, batch: Sequence[Delivered], stop: asyncio.Event) -> None:
+        """Apply this consumer's share of one consumed batch; dead-letter what fails (the
+        letters are produced, not yet acknowledged: the feed waits for them)."""
+        items: list[tuple[Message, EventEnvelope | None, Exception | None]] = []
+        topics, wanted, skipped = self.spec.topics, self.spec.event_types, 0
+        for delivered in batch:
+            if delivered.topic not in topics:
+                continue
+            if wanted is not None and delivered.event_type not in wanted:
+                skipped += 1
+                continue
+            try:
+                items.append((delivered.message, delivered.envelope(), None))
+            except ValueError as exc:
+                items.append((delivered.message, None, exc))
+        self.stats.skipped += skipped
+        if not items:
+            return
+        self.stats.messages += len(items)
+        self.stats.batches += 1
+        envelopes = [env for _m, env, _e in items if env is not None]
+        if len(envelopes) == len(items):
+            try:
+                self.stats.applied += await self._apply(envelopes)
+                return
+            except Exception as exc:  # fall back to one message per transaction
+                log.info(
+                    "batch failed; applying one by one", consumer=self.spec.name, error=str(exc)
+                )
+        for message, maybe, error in items:
+            if maybe is None:
+                self._dead_letter(message, "undecodable", error or ValueError("?"), 1)
+            else:
+                await self._apply_one(message, maybe, stop)
 
     async def _apply(self, envelopes: list[EventEnvelope]) -> int:
         """Apply ``envelopes`` in one transaction, within the step's deadline; each event that
@@ -310,15 +323,12 @@ class ConsumerRuntime:
         return count
 
     def _trace(self, envelopes: list[EventEnvelope], applied: set[str], started: int) -> None:
-        ended = time.time_ns()
+        ended, counted = time.time_ns(), Counter[tuple[str, str]]()
         for envelope in envelopes:
             outcome = "applied" if str(envelope.event_id) in applied else "duplicate"
-            _events_handled.add(
-                1,
-                {"group": self.spec.name, "event_type": envelope.event_type, "outcome": outcome},
-            )
+            counted[(envelope.event_type, outcome)] += 1
             parent = envelope.metadata.traceparent
-            if parent is None:
+            if not self._tracing or parent is None or not telemetry.sampled(parent):
                 continue
             span = _tracer.start_span(
                 f"consume {self.spec.name}",
@@ -337,76 +347,14 @@ class ConsumerRuntime:
                 },
             )
             span.end(end_time=ended)
-
-    def _next_batch(self) -> list[Message]:
-        """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to
-        ``batch_size``. (``consume(n, timeout)`` alone waits the whole timeout for ``n``
-        messages, adding up to ``POLL_S`` of latency to every hop of a saga at light load.)"""
-        self._in_consume = True
-        try:
-            first = self.consumer.consume(1, POLL_S)
-            batch = (
-                [*first, *self.consumer.consume(self.batch_size - 1, 0)]
-                if first and self.batch_size > 1
-                else first
+        for (event_type, outcome), count in counted.items():
+            _events_handled.add(
+                count, {"group": self.spec.name, "event_type": event_type, "outcome": outcome}
             )
-        finally:
-            self._in_consume = False
-        for message in batch:
-            if message.error() is None:
-                key = (cast(str, message.topic()), cast(int, message.partition()))
-                self.positions[key] = cast(int, message.offset()) + 1
-        # A client that cannot answer for a partition yet leaves the gauge its last marks.
-        with contextlib.suppress(KafkaException, RuntimeError):
-            self._marks = self._watermarks(self.partitions)
-        return batch
 
-    async def process(self, messages: Sequence[Message]) -> None:
-        """Apply one consumed batch, dead-letter what fails, then commit its offsets."""
-        items: list[tuple[Message, EventEnvelope | None, Exception | None]] = []
-        wanted, skipped = self.spec.event_types, 0
-        for message in messages:
-            err = message.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("kafka consume error", error=str(err))
-                continue
-            if wanted is not None and event_type_of(message) not in wanted:
-                skipped += 1
-                continue
-            try:
-                envelope = envelope_from_message(message.key(), message.value(), message.headers())
-            except ValueError as exc:
-                items.append((message, None, exc))
-            else:
-                items.append((message, envelope, None))
-        self.stats.skipped += skipped
-        if not items:
-            if skipped:
-                await self._commit(messages)
-            return
-        self.stats.messages += len(items)
-        self.stats.batches += 1
-        envelopes = [env for _m, env, _e in items if env is not None]
-        done = False
-        if len(envelopes) == len(items):
-            try:
-                self.stats.applied += await self._apply(envelopes)
-                done = True
-            except Exception as exc:  # fall back to one message per transaction
-                log.info(
-                    "batch failed; applying one by one", consumer=self.spec.name, error=str(exc)
-                )
-        if not done:
-            for message, maybe, error in items:
-                if maybe is None:
-                    self._dead_letter(message, "undecodable", error or ValueError("?"), 1)
-                else:
-                    await self._apply_one(message, maybe)
-            self._await_dead_letters()
-        await self._commit(messages)
-
-    async def _apply_one(self, message: Message, envelope: EventEnvelope) -> None:
+    async def _apply_one(
+        self, message: Message, envelope: EventEnvelope, stop: asyncio.Event
+    ) -> None:
         """Apply one event until it is applied or dead-lettered. The two counters stay
         hand-written (not tenacity): an infrastructure failure retries without limit and does
         not count against the handler's attempts that lead to the dead-letter topic."""
@@ -419,7 +367,7 @@ class ConsumerRuntime:
                 kind = classify(exc)
                 if kind is Failure.INFRASTRUCTURE:
                     infra_attempt += 1
-                    if self._stop.is_set():
+                    if stop.is_set():
                         raise _Stopping from exc
                     await asyncio.sleep(self.spec.retry.delay(infra_attempt))
                     continue
@@ -461,9 +409,157 @@ class ConsumerRuntime:
             attempts=attempts,
         )
 
-    def _await_dead_letters(self) -> None:
-        if self.producer.flush(DLQ_ACK_TIMEOUT_S):
+
+class ConsumerRuntime:
+    """A feed: one Kafka consumer, in group :func:`group_of` its members, takes batches of
+    their topics; each member applies its share through its own store, then the batch's
+    offsets are committed."""
+
+    def __init__(
+        self,
+        members: Sequence[tuple[ConsumerSpec, Store]],
+        settings: Settings,
+        *,
+        batch_size: int = 500,
+        kafka: dict[str, Any] | None = None,
+    ) -> None:
+        specs = [spec for spec, _store in members]
+        waits = {spec.fetch_wait_ms for spec in specs}
+        if not specs or len(waits) > 1:
+            raise ValueError(
+                f"a feed needs consumers of one fetch wait, got {sorted(map(str, waits))}"
+            )
+        self.group, self.batch_size, self.settings = group_of(specs), batch_size, settings
+        self.topics = sorted({topic for spec in specs for topic in spec.topics})
+        wait = waits.pop()
+        tuning = {} if wait is None else {"fetch.wait.max.ms": wait}
+        self.consumer = Consumer(
+            consumer_config(settings, self.group, **{**tuning, **(kafka or {})})
+        )
+        self.producer = Producer(producer_config(settings))
+        """The dead-letter producer, one for the feed's members."""
+        self.members = [Member(spec, settings, store, self.producer) for spec, store in members]
+        self._stop = asyncio.Event()
+        self.partitions: frozenset[tuple[str, int]] = frozenset()
+        """What the group gave this consumer, kept from the rebalance callbacks (which run on
+        the consuming thread), so the lag gauge does not ask the client (``assignment()``, a
+        request to librdkafka's group thread) on every scrape."""
+        self.positions: dict[tuple[str, int], int] = {}
+        """The next offset to consume per partition (librdkafka's position), kept as batches
+        are taken, for the same reason."""
+        self._marks: dict[tuple[str, int], tuple[int, int]] = {}
+        self._in_consume = False
+        """While the consuming thread waits in ``consume``, any other call on the client
+        blocks until that returns (and the next ``consume`` may win again): the lag gauge then
+        reads the watermarks noted after the last ``consume`` instead (at most
+        ``POLL_S`` old); while a batch is applied, it asks the client, which answers at once."""
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Consume until ``stop`` is set; the batch in progress finishes first."""
+        self._stop = stop or self._stop
+        missing = await asyncio.to_thread(ensure_topics, self.settings, self.topics)
+        if missing:
+            log.warning("topics not created; waiting for them to appear", topics=missing)
+        self.consumer.subscribe(
+            self.topics, on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+        log.info(
+            "consumer feed starting",
+            group=self.group,
+            consumers=[member.spec.name for member in self.members],
+        )
+        _running.add(self)
+        try:
+            while not self._stop.is_set():
+                if not all([await member.whole() for member in self.members]):
+                    await asyncio.sleep(WHOLE_CHECK_S)
+                    continue
+                messages = await asyncio.to_thread(self._next_batch)
+                if messages:
+                    await self.process(messages)
+        except _Stopping:
+            pass
+        finally:
+            _running.discard(self)
+            await asyncio.to_thread(self.consumer.close)
+            self.producer.flush(5)
+
+    async def process(self, messages: Sequence[Message]) -> None:
+        """Let every member apply its share of one batch, wait for the dead letters, then
+        commit the batch's offsets."""
+        batch: list[Delivered] = []
+        for message in messages:
+            err = message.error()
+            if err is None:
+                batch.append(Delivered(message))
+            elif err.code() != KafkaError._PARTITION_EOF:
+                log.warning("kafka consume error", group=self.group, error=str(err))
+        try:
+            async with asyncio.TaskGroup() as members:
+                for member in self.members:
+                    members.create_task(member.process(batch, self._stop))
+        except BaseExceptionGroup as failed:  # the first failure, as a lone consumer raised it
+            raise failed.exceptions[0] from None
+        if len(self.producer) and self.producer.flush(DLQ_ACK_TIMEOUT_S):  # letters waiting
             raise RuntimeError("dead letters not acknowledged by Kafka; not committing offsets")
+        await self._commit(messages)
+
+    def lag(self, topics: Iterable[str] | None = None) -> int:
+        """Messages of the assigned partitions (of ``topics``, default all) not consumed yet:
+        the client's cached high watermarks (no broker round trip) less the positions kept as
+        batches are taken (the low watermark for a partition nothing was taken from yet)."""
+        wanted = None if topics is None else set(topics)
+        partitions = [tp for tp in self.partitions if wanted is None or tp[0] in wanted]
+        positions = dict(self.positions)
+        marks = dict(self._marks) if self._in_consume else self._watermarks(partitions)
+        behind = 0
+        for tp in partitions:
+            low, high = marks.get(tp, (0, 0))
+            behind += max(0, high - positions.get(tp, low))
+        return behind
+
+    def _watermarks(
+        self, partitions: Iterable[tuple[str, int]]
+    ) -> dict[tuple[str, int], tuple[int, int]]:
+        marks: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, number in partitions:
+            low, high = self.consumer.get_watermark_offsets(
+                TopicPartition(topic, number), cached=True
+            )
+            marks[(topic, number)] = (max(low, 0), max(high, 0))
+        return marks
+
+    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.partitions |= {(p.topic, p.partition) for p in partitions}
+
+    def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        gone = {(p.topic, p.partition) for p in partitions}
+        self.partitions -= gone
+        for tp in gone:
+            self.positions.pop(tp, None)
+
+    def _next_batch(self) -> list[Message]:
+        """Wait up to ``POLL_S`` for one message, then take what is already fetched, up to
+        ``batch_size``. (``consume(n, timeout)`` alone waits the whole timeout for ``n``
+        messages, adding up to ``POLL_S`` of latency to every hop of a saga at light load.)"""
+        self._in_consume = True
+        try:
+            first = self.consumer.consume(1, POLL_S)
+            batch = (
+                [*first, *self.consumer.consume(self.batch_size - 1, 0)]
+                if first and self.batch_size > 1
+                else first
+            )
+        finally:
+            self._in_consume = False
+        for message in batch:
+            if message.error() is None:
+                key = (cast(str, message.topic()), cast(int, message.partition()))
+                self.positions[key] = cast(int, message.offset()) + 1
+        # A client that cannot answer for a partition yet leaves the gauge its last marks.
+        with contextlib.suppress(KafkaException, RuntimeError):
+            self._marks = self._watermarks(self.partitions)
+        return batch
 
     async def _commit(self, messages: Sequence[Message]) -> None:
         last: dict[tuple[str, int], int] = {}
@@ -472,10 +568,12 @@ class ConsumerRuntime:
                 key = (cast(str, message.topic()), cast(int, message.partition()))
                 last[key] = max(last.get(key, -1), cast(int, message.offset()))
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        if not offsets:  # only partition ends or errors
+            return
         try:
             await asyncio.to_thread(self._commit_sync, offsets)
         except Exception as exc:  # e.g. a rebalance: redelivery is harmless (inbox)
-            log.warning("offset commit failed", consumer=self.spec.name, error=str(exc))
+            log.warning("offset commit failed", group=self.group, error=str(exc))
 
     def _commit_sync(self, offsets: list[TopicPartition]) -> None:
         self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -501,11 +599,15 @@ async def open_store(spec: ConsumerSpec, settings: Settings) -> AsyncIterator[St
         await pool.close()
 
 
-async def run_consumer_async(
-    spec: ConsumerSpec, settings: Settings, stop: asyncio.Event | None = None
+async def run_consumers_async(
+    specs: Sequence[ConsumerSpec], settings: Settings, stop: asyncio.Event | None = None
 ) -> None:
-    async with open_store(spec, settings) as store:
-        await ConsumerRuntime(spec, settings, store).run(stop)
+    """Run ``specs`` as one feed (see :func:`feeds` for which may share one) until ``stop``."""
+    async with contextlib.AsyncExitStack() as stores:
+        members = [
+            (spec, await stores.enter_async_context(open_store(spec, settings))) for spec in specs
+        ]
+        await ConsumerRuntime(members, settings).run(stop)
 
 
 def run_consumer(spec: ConsumerSpec, settings: Settings) -> None:
@@ -516,6 +618,6 @@ def run_consumer(spec: ConsumerSpec, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_consumer_async(spec, settings, stop)
+        await run_consumers_async([spec], settings, stop)
 
     asyncio.run(main())

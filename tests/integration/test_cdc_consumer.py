@@ -20,7 +20,7 @@ from typing import Any, cast
 import asyncpg
 import psycopg2
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cdc.consumers.apply import Handler, batch_handler
 from cdc.consumers.dlq import list_dlq, replay_dlq
@@ -251,7 +251,7 @@ async def runtime_factory(stack: StackUrls, database: str) -> AsyncIterator[Any]
             timeout_s=timeout_s,
         )
         halt = asyncio.Event()
-        runtime = ConsumerRuntime(spec, settings, PostgresStore(pool))
+        runtime = ConsumerRuntime([(spec, PostgresStore(pool))], settings)
         tasks.append((halt, asyncio.create_task(runtime.run(halt))))
         return runtime
 
@@ -358,7 +358,9 @@ async def test_the_lag_is_read_without_waiting_on_a_consumer_in_consume(
     runtime.consumer = spy
 
     async def caught_up() -> bool:
-        return runtime.stats.applied == 3 and int(await asyncio.to_thread(runtime.lag)) == 0
+        return (
+            runtime.members[0].stats.applied == 3 and int(await asyncio.to_thread(runtime.lag)) == 0
+        )
 
     await wait_for(caught_up)
     for _ in range(20):  # the gauge's scrapes while the consumer idles in consume
@@ -453,6 +455,105 @@ async def test_a_step_that_overruns_its_deadline_is_rolled_back_retried_and_dead
     assert "not applied within 0.3 s" in letters[0].error
     applied = {r["event_id"] for r in await effects(dsn)}
     assert applied == {e.event_id for e in quick}  # the slow one's effect was rolled back
+
+
+def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The offsets ``group`` committed on ``topic``, summed over its partitions."""
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
+        offsets = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+    finally:
+        probe.close()
+    return sum(max(tp.offset, 0) for tp in offsets)
+
+
+def tagged(tag: str) -> Handler:
+    """``record_effect`` of one consumer of a feed: its rows' aggregate ids start with ``tag``."""
+
+    async def handler(envelope: EventEnvelope, conn: Any) -> None:
+        await record_effect(
+            envelope.model_copy(update={"aggregate_id": f"{tag}:{envelope.aggregate_id}"}), conn
+        )
+
+    return handler
+
+
+async def test_consumers_sharing_a_feed_apply_their_own_share_once_and_commit_it_together(
+    stack: StackUrls, database: str
+) -> None:
+    """One Kafka consumer for three consumers: each applies only its topics and event types,
+    through its own inbox; a poison event is dead-lettered by the consumer it failed alone;
+    the feed's group commits past everything; a feed of other members is another group,
+    which reads from the start while the inboxes skip what was applied."""
+    first, second = f"cdct.feed1.{new_id()}", f"cdct.feed2.{new_id()}"
+    dsn, settings = (
+        database_dsn(stack.db_url, database),
+        settings_for(stack.db_url, stack.kafka_bootstrap),
+    )
+    ones, twos = events("one", 12), events("two", 6)
+    poison = events("two", 1, poison=True)[0].model_copy(update={"aggregate_id": "poisoned"})
+    publish(stack.kafka_bootstrap, first, ones)
+    publish(stack.kafka_bootstrap, second, [*twos, poison])
+
+    def spec(tag: str, topics: tuple[str, ...]) -> ConsumerSpec:
+        return ConsumerSpec(
+            name=f"cdct-feed-{tag}-{new_id()}",
+            topics=topics,
+            database=database,
+            handler=tagged(tag),
+            retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
+        )
+
+    a, b, c = spec("a", (first,)), spec("b", (first, second)), spec("c", (second,))
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+
+    async def tags() -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for row in await effects(dsn):
+            tag = row["aggregate_id"].split(":")[0]
+            counted[tag] = counted.get(tag, 0) + 1
+        return counted
+
+    async def run_until(runtime: ConsumerRuntime, expected: dict[str, int]) -> None:
+        halt = asyncio.Event()
+        task = asyncio.create_task(runtime.run(halt))
+
+        async def settled() -> bool:
+            return await tags() == expected and runtime.lag() == 0
+
+        try:
+            await wait_for(settled)
+            await asyncio.sleep(1.0)  # anything applied twice would show up now
+        finally:
+            halt.set()
+            await task
+        assert await tags() == expected
+
+    try:
+        feed = ConsumerRuntime([(a, PostgresStore(pool)), (b, PostgresStore(pool))], settings)
+        assert feed.group not in (a.name, b.name)
+        assert feed.topics == sorted([first, second])
+        await run_until(feed, {"a": 12, "b": 18})
+        assert [m.stats.dead_lettered for m in feed.members] == [0, 1]
+        letters = await asyncio.to_thread(list_dlq, settings, second)
+        assert [(e.event_id, e.source) for e in letters] == [(str(poison.event_id), b.name)]
+
+        assert await asyncio.to_thread(committed, stack.kafka_bootstrap, feed.group, first) == len(
+            ones
+        )
+        assert (
+            await asyncio.to_thread(committed, stack.kafka_bootstrap, feed.group, second)
+            == len(twos) + 1
+        )
+
+        wider = ConsumerRuntime(
+            [(a, PostgresStore(pool)), (b, PostgresStore(pool)), (c, PostgresStore(pool))], settings
+        )
+        assert wider.group != feed.group
+        await run_until(wider, {"a": 12, "b": 18, "c": 6})
+    finally:
+        await pool.close()
 
 
 class TestPostgresInbox(InboxContract):
