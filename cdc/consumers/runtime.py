@@ -29,7 +29,10 @@ through its own inbox, retries and dead-letters on its own, and the feed commits
 once every consumer is done with it. What they share is progress: a consumer that waits (on its
 database, or retrying) holds its feed-mates back, so a feed only joins consumers of one store kind.
 A feed of several consumers is its own Kafka group (:func:`group_of`); when its members change it
-is a new group, which starts from the earliest offset and skips what the inboxes already hold.
+is a new group, which starts each partition where its members' own groups left it (so consumers
+moving into a feed skip nothing and redo nothing), or from the start when one of them is new
+there; the inboxes skip what was applied, but an event dead-lettered since its members' own
+groups last committed is tried again (and dead-lettered again if it still fails).
 """
 
 from __future__ import annotations
@@ -494,12 +497,16 @@ class ConsumerRuntime:
                 batch.append(Delivered(message))
             elif err.code() != KafkaError._PARTITION_EOF:
                 log.warning("kafka consume error", group=self.group, error=str(err))
-        try:
-            async with asyncio.TaskGroup() as members:
-                for member in self.members:
-                    members.create_task(member.process(batch, self._stop))
-        except BaseExceptionGroup as failed:  # the first failure, as a lone consumer raised it
-            raise failed.exceptions[0] from None
+        # Every member finishes its share, whatever another's fate (a feed-mate's failure does
+        # not cancel a transaction or a retry in progress); one failure leaves the batch
+        # uncommitted, to be delivered again, and ends the feed as it ended a lone consumer.
+        outcomes = await asyncio.gather(
+            *(member.process(batch, self._stop) for member in self.members),
+            return_exceptions=True,
+        )
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise next((f for f in failures if not isinstance(f, _Stopping)), failures[0])
         if len(self.producer) and self.producer.flush(DLQ_ACK_TIMEOUT_S):  # letters waiting
             raise RuntimeError("dead letters not acknowledged by Kafka; not committing offsets")
         await self._commit(messages)
@@ -529,8 +536,57 @@ class ConsumerRuntime:
             marks[(topic, number)] = (max(low, 0), max(high, 0))
         return marks
 
-    def _assigned(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.partitions |= {(p.topic, p.partition) for p in partitions}
+        if len(self.members) > 1:
+            try:
+                starts = self._members_offsets(consumer, partitions)
+            except KafkaException as exc:  # from the start, then: the inboxes skip what was applied
+                log.warning("members' offsets not read", group=self.group, error=str(exc))
+                return
+            if starts:
+                consumer.assign(
+                    [
+                        TopicPartition(
+                            p.topic, p.partition, starts.get((p.topic, p.partition), p.offset)
+                        )
+                        for p in partitions
+                    ]
+                )
+
+    def _members_offsets(
+        self, consumer: Consumer, partitions: list[TopicPartition]
+    ) -> dict[tuple[str, int], int]:
+        """Where a feed whose group has not committed a partition yet starts it: where its
+        members' own groups (the lone consumers they were) left it, the earliest of those, so
+        moving consumers into a feed neither replays their history nor runs their dead-lettered
+        events again. A partition one of them never committed on is read from its start (that
+        consumer is new, it needs the history)."""
+        fresh = [
+            (p.topic, p.partition)
+            for p in consumer.committed(partitions, timeout=10)
+            if p.offset < 0
+        ]
+        starts: dict[tuple[str, int], int | None] = {}
+        for member in self.members:
+            mine = [TopicPartition(t, n) for t, n in fresh if t in member.spec.topics]
+            if not mine:
+                continue
+            probe = Consumer(consumer_config(self.settings, member.spec.name))  # never joins
+            try:
+                for tp in probe.committed(mine, timeout=10):
+                    key, before = (
+                        (tp.topic, tp.partition),
+                        starts.get((tp.topic, tp.partition), tp.offset),
+                    )
+                    starts[key] = (
+                        None
+                        if tp.offset < 0 or before is None or before < 0
+                        else min(before, tp.offset)
+                    )
+            finally:
+                probe.close()
+        return {key: offset for key, offset in starts.items() if offset is not None}
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {(p.topic, p.partition) for p in partitions}

@@ -32,13 +32,19 @@ def consumer_groups() -> dict[str, list[str]]:
 def consumer_documents() -> list[dict[str, Any]]:
     """One Deployment per consumer group, no Service (nothing listens), no HPA (partitions bound
     a group's useful members; CPU says nothing about its lag). A member whose consumer fails
-    ends the process (``runtime.domain_host.run``), so the kubelet restarts it: no probe."""
+    ends the process (``runtime.domain_host.run``), so the kubelet restarts it: no probe.
+
+    ``strategy: Recreate``: the old Pods stop (finishing their batch) before new ones start. A
+    rollout that changes a Deployment's consumers changes its feed's Kafka group
+    (:func:`cdc.consumers.runtime.group_of`), and two groups consume the same partitions side by
+    side, each in its own order; the pause of a restart costs a consumer nothing but lag."""
     docs = []
     for group, names in consumer_groups().items():
         container = python_container(["-m", "runtime.domain_host", "--consumers", group])
         replicas = min(CONSUMER_REPLICAS, PARTITIONS)
         consumers = deployment(eco2_name(f"{group}-consumers"), container, replicas)
         consumers["metadata"]["annotations"] = {"eco2/consumers": ",".join(names)}
+        consumers["spec"]["strategy"] = {"type": "Recreate"}
         docs.append(consumers)
     return docs
 

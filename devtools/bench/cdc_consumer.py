@@ -73,21 +73,22 @@ async def consumer_throughput(settings: Settings, db: str, count: int, noop: boo
         database=db,
         handler=nothing if noop else project,
     )
-    runtime = ConsumerRuntime(spec, settings, PostgresStore(pool), batch_size=1000)
+    runtime = ConsumerRuntime([(spec, PostgresStore(pool))], settings, batch_size=1000)
+    stats = runtime.members[0].stats
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     # Sampling the runtime's counters every 10 ms is the measurement itself, not a wait.
-    while runtime.stats.messages == 0:  # noqa: ASYNC110
+    while stats.messages == 0:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     started = time.perf_counter()
-    first = runtime.stats.messages  # the first batch (group join included) is not counted
-    while runtime.stats.applied < count and time.perf_counter() - started < 300:  # noqa: ASYNC110
+    first = stats.messages  # the first batch (group join included) is not counted
+    while stats.applied < count and time.perf_counter() - started < 300:  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     stop.set()
     await task
     written = await pool.fetchval("SELECT count(*) FROM bench_effects")
     await pool.close()
-    if written != (0 if noop else runtime.stats.applied):
-        raise RuntimeError(f"{runtime.stats.applied} events applied but {written} effect rows")
-    return (runtime.stats.applied - first) / elapsed
+    if written != (0 if noop else stats.applied):
+        raise RuntimeError(f"{stats.applied} events applied but {written} effect rows")
+    return (stats.applied - first) / elapsed

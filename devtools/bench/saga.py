@@ -168,19 +168,20 @@ async def projector_throughput(settings: Settings, events: int) -> dict[str, Any
         target="valkey",
     )
     valkey = connect(cache_url)
-    runtime = ConsumerRuntime(spec, settings, ValkeyStore(valkey), batch_size=1000)
+    runtime = ConsumerRuntime([(spec, ValkeyStore(valkey))], settings, batch_size=1000)
+    stats = runtime.members[0].stats
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     first: float | None = None
     deadline = time.perf_counter() + 300
-    while runtime.stats.applied < events and time.perf_counter() < deadline:
-        if first is None and runtime.stats.applied:
+    while stats.applied < events and time.perf_counter() < deadline:
+        if first is None and stats.applied:
             first = time.perf_counter()
         await asyncio.sleep(0.01)
     last = time.perf_counter()
     stop.set()
     await task
-    applied = runtime.stats.applied
+    applied = stats.applied
     await delete_prefix(valkey, ns)
     await valkey.delete(inbox_key(spec.name))
     await valkey.aclose()
@@ -189,7 +190,7 @@ async def projector_throughput(settings: Settings, events: int) -> dict[str, Any
         "projector_events": events,
         "projector_applied": applied,
         "projector_events_per_s": round(applied / elapsed) if elapsed > 0 else None,
-        "projector_batches": runtime.stats.batches,
+        "projector_batches": stats.batches,
     }
 
 

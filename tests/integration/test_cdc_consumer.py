@@ -457,24 +457,30 @@ async def test_a_step_that_overruns_its_deadline_is_rolled_back_retried_and_dead
     assert applied == {e.event_id for e in quick}  # the slow one's effect was rolled back
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
-    """The offsets ``group`` committed on ``topic``, summed over its partitions."""
+def committed(bootstrap: str, group: str, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` committed on the partitions of ``topics`` where it committed any."""
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        partitions = probe.list_topics(topic, timeout=10).topics[topic].partitions
-        offsets = probe.committed([TopicPartition(topic, p) for p in partitions], timeout=10)
+        partitions = [
+            TopicPartition(topic, n)
+            for topic in topics
+            for n in probe.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        offsets = probe.committed(partitions, timeout=10)
     finally:
         probe.close()
-    return sum(max(tp.offset, 0) for tp in offsets)
+    return {(tp.topic, tp.partition): tp.offset for tp in offsets if tp.offset >= 0}
 
 
 def tagged(tag: str) -> Handler:
-    """``record_effect`` of one consumer of a feed: its rows' aggregate ids start with ``tag``."""
+    """One consumer of a feed: its effect rows' aggregate ids start with ``tag``; an event whose
+    payload says ``poison_for: <tag>`` fails for this consumer alone."""
 
     async def handler(envelope: EventEnvelope, conn: Any) -> None:
-        await record_effect(
-            envelope.model_copy(update={"aggregate_id": f"{tag}:{envelope.aggregate_id}"}), conn
-        )
+        if envelope.payload.get("poison_for") == tag:
+            raise RuntimeError(f"poisoned for {tag}")
+        aggregate = f"{tag}:{envelope.aggregate_id}"
+        await record_effect(envelope.model_copy(update={"aggregate_id": aggregate}), conn)
 
     return handler
 
@@ -482,31 +488,34 @@ def tagged(tag: str) -> Handler:
 async def test_consumers_sharing_a_feed_apply_their_own_share_once_and_commit_it_together(
     stack: StackUrls, database: str
 ) -> None:
-    """One Kafka consumer for three consumers: each applies only its topics and event types,
-    through its own inbox; a poison event is dead-lettered by the consumer it failed alone;
-    the feed's group commits past everything; a feed of other members is another group,
-    which reads from the start while the inboxes skip what was applied."""
+    """Consumers that ran alone, each its own group, move into one feed: it starts where their
+    groups left off (nothing applied or dead-lettered again), each applies only its topics and
+    event types, an event poisonous to one is dead-lettered by that one alone, and the feed
+    commits past everything while it runs; a feed of other members is another group, which
+    reads the history a new member needs while the others' inboxes skip it."""
     first, second = f"cdct.feed1.{new_id()}", f"cdct.feed2.{new_id()}"
-    dsn, settings = (
-        database_dsn(stack.db_url, database),
-        settings_for(stack.db_url, stack.kafka_bootstrap),
-    )
-    ones, twos = events("one", 12), events("two", 6)
-    poison = events("two", 1, poison=True)[0].model_copy(update={"aggregate_id": "poisoned"})
-    publish(stack.kafka_bootstrap, first, ones)
-    publish(stack.kafka_bootstrap, second, [*twos, poison])
+    dsn = database_dsn(stack.db_url, database)
+    settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+    other = events("one", 4)[0].model_copy(update={"event_type": "Other", "aggregate_id": "o"})
+    poison = events("one", 1, poison_for="b")[0].model_copy(update={"aggregate_id": "p"})
+    before, after, twos = events("one", 8), events("one", 5, aggregates=3), events("two", 6)
+    publish(stack.kafka_bootstrap, first, [*before, other, poison])
+    publish(stack.kafka_bootstrap, second, twos)
 
-    def spec(tag: str, topics: tuple[str, ...]) -> ConsumerSpec:
+    def spec(tag: str, topics: tuple[str, ...], types: set[str] | None = None) -> ConsumerSpec:
         return ConsumerSpec(
             name=f"cdct-feed-{tag}-{new_id()}",
             topics=topics,
             database=database,
             handler=tagged(tag),
             retry=RetryPolicy(max_attempts=2, backoff_s=0.01),
+            event_types=frozenset(types) if types else None,
         )
 
-    a, b, c = spec("a", (first,)), spec("b", (first, second)), spec("c", (second,))
+    a, b = spec("a", (first,), {"Tested"}), spec("b", (first, second))
+    c = spec("c", (second,))
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    store = PostgresStore(pool)
 
     async def tags() -> dict[str, int]:
         counted: dict[str, int] = {}
@@ -515,15 +524,29 @@ async def test_consumers_sharing_a_feed_apply_their_own_share_once_and_commit_it
             counted[tag] = counted.get(tag, 0) + 1
         return counted
 
+    async def letters() -> list[str]:
+        found = await asyncio.to_thread(list_dlq, settings, first)
+        return [e.source for e in found]
+
     async def run_until(runtime: ConsumerRuntime, expected: dict[str, int]) -> None:
         halt = asyncio.Event()
         task = asyncio.create_task(runtime.run(halt))
 
+        seen: list[Any] = []
+
         async def settled() -> bool:
-            return await tags() == expected and runtime.lag() == 0
+            done = await asyncio.to_thread(
+                committed, stack.kafka_bootstrap, runtime.group, [first, second]
+            )
+            taken = dict(runtime.positions)  # the next offset of each partition it read
+            seen[:] = [await tags(), bool(taken) and done == taken]
+            return seen == [expected, True]  # all it took is committed while it runs
 
         try:
-            await wait_for(settled)
+            try:
+                await wait_for(settled)
+            except AssertionError as exc:
+                raise AssertionError(f"{runtime.group}: {seen} != {[expected, True]}") from exc
             await asyncio.sleep(1.0)  # anything applied twice would show up now
         finally:
             halt.set()
@@ -531,27 +554,23 @@ async def test_consumers_sharing_a_feed_apply_their_own_share_once_and_commit_it
         assert await tags() == expected
 
     try:
-        feed = ConsumerRuntime([(a, PostgresStore(pool)), (b, PostgresStore(pool))], settings)
+        # a and b alone, each its own group; the poison is dead-lettered by b
+        await run_until(ConsumerRuntime([(a, store)], settings), {"a": 9})  # not "other"
+        await run_until(ConsumerRuntime([(b, store)], settings), {"a": 9, "b": 15})
+        assert await letters() == [b.name]
+
+        publish(stack.kafka_bootstrap, first, after)
+        feed = ConsumerRuntime([(a, store), (b, store)], settings)
         assert feed.group not in (a.name, b.name)
         assert feed.topics == sorted([first, second])
-        await run_until(feed, {"a": 12, "b": 18})
-        assert [m.stats.dead_lettered for m in feed.members] == [0, 1]
-        letters = await asyncio.to_thread(list_dlq, settings, second)
-        assert [(e.event_id, e.source) for e in letters] == [(str(poison.event_id), b.name)]
+        await run_until(feed, {"a": 9 + 5, "b": 15 + 5})  # only what came after
+        assert await letters() == [b.name]  # the poison was not tried again
+        assert [m.stats.applied for m in feed.members] == [5, 5]
 
-        assert await asyncio.to_thread(committed, stack.kafka_bootstrap, feed.group, first) == len(
-            ones
-        )
-        assert (
-            await asyncio.to_thread(committed, stack.kafka_bootstrap, feed.group, second)
-            == len(twos) + 1
-        )
-
-        wider = ConsumerRuntime(
-            [(a, PostgresStore(pool)), (b, PostgresStore(pool)), (c, PostgresStore(pool))], settings
-        )
+        wider = ConsumerRuntime([(a, store), (b, store), (c, store)], settings)
         assert wider.group != feed.group
-        await run_until(wider, {"a": 12, "b": 18, "c": 6})
+        await run_until(wider, {"a": 14, "b": 20, "c": 6})  # c reads second anew
+        assert [m.stats.applied for m in wider.members] == [0, 0, 6]
     finally:
         await pool.close()
 

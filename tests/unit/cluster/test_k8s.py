@@ -106,6 +106,7 @@ def test_every_consumer_of_the_local_stack_is_hosted_exactly_once() -> None:
             groups = args[args.index("--consumers") + 1 :]
             hosted += [s.name for s in consumer_specs(groups, settings)]
             assert deployment["spec"]["replicas"] <= consumers.PARTITIONS
+            assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # one group at a time
     assert sorted(hosted) == everything
     assert "scan.reward_compensation" in hosted  # OTHER_CONSUMERS are covered too
 
