@@ -25,6 +25,7 @@ from eco2.settings import Settings
 from serve import answer, text
 from serve.contracts import ModelCallFailed, VisionResult
 from serve.intent_cache import IntentCache
+from serve.lifecycle import ClosedOnStop
 from serve.model_client import ModelClient
 from serve.vision import ImageGate, VisionCatalog, VisionTask, response_format
 
@@ -59,7 +60,7 @@ STAGE_OPTIONS: dict[str, Any] = {
 }
 
 
-class _ModelStage:
+class _ModelStage(ClosedOnStop):
     kind = "stage"
 
     def __init__(self, settings: Settings) -> None:
@@ -72,7 +73,7 @@ class _ModelStage:
         """The model endpoint answers (``GET /models``, no tokens spent)."""
         await self._client.ping()
 
-    async def __del__(self) -> None:
+    async def aclose(self) -> None:
         """Serve stops the replica: its connections are closed, not left to the collector."""
         await self._client.close()
 
@@ -117,9 +118,9 @@ class VisionStage(_ModelStage):
         )
         return result.model_dump(mode="json"), elapsed_ms
 
-    async def __del__(self) -> None:
+    async def aclose(self) -> None:
         await self._fetcher.close()
-        await super().__del__()
+        await super().aclose()
 
 
 @serve.deployment(name="AnswerStage", **STAGE_OPTIONS)

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
+from serve.lifecycle import ClosedOnStop
+
 READY_TIMEOUT_S = 30
 
 
@@ -79,7 +81,7 @@ class ReplicaPipeline(Generic[P]):
             await self._pipeline.close()
 
 
-class ReplicaIngress(Generic[P]):
+class ReplicaIngress(ClosedOnStop, Generic[P]):
     """Serve's replica hooks of an ingress deployment that holds its :class:`ReplicaPipeline`
     as ``_replica``: the health check, and closing the pipeline when Serve stops the replica."""
 
@@ -88,5 +90,5 @@ class ReplicaIngress(Generic[P]):
     async def check_health(self) -> None:
         await self._replica.check_health()
 
-    async def __del__(self) -> None:
+    async def aclose(self) -> None:
         await self._replica.close()

@@ -91,5 +91,5 @@ async def test_stopping_the_replica_closes_the_image_pool_and_the_model_client()
             closed.append(self.name)
 
     built._fetcher, built._client = _Closes("images"), _Closes("model")
-    await built.__del__()
+    await built.aclose()
     assert closed == ["images", "model"]
