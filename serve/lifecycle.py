@@ -1,33 +1,24 @@
-"""What a Serve replica closes when Serve stops it, without a warning when Python collects it.
+"""What a Serve replica closes when Serve stops it, and nothing when Python collects it.
 
-Serve calls a replica's ``__del__`` when it stops the replica and awaits the coroutine it returns.
-CPython calls ``__del__`` once more when it collects the object, and an ``async def __del__``
-then makes a coroutine nobody awaits ("coroutine ... was never awaited", each time).
+Serve calls a replica's ``__del__`` when it stops the replica and awaits it when it is a
+coroutine function. Python calls ``__del__`` too when it collects an object, looking it up on the
+type: an ``async def __del__`` there made a coroutine nobody awaited at every collection ("coroutine
+... was never awaited"), and so did a sync one returning the close. Here the replica's ``__del__``
+is an attribute of the instance, which Serve finds and the collector does not look for.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Self
 
 
 class ClosedOnStop:
-    """A replica whose :meth:`aclose` runs once, when Serve stops it (its ``__del__``)."""
+    """A replica whose :meth:`aclose` Serve awaits when it stops the replica."""
 
-    _stopped = False
+    def __new__(cls, *_args: Any, **_kwargs: Any) -> Self:
+        replica = super().__new__(cls)
+        replica.__dict__["__del__"] = replica.aclose  # Serve's stop hook, not the collector's
+        return replica
 
     async def aclose(self) -> None:
         """Close what the replica holds (connections, pools)."""
-
-    def __del__(self) -> Coroutine[Any, Any, None] | None:
-        """Serve's call, on the replica's running loop: ``aclose()`` for Serve to await. Any
-        later call (the collector's) or one without a loop to await on: nothing."""
-        if self._stopped:
-            return None
-        self._stopped = True
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return self.aclose()
