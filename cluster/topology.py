@@ -303,13 +303,27 @@ def _prometheus_url(ctx: Context) -> str:
     return f"http://{HOST}:{ctx.ports['port']}"
 
 
+RAY_SCRAPE_INTERVAL = "10s"
+"""Ray's metrics_report_interval_ms: a faster scrape of a Ray node's agent returns what it
+already returned."""
+
+
 def prometheus_config(targets: dict[str, str], ray_discovery: Path, rules: Path) -> dict[str, Any]:
     """Scrape every process's metrics URL (a job per component) and every Ray node's."""
     jobs: list[dict[str, Any]] = []
     for name, url in sorted(targets.items()):
         host_port = url.split("://", 1)[1].split("/", 1)[0]
         jobs.append({"job_name": name, "static_configs": [{"targets": [host_port]}]})
-    jobs.append({"job_name": "ray", "file_sd_configs": [{"files": [str(ray_discovery)]}]})
+    # Ray's workers report their metrics to the node's agent every 10 s (Ray's
+    # metrics_report_interval_ms); scraped every 5 s, the agent rendered its 1.4 MB page twice
+    # for each report, a visible share of an idle stack's CPU (docs/benchmarks.md).
+    jobs.append(
+        {
+            "job_name": "ray",
+            "scrape_interval": RAY_SCRAPE_INTERVAL,
+            "file_sd_configs": [{"files": [str(ray_discovery)]}],
+        }
+    )
     return {
         "global": {"scrape_interval": "5s", "evaluation_interval": "15s"},
         "rule_files": [str(rules)],

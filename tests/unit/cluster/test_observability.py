@@ -102,3 +102,13 @@ def test_the_local_prometheus_scrapes_each_process_and_every_ray_node() -> None:
         "/run/ray/prom_metrics_service_discovery.json"
     ]
     assert config["rule_files"] == [str(ALERT_RULES)]
+
+
+def test_a_ray_node_is_scraped_as_often_as_its_workers_report() -> None:
+    """Scraping the agent faster than Ray's workers report renders the same page again."""
+    from ray._raylet import Config
+
+    config = prometheus_config({}, Path("/run/ray/sd.json"), ALERT_RULES)
+    ray_job = next(job for job in config["scrape_configs"] if job["job_name"] == "ray")
+    assert ray_job["scrape_interval"] == f"{Config.metrics_report_interval_ms() // 1000}s"
+    assert config["global"]["scrape_interval"] == "5s"  # the stack's own processes, unchanged
