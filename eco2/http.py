@@ -18,7 +18,9 @@ import redis.exceptions
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from eco2.errors import (
     Conflict,
@@ -33,7 +35,7 @@ from eco2.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from eco2.settings import TelemetrySettings
+from eco2.settings import Settings
 from eco2.telemetry import fastapi_options, get_logger
 
 log = get_logger(__name__)
@@ -74,7 +76,14 @@ _UNSTORABLE_TEXT: tuple[type[Exception], ...] = (
 )
 """A text value PostgreSQL cannot store (JSON may carry ``\\u0000``, a ``text`` column never
 does): the caller's input, refused as a 400 before anything was written (the statement failed)."""
-_HTTP_CODES = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}
+TOO_LARGE = TooLarge.code
+"""A body past the limit, the gateway's code for it too."""
+_HTTP_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: TOO_LARGE,
+}
 """Error codes of the framework's own refusals (:class:`starlette.exceptions.HTTPException`)."""
 
 
@@ -317,20 +326,65 @@ def install_probes(
     app.add_api_route("/readyz", readyz, methods=["GET"], include_in_schema=False)
 
 
+class BodyLimit:
+    """ASGI middleware: a request body past ``max_bytes`` (``api.max_body_bytes``, what the
+    gateway passes on) is refused with 413 ``too_large`` in the error shape, so a caller that
+    reaches a service past the gateway cannot make it read and parse more. A declared
+    ``Content-Length`` is refused before any byte is read; a chunked body is counted as it
+    arrives and refused once past the limit, while the route reads it.
+    Paths under ``own_limit`` are left to their routes, which count their bodies themselves
+    (the signed image upload, up to ``image.max_bytes``)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, own_limit: Sequence[str] = ()) -> None:
+        self._app, self._max_bytes, self._own_limit = app, max_bytes, tuple(own_limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self._own_limit):
+            await self._app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            response = JSONResponse(error_body(TOO_LARGE, self._refusal()), status_code=413)
+            await response(scope, receive, send)
+            return
+        size = 0
+
+        async def counted() -> Message:
+            nonlocal size
+            message = await receive()
+            size += len(message.get("body", b""))
+            if size > self._max_bytes:
+                # FastAPI passes an HTTPException from reading the body on as it is (anything
+                # else there becomes a 400); the handlers answer it in the error shape.
+                raise HTTPException(413, self._refusal())
+            return message
+
+        await self._app(scope, counted, send)
+
+    def _refusal(self) -> str:
+        return f"the request body is larger than {self._max_bytes} bytes; send a smaller one"
+
+
 def service_app(
     title: str,
-    telemetry: TelemetrySettings,
+    settings: Settings,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     *,
     routers: Sequence[APIRouter] = (),
     example_body: str | None = None,
     ready: ReadyCheck | None = None,
     detail: HealthDetail | None = None,
+    own_body_limit: Sequence[str] = (),
 ) -> FastAPI:
     """A service's app, the same way for every service: its lifespan, FastAPI's telemetry as
-    :func:`eco2.telemetry.fastapi_options` says, the error taxonomy (``example_body`` shows a
-    valid request in a 422), ``/healthz`` and ``/readyz`` (:func:`install_probes`), its routers."""
-    app = FastAPI(title=title, version="1", lifespan=lifespan, telemetry=fastapi_options(telemetry))
+    :func:`eco2.telemetry.fastapi_options` says, the gateway's body limit (:class:`BodyLimit`;
+    not under the path prefixes ``own_body_limit``), the error taxonomy (``example_body`` shows
+    a valid request in a 422), ``/healthz`` and ``/readyz`` (:func:`install_probes`), its
+    routers."""
+    app = FastAPI(
+        title=title, version="1", lifespan=lifespan, telemetry=fastapi_options(settings.telemetry)
+    )
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes, own_limit=own_body_limit)
     install_error_handlers(app, example_body=example_body)
     install_probes(app, ready, detail=detail)
     for router in routers:

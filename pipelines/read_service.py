@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
             }
             yield
 
-    app = service_app("Eco² job streams and results", settings.telemetry, lifespan)
+    app = service_app("Eco² job streams and results", settings, lifespan)
 
     @app.get("/api/v1/scan/categories")
     async def categories() -> list[dict[str, Any]]:

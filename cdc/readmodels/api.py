@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.valkey = client
             yield
 
-    app = service_app("Eco² read models", settings.telemetry, lifespan, ready=_valkey_answers)
+    app = service_app("Eco² read models", settings, lifespan, ready=_valkey_answers)
 
     @app.get("/api/v1/scan/history")
     async def history(

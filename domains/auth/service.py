@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     return service_app(
         "Eco² auth",
-        settings.telemetry,
+        settings,
         lifespan,
         routers=[router],
         example_body='{"nickname": "eco", "user_key": "my-device-1"}',

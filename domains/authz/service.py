@@ -62,9 +62,7 @@ def create_app(
             app.state.access_cookie = settings.auth.access_cookie
             yield
 
-    return service_app(
-        "Eco² ext-authz", settings.telemetry, lifespan, routers=[router], ready=_ready
-    )
+    return service_app("Eco² ext-authz", settings, lifespan, routers=[router], ready=_ready)
 
 
 async def _ready(app: FastAPI) -> None:

@@ -34,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     return service_app(
         "Eco² character",
-        settings.telemetry,
+        settings,
         lifespan,
         routers=[router],
         example_body=ONBOARD_EXAMPLE,

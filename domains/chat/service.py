@@ -26,7 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     return service_app(
-        "Eco² chat", settings.telemetry, lifespan, routers=[router], example_body=TITLE_EXAMPLE
+        "Eco² chat", settings, lifespan, routers=[router], example_body=TITLE_EXAMPLE
     )
 
 

@@ -69,7 +69,10 @@ async def upload_callback(
     return await uploads.status(user_id, channel, body.key)
 
 
-@router.put("/api/v1/images/upload/{key:path}", responses=error_responses(403, 409, 413, 415))
+UPLOAD_PREFIX = "/api/v1/images/upload/"
+
+
+@router.put(UPLOAD_PREFIX + "{key:path}", responses=error_responses(403, 409, 413, 415))
 async def upload_object(
     key: str,
     request: Request,

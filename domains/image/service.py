@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cdc.consumers import ConsumerSpec
-from domains.image.http import EXAMPLE_BODY, router
+from domains.image.http import EXAMPLE_BODY, UPLOAD_PREFIX, router
 from domains.image.repository import UploadRepository
 from domains.image.storage import LocalStorage, Storage
 from domains.image.uploads import Uploads
@@ -51,7 +51,12 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     return service_app(
-        "Eco² image", settings.telemetry, lifespan, routers=[router], example_body=EXAMPLE_BODY
+        "Eco² image",
+        settings,
+        lifespan,
+        routers=[router],
+        example_body=EXAMPLE_BODY,
+        own_body_limit=[UPLOAD_PREFIX],  # the file, read up to image.max_bytes by Uploads
     )
 
 

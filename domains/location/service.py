@@ -59,7 +59,7 @@ def create_app(settings: Settings, *, clock: Clock = _utc_now) -> FastAPI:
             app.state.locations = locations
             yield
 
-    return service_app("Eco² location", settings.telemetry, lifespan, routers=[router])
+    return service_app("Eco² location", settings, lifespan, routers=[router])
 
 
 def consumers(settings: Settings) -> list[ConsumerSpec]:

@@ -43,9 +43,7 @@ def create_app(settings: Settings, *, character_client: httpx.AsyncClient | None
             app.state.character_api = CharacterApi(client)
             yield
 
-    return service_app(
-        "Eco² my", settings.telemetry, lifespan, routers=[router], example_body=PATCH_EXAMPLE
-    )
+    return service_app("Eco² my", settings, lifespan, routers=[router], example_body=PATCH_EXAMPLE)
 
 
 def consumers(_settings: Settings) -> list[ConsumerSpec]:

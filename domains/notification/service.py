@@ -50,9 +50,7 @@ def create_app(
                 app.state.notification = None
                 await hub.close()
 
-    return service_app(
-        "Eco² notification", settings.telemetry, lifespan, routers=[router], detail=_listener
-    )
+    return service_app("Eco² notification", settings, lifespan, routers=[router], detail=_listener)
 
 
 async def _listener(app: FastAPI) -> dict[str, str]:

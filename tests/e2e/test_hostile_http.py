@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from eco2.settings import settings_of
+from runtime.routes import route_of
 from tests.conftest import StackUrls
 from tests.e2e.saga_support import eventually, rewarded_scan, sign_in, upload_image
 
@@ -124,6 +126,39 @@ async def test_a_10_mb_body_is_refused_at_once_and_the_stack_serves_on(
     assert time.monotonic() - started < QUICK_S
     assert assert_error(answer, 413)["code"] == "too_large"
     await _still_serving(alice)
+
+
+@pytest.mark.parametrize(("method", "path"), SUBMIT_ROUTES)
+async def test_a_10_mb_body_sent_past_the_gateway_is_refused_by_the_service_itself(
+    stack: StackUrls, alices: dict[str, Any], method: str, path: str
+) -> None:
+    """Straight to the service the gateway would route it to (a caller inside the network):
+    the service counts the body as it arrives and refuses it, declared or chunked."""
+    route = route_of(path.format(**alices))
+    assert route is not None
+    base = settings_of(stack.env).services.url_of(route.service)
+    user = {"X-User-ID": "alice-direct", "Content-Type": "application/json"}
+    declared = b'{"message": "' + b"a" * BIG + b'"}'
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'{"message": "'
+        for _ in range(BIG // 65536):
+            yield b"a" * 65536
+        yield b'"}'
+
+    async with httpx.AsyncClient(base_url=base, timeout=60) as direct:
+        for content in (declared, chunked()):
+            started = time.monotonic()
+            answer = await direct.request(
+                method, path.format(**alices), content=content, headers=user
+            )
+            assert time.monotonic() - started < QUICK_S
+            error = assert_error(answer, 413)
+            assert error["code"] == "too_large", error
+            assert "bytes; send a smaller one" in error["message"], error
+        # A body within the limit still reaches the route (its own answer, not a 413).
+        small = await direct.request(method, path.format(**alices), content=b"{}", headers=user)
+        assert small.status_code != 413, small.text
 
 
 OPTIONAL_BODY = {"/api/v1/chat", "/api/v1/auth/dev-login"}
