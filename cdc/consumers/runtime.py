@@ -9,8 +9,10 @@ Delivery guarantees:
   one statement; a handler with ``apply_batch(conn, envelopes)``
   (:func:`cdc.consumers.apply.batch_handler`) gets the batch's new events in one call, so it
   can write their effects in one statement too;
-* **offsets after the database** — a batch's offsets are committed (synchronously) only after its
-  transaction committed and its dead letters were acknowledged; a crash in between redelivers;
+* **offsets after the database** — a batch's offsets are stored only after its transaction
+  committed and its dead letters were acknowledged, and the client commits what is stored every
+  ``COMMIT_EVERY_MS`` and on close (librdkafka's auto-commit of stored offsets); a crash
+  redelivers what was applied since the last commit, which the inbox skips;
 * **order per partition** — messages are applied in partition order, one batch at a time;
 * **failures** — infrastructure errors (database/network) are retried without limit; handler
   errors are retried with exponential backoff up to ``RetryPolicy.max_attempts`` (permanent ones,
@@ -25,7 +27,7 @@ Several consumers of one process share one Kafka consumer (a *feed*, :func:`feed
 of the embedded broker costs it work for every stored batch of each partition fetched, so twelve
 consumers each fetching every 50 ms cost the broker twice what three feeds do. The guarantees
 above hold per consumer within a feed: each applies the messages of its topics and event types
-through its own inbox, retries and dead-letters on its own, and the feed commits a batch's offsets
+through its own inbox, retries and dead-letters on its own, and the feed stores a batch's offsets
 once every consumer is done with it. What they share is progress: a consumer that waits (on its
 database, or retrying) holds its feed-mates back, so a feed only joins consumers of one store kind.
 A feed of several consumers is its own Kafka group (:func:`group_of`); when its members change it
@@ -101,6 +103,9 @@ _events_handled = telemetry.meter(__name__).create_counter(
 )
 
 POLL_S = 0.5
+COMMIT_EVERY_MS = 1000
+"""How often a feed's client commits the offsets stored after each batch. A synchronous commit
+per batch was a request to the broker and a thread hop per batch (docs/benchmarks.md)."""
 DLQ_ACK_TIMEOUT_S = 30.0
 WHOLE_CHECK_S = 5.0
 """How often a consumer that rebuilds lost state asks its store whether the state is whole."""
@@ -242,7 +247,7 @@ class Delivered:
 class Member:
     """One consumer in a feed: it applies the messages of its topics and event types in each
     batch the feed took, through its own store, and dead-letters what fails. It commits nothing:
-    the feed commits the batch once every member is done with it."""
+    the feed stores the batch's offsets once every member is done with it."""
 
     def __init__(
         self, spec: ConsumerSpec, settings: Settings, store: Store, producer: Producer
@@ -416,7 +421,7 @@ class Member:
 class ConsumerRuntime:
     """A feed: one Kafka consumer, in group :func:`group_of` its members, takes batches of
     their topics; each member applies its share through its own store, then the batch's
-    offsets are committed."""
+    offsets are stored, for the client to commit (``COMMIT_EVERY_MS``)."""
 
     def __init__(
         self,
@@ -435,7 +440,13 @@ class ConsumerRuntime:
         self.group, self.batch_size, self.settings = group_of(specs), batch_size, settings
         self.topics = sorted({topic for spec in specs for topic in spec.topics})
         wait = waits.pop()
-        tuning = {} if wait is None else {"fetch.wait.max.ms": wait}
+        tuning: dict[str, Any] = {
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,  # stored by _store_offsets, after the database
+            "auto.commit.interval.ms": COMMIT_EVERY_MS,
+        }
+        if wait is not None:
+            tuning["fetch.wait.max.ms"] = wait
         self.consumer = Consumer(
             consumer_config(settings, self.group, **{**tuning, **(kafka or {})})
         )
@@ -489,7 +500,7 @@ class ConsumerRuntime:
 
     async def process(self, messages: Sequence[Message]) -> None:
         """Let every member apply its share of one batch, wait for the dead letters, then
-        commit the batch's offsets."""
+        store the batch's offsets for the next commit."""
         batch: list[Delivered] = []
         for message in messages:
             err = message.error()
@@ -499,7 +510,7 @@ class ConsumerRuntime:
                 log.warning("kafka consume error", group=self.group, error=str(err))
         # Every member finishes its share, whatever another's fate (a feed-mate's failure does
         # not cancel a transaction or a retry in progress); one failure leaves the batch
-        # uncommitted, to be delivered again, and ends the feed as it ended a lone consumer.
+        # unstored, to be delivered again, and ends the feed as it ended a lone consumer.
         outcomes = await asyncio.gather(
             *(member.process(batch, self._stop) for member in self.members),
             return_exceptions=True,
@@ -509,7 +520,7 @@ class ConsumerRuntime:
             raise next((f for f in failures if not isinstance(f, _Stopping)), failures[0])
         if len(self.producer) and self.producer.flush(DLQ_ACK_TIMEOUT_S):  # letters waiting
             raise RuntimeError("dead letters not acknowledged by Kafka; not committing offsets")
-        await self._commit(messages)
+        self._store_offsets(messages)
 
     def lag(self, topics: Iterable[str] | None = None) -> int:
         """Messages of the assigned partitions (of ``topics``, default all) not consumed yet:
@@ -617,7 +628,9 @@ class ConsumerRuntime:
             self._marks = self._watermarks(self.partitions)
         return batch
 
-    async def _commit(self, messages: Sequence[Message]) -> None:
+    def _store_offsets(self, messages: Sequence[Message]) -> None:
+        """Offsets past the batch, for the client's next commit: a local call, made between
+        two ``consume`` calls (so it does not wait on one)."""
         last: dict[tuple[str, int], int] = {}
         for message in messages:
             if message.error() is None:
@@ -627,12 +640,9 @@ class ConsumerRuntime:
         if not offsets:  # only partition ends or errors
             return
         try:
-            await asyncio.to_thread(self._commit_sync, offsets)
-        except Exception as exc:  # e.g. a rebalance: redelivery is harmless (inbox)
-            log.warning("offset commit failed", group=self.group, error=str(exc))
-
-    def _commit_sync(self, offsets: list[TopicPartition]) -> None:
-        self.consumer.commit(offsets=offsets, asynchronous=False)
+            self.consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:  # revoked meanwhile: redelivery is harmless (inbox)
+            log.warning("offsets not stored", group=self.group, error=str(exc))
 
 
 @asynccontextmanager

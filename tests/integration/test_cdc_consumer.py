@@ -575,6 +575,63 @@ async def test_consumers_sharing_a_feed_apply_their_own_share_once_and_commit_it
         await pool.close()
 
 
+async def test_a_feed_commits_what_it_applied_in_the_background_and_when_it_stops(
+    stack: StackUrls, database: str
+) -> None:
+    """No commit per batch: the offsets past each applied batch are stored and committed by
+    the client every interval (here longer than the test) and when the feed stops, so a feed
+    that stops right after applying has committed all of it; what its next run is given again
+    is only what came after."""
+    topic = f"cdct.commit.{new_id()}"
+    dsn = database_dsn(stack.db_url, database)
+    settings = settings_for(stack.db_url, stack.kafka_bootstrap)
+    spec = ConsumerSpec(
+        name=f"cdct-commit-{new_id()}", topics=(topic,), database=database, handler=tagged("k")
+    )
+    publish(stack.kafka_bootstrap, topic, events("one", 12))
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+
+    async def applied() -> int:
+        return sum(1 for row in await effects(dsn) if row["aggregate_id"].startswith("k:"))
+
+    async def settled(expected: int) -> bool:
+        return await applied() == expected
+
+    async def run_until_applied(expected: int) -> ConsumerRuntime:
+        runtime = ConsumerRuntime(
+            [(spec, PostgresStore(pool))], settings, kafka={"auto.commit.interval.ms": 600_000}
+        )
+        halt = asyncio.Event()
+        task = asyncio.create_task(runtime.run(halt))
+        try:
+            await wait_for(lambda: settled(expected))
+            taken = dict(runtime.positions)  # the next offset of each partition it read
+            uncommitted = await asyncio.to_thread(
+                committed, stack.kafka_bootstrap, runtime.group, [topic]
+            )
+        finally:
+            halt.set()
+            await task
+
+        def at(offsets: dict[tuple[str, int], int]) -> dict[tuple[str, int], int | None]:
+            return {tp: offsets.get(tp) for tp in taken}  # the partitions this run read
+
+        assert taken
+        assert at(uncommitted) != taken  # nothing committed per batch
+        closed = await asyncio.to_thread(committed, stack.kafka_bootstrap, runtime.group, [topic])
+        assert at(closed) == taken  # all of it, on stop
+        return runtime
+
+    try:
+        first = await run_until_applied(12)
+        assert first.members[0].stats.applied == 12
+        publish(stack.kafka_bootstrap, topic, events("one", 3, aggregates=2))
+        second = await run_until_applied(15)
+        assert second.members[0].stats.messages == 3  # given only what came after
+    finally:
+        await pool.close()
+
+
 class TestPostgresInbox(InboxContract):
     @pytest.fixture
     async def store(self, stack: StackUrls, database: str) -> AsyncIterator[Store]:
