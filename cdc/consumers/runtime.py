@@ -578,7 +578,7 @@ class ConsumerRuntime:
             for p in consumer.committed(partitions, timeout=10)
             if p.offset < 0
         ]
-        starts: dict[tuple[str, int], int | None] = {}
+        seen: dict[tuple[str, int], list[int]] = {}
         for member in self.members:
             mine = [TopicPartition(t, n) for t, n in fresh if t in member.spec.topics]
             if not mine:
@@ -586,18 +586,11 @@ class ConsumerRuntime:
             probe = Consumer(consumer_config(self.settings, member.spec.name))  # never joins
             try:
                 for tp in probe.committed(mine, timeout=10):
-                    key, before = (
-                        (tp.topic, tp.partition),
-                        starts.get((tp.topic, tp.partition), tp.offset),
-                    )
-                    starts[key] = (
-                        None
-                        if tp.offset < 0 or before is None or before < 0
-                        else min(before, tp.offset)
-                    )
+                    seen.setdefault((tp.topic, tp.partition), []).append(tp.offset)
             finally:
                 probe.close()
-        return {key: offset for key, offset in starts.items() if offset is not None}
+        # A negative offset: that member never committed there, so the partition starts over.
+        return {key: min(offsets) for key, offsets in seen.items() if min(offsets) >= 0}
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {(p.topic, p.partition) for p in partitions}
