@@ -55,6 +55,11 @@ class TooLarge(InvalidInput):
     code = "too_large"
 
 
+def body_too_large(limit: int) -> TooLarge:
+    """A request body past ``limit`` bytes: the gateway's refusal and every service's."""
+    return TooLarge(f"the request body is larger than {limit} bytes; send a smaller one")
+
+
 class UnsupportedMediaType(InvalidInput):
     code = "unsupported_media_type"
 

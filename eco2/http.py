@@ -34,6 +34,7 @@ from eco2.errors import (
     Unavailable,
     Unprocessable,
     UnsupportedMediaType,
+    body_too_large,
 )
 from eco2.settings import Settings
 from eco2.telemetry import fastapi_options, get_logger
@@ -76,13 +77,11 @@ _UNSTORABLE_TEXT: tuple[type[Exception], ...] = (
 )
 """A text value PostgreSQL cannot store (JSON may carry ``\\u0000``, a ``text`` column never
 does): the caller's input, refused as a 400 before anything was written (the statement failed)."""
-TOO_LARGE = TooLarge.code
-"""A body past the limit, the gateway's code for it too."""
 _HTTP_CODES = {
     400: "invalid_request",
     404: "not_found",
     405: "method_not_allowed",
-    413: TOO_LARGE,
+    413: TooLarge.code,
 }
 """Error codes of the framework's own refusals (:class:`starlette.exceptions.HTTPException`)."""
 
@@ -344,7 +343,8 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_bytes:
-            response = JSONResponse(error_body(TOO_LARGE, self._refusal()), status_code=413)
+            refusal = body_too_large(self._max_bytes)
+            response = JSONResponse(error_body(refusal.code, refusal.message), status_code=413)
             await response(scope, receive, send)
             return
         size = 0
@@ -356,13 +356,10 @@ class BodyLimit:
             if size > self._max_bytes:
                 # FastAPI passes an HTTPException from reading the body on as it is (anything
                 # else there becomes a 400); the handlers answer it in the error shape.
-                raise HTTPException(413, self._refusal())
+                raise HTTPException(413, body_too_large(self._max_bytes).message)
             return message
 
         await self._app(scope, counted, send)
-
-    def _refusal(self) -> str:
-        return f"the request body is larger than {self._max_bytes} bytes; send a smaller one"
 
 
 def service_app(

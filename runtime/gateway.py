@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from domains.authz.verifier import CHALLENGE, PROVIDER_HEADER, USER_HEADER, principal_of
 from eco2 import telemetry
-from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable
+from eco2.errors import Eco2Error, Forbidden, Unauthenticated, Unavailable, body_too_large
 from eco2.loop import new_event_loop
 from eco2.settings import Settings, load_settings
 from eco2.telemetry import configure, get_logger
@@ -450,9 +450,8 @@ def _retry_after(response: web.StreamResponse) -> float | None:
 
 
 def _too_large(limit: int) -> web.Response:
-    return _json_error(
-        413, "too_large", f"the request body is larger than {limit} bytes; send a smaller one"
-    )
+    refusal = body_too_large(limit)
+    return _json_error(413, refusal.code, refusal.message)
 
 
 async def _read_within(request: web.Request, limit: int) -> bytes | None:
