@@ -12,32 +12,21 @@ and FastAPI must see real annotation objects there, not strings.
 
 from typing import Any
 
-from fastapi import FastAPI, Header
+from fastapi import Header
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from eco2 import telemetry
-from eco2.http import BodyLimit, error_responses, install_error_handlers, require_user
+from eco2.http import error_responses, require_user
 from eco2.settings import Settings, load_settings
 from pipelines.chat.bootstrap import ChatPipeline, open_pipeline
 from pipelines.chat.intake import InputRequest, MessageRequest
-from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
+from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline, ingress_api
 from pipelines.scan.stages import vision_catalog
 from serve.stages import TextStage, VisionStage
 
-# The request span only (FastAPI's dependency, endpoint and serialisation spans tripled the
-# spans of a request); no metrics (Serve records the ingress's own).
-api = FastAPI(
-    title="Eco² chat API",
-    version="1",
-    telemetry={"metrics": False, "logs": False, "operation_spans": False},
-)
-# The gateway's body limit here too, for a caller past the gateway, as in every service. Serve
-# freezes the app at import, so the limit is read from this process's environment, which the
-# stack's Ray node and its replicas share.
-api.add_middleware(BodyLimit, max_bytes=load_settings().api.max_body_bytes)
-install_error_handlers(api, example_body='{"message": "페트병은 어떻게 버려?"}')
+api = ingress_api("Eco² chat API", example_body='{"message": "페트병은 어떻게 버려?"}')
 
 
 class ChatAppArgs(BaseModel):

@@ -13,6 +13,10 @@ import contextlib
 from collections.abc import Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
+from fastapi import FastAPI
+
+from eco2.http import BodyLimit, install_error_handlers
+from eco2.settings import load_settings
 from serve.lifecycle import ClosedOnStop
 
 READY_TIMEOUT_S = 30
@@ -79,6 +83,23 @@ class ReplicaPipeline(Generic[P]):
             await self._running
         if self._pipeline is not None:
             await self._pipeline.close()
+
+
+def ingress_api(title: str, *, example_body: str) -> FastAPI:
+    """The FastAPI app of a Serve ingress, the same way for every pipeline: of FastAPI's own
+    telemetry only the request span (its dependency, endpoint and serialisation spans tripled
+    the spans of a request; Serve records the ingress's metrics, our JSON logs its errors); the
+    gateway's body limit, for a caller past the gateway, as in every service; the error
+    taxonomy. Serve freezes the app at import, so the limit is read from this process's
+    environment, which the stack's Ray node and its replicas share."""
+    api = FastAPI(
+        title=title,
+        version="1",
+        telemetry={"metrics": False, "logs": False, "operation_spans": False},
+    )
+    api.add_middleware(BodyLimit, max_bytes=load_settings().api.max_body_bytes)
+    install_error_handlers(api, example_body=example_body)
+    return api
 
 
 class ReplicaIngress(ClosedOnStop, Generic[P]):

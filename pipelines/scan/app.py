@@ -14,34 +14,22 @@ and FastAPI must see real annotation objects there, not strings.
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Header
+from fastapi import Header
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from eco2 import telemetry
-from eco2.http import BodyLimit, error_responses, install_error_handlers, require_user
+from eco2.http import error_responses, require_user
 from eco2.settings import Settings, load_settings
-from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline
+from pipelines.jobs.replica import ReplicaIngress, ReplicaPipeline, ingress_api
 from pipelines.rules.rulebook import load_rulebook
 from pipelines.scan.bootstrap import ScanPipeline, open_pipeline
 from pipelines.scan.intake import INTERNAL_CALLER, ScanRequest
 from pipelines.scan.stages import rule_documents, vision_catalog
 from serve.stages import AnswerStage, VisionStage
 
-# FastAPI's own request metrics and exception logs duplicate Serve's request metrics and our
-# JSON logs; of its spans only the request's stay on (its dependency, endpoint and serialisation
-# spans tripled the spans of a request).
-api = FastAPI(
-    title="Eco² scan API",
-    version="1",
-    telemetry={"metrics": False, "logs": False, "operation_spans": False},
-)
-# The gateway's body limit here too, for a caller past the gateway, as in every service. Serve
-# freezes the app at import, so the limit is read from this process's environment, which the
-# stack's Ray node and its replicas share.
-api.add_middleware(BodyLimit, max_bytes=load_settings().api.max_body_bytes)
-install_error_handlers(api, example_body='{"image_url": "https://..."}')
+api = ingress_api("Eco² scan API", example_body='{"image_url": "https://..."}')
 
 
 class ScanAppArgs(BaseModel):
