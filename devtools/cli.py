@@ -18,6 +18,7 @@ from devtools.bench.otlp_sink import bench_otlp_sink
 from devtools.bench.rescore import bench_rescore
 from devtools.bench.saga import bench_saga
 from devtools.bench.scan import bench_scan
+from devtools.bench.skeleton import bench_skeleton
 from devtools.bench.spans import bench_spans
 from devtools.bench.up import bench_up
 from devtools.chaos.run import chaos_command
@@ -36,6 +37,10 @@ def _bench_up_command(
 BENCHMARKS: dict[str, tuple[Callable[..., None], str]] = {
     "up": (_bench_up_command, "Cold and warm start time of the local stack, and its RSS."),
     "scan": (bench_scan, "Closed-loop scan load against the local stack (simulated model)."),
+    "skeleton": (
+        bench_skeleton,
+        "The bare Serve skeleton's ceiling on this machine now (stack down), to compare scan with.",
+    ),
     "chat": (bench_chat, "Concurrent conversations through the gateway (simulated model)."),
     "autoscale": (bench_autoscale, "A step in scans in flight: how fast the AI stages scale."),
     "cdc": (bench_cdc, "WAL relay vs polling relay, and the inbox consumer."),

@@ -4,7 +4,7 @@ with the simulator's latencies set for the run, and the stack's CPU per scan by 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import httpx
@@ -69,8 +69,13 @@ def process_label(argv: list[str]) -> str | None:
 
 def cpu_by_process(state: StackState) -> dict[str, float]:
     """CPU seconds so far of each process of the stack, keyed by a readable name."""
+    return cpu_of(process.tree(state.supervisor_pid))
+
+
+def cpu_of(processes: Iterable[psutil.Process]) -> dict[str, float]:
+    """CPU seconds so far of ``processes``, keyed by a readable name (summed per name)."""
     seconds: dict[str, float] = {}
-    for proc in process.tree(state.supervisor_pid):
+    for proc in processes:
         try:
             name = process_label(proc.cmdline()) or proc.name()
             times = proc.cpu_times()
