@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from eco2.http import BodyLimit, install_error_handlers
 from eco2.settings import load_settings
+from eco2.telemetry import fastapi_options
 from serve.lifecycle import ClosedOnStop
 
 READY_TIMEOUT_S = 30
@@ -86,18 +87,19 @@ class ReplicaPipeline(Generic[P]):
 
 
 def ingress_api(title: str, *, example_body: str) -> FastAPI:
-    """The FastAPI app of a Serve ingress, the same way for every pipeline: of FastAPI's own
-    telemetry only the request span (its dependency, endpoint and serialisation spans tripled
-    the spans of a request; Serve records the ingress's metrics, our JSON logs its errors); the
-    gateway's body limit, for a caller past the gateway, as in every service; the error
-    taxonomy. Serve freezes the app at import, so the limit is read from this process's
-    environment, which the stack's Ray node and its replicas share."""
+    """The FastAPI app of a Serve ingress, the same way for every pipeline: FastAPI's request
+    span only when spans are exported, as in every service (:func:`eco2.telemetry.fastapi_options`),
+    and never its request metrics (Serve records the ingress's); the gateway's body limit, for
+    a caller past the gateway, as in every service; the error taxonomy. Serve freezes the app
+    at import, so both are read from this process's environment, which the stack's Ray node and
+    its replicas share."""
+    settings = load_settings()
     api = FastAPI(
         title=title,
         version="1",
-        telemetry={"metrics": False, "logs": False, "operation_spans": False},
+        telemetry={**fastapi_options(settings.telemetry), "metrics": False},
     )
-    api.add_middleware(BodyLimit, max_bytes=load_settings().api.max_body_bytes)
+    api.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     install_error_handlers(api, example_body=example_body)
     return api
 
