@@ -83,6 +83,7 @@ class ModelClient:
 
     async def close(self) -> None:
         await self._client.close()
+        await metrics.close_tallies()
 
     async def ping(self) -> None:
         """Raise unless the model endpoint answers (``GET /models``; costs no tokens)."""
