@@ -45,12 +45,12 @@ class Tally:
     def inc(self, value: float, tags: Mapping[str, str]) -> None:
         key = tuple(sorted(tags.items()))
         self._pending[key] = self._pending.get(key, 0.0) + value
-        if self._flusher is None or self._flusher.done():
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
             self._flusher = loop.create_task(self._flush_forever(), name="metrics-tally")
 
     def flush(self) -> None:
@@ -68,11 +68,13 @@ class Tally:
             self.flush()
 
     async def aclose(self) -> None:
-        """Stop the flusher after recording what is pending."""
-        if self._flusher is not None:
-            self._flusher.cancel()
+        """Stop the flusher after recording what is pending. A flusher of another loop (one
+        that has ended, in tests) is only forgotten: it cannot be awaited from this one."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher.get_loop() is asyncio.get_running_loop():
+            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+                await flusher
         self.flush()
 
 

@@ -57,3 +57,20 @@ def test_without_a_running_loop_each_increment_is_recorded_at_once() -> None:
     tally = Tally(counter)
     tally.inc(1, {"kind": "summary"})
     assert counter.calls == [(1.0, {"kind": "summary"})]
+
+
+def test_a_tally_used_on_a_new_loop_flushes_there_and_closes_without_the_old_one() -> None:
+    counter = Recorded()
+    tally = Tally(counter, every_s=3600)
+
+    async def one(value: float) -> None:
+        tally.inc(value, {"kind": "vision"})
+
+    asyncio.run(one(1))  # the first loop ends with its flusher pending and the count held
+
+    async def second() -> None:
+        tally.inc(2, {"kind": "vision"})
+        await tally.aclose()
+
+    asyncio.run(second())
+    assert counter.totals() == {(("kind", "vision"),): 3.0}
