@@ -125,11 +125,12 @@ def run_skeleton(
     finally:
         stack.stop()
         shutil.rmtree(run_dir, ignore_errors=True)
-    ideal_per_min = users / (vision_s + answer_s) * 60
+    model_s = vision_s + answer_s
+    ideal = users / model_s * 60 if model_s else None  # no model time: no closed-loop ideal
     return {
         **result,
-        "ideal_completed_per_min": round(ideal_per_min, 1),
-        "of_ideal": round(result["completed_per_min"] / ideal_per_min, 3),
+        "ideal_completed_per_min": None if ideal is None else round(ideal, 1),
+        "of_ideal": None if ideal is None else round(result["completed_per_min"] / ideal, 3),
         "cpu_percent": round(result["machine_cpu_percent"] - result["driver_cpu_percent"], 1),
         "head_cpu_ms_per_scan": cpu_ms,
         "machine": host,
