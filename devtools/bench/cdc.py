@@ -18,10 +18,8 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -36,10 +34,10 @@ import typer
 from confluent_kafka.admin import AdminClient
 
 from cdc.outbox import topic_for
-from cluster.stack import Stack
 from cluster.topology import KAFKA, POSTGRES
 from devtools.bench.cdc_consumer import consumer_throughput
 from devtools.bench.machine import machine, reference_loop_ms
+from devtools.bench.own_stack import own_stack
 from eco2.kafka import bootstrap
 from eco2.migrations import database_dsn, migrations_for
 from eco2.settings import Settings, load_settings
@@ -516,25 +514,14 @@ def _with_stack(run: Callable[[Settings], dict[str, Any]]) -> dict[str, Any]:
     settings = load_settings()
     if settings.db.url and settings.kafka.bootstrap:
         return run(settings)
-    run_dir = Path(tempfile.mkdtemp(prefix="cdcb-", dir="/tmp"))
-    stack = Stack(
-        settings.model_copy(update={"run_dir": run_dir}),
-        components=BENCH_COMPONENTS,
-        run_dir=run_dir,
-    )
-    try:
-        state = stack.start()
+    with own_stack(settings, BENCH_COMPONENTS, "cdcb-") as state:
         kafka = {
             key.removeprefix("ECO2_KAFKA__").lower(): value
             for key, value in state.env.items()
             if key.startswith("ECO2_KAFKA__")
         }
-        return run(
-            load_settings(db={"url": state.env["ECO2_DB__URL"]}, kafka=kafka, run_dir=run_dir)
-        )
-    finally:
-        stack.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
+        db = {"url": state.env["ECO2_DB__URL"]}
+        return run(load_settings(db=db, kafka=kafka, run_dir=Path(state.run_dir)))
 
 
 def bench_cdc(

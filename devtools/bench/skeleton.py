@@ -15,10 +15,7 @@ Run it with the local stack down: an idle stack takes a quarter of a core from t
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -28,12 +25,12 @@ import typer
 from cluster import probes, process
 from cluster.ports import HOST, pick_ports
 from cluster.serve_start import DEPLOY_PATH
-from cluster.stack import Stack
 from cluster.state import read_state
 from cluster.supervisor import run_dir_of, supervisor_alive
 from cluster.topology import RAY
 from devtools.bench import loadgen
 from devtools.bench.machine import machine
+from devtools.bench.own_stack import own_stack
 from devtools.bench.scan import cpu_ms_per_unit, cpu_of
 from eco2.settings import Settings, load_settings
 
@@ -96,10 +93,7 @@ def run_skeleton(
         raise typer.BadParameter(
             "ECO2_RAY__ADDRESS is set: the skeleton runs on a Ray head of its own; unset it"
         )
-    run_dir = Path(tempfile.mkdtemp(prefix="skel-", dir="/tmp"))
-    stack = Stack(settings.model_copy(update={"run_dir": run_dir}), (RAY,), run_dir)
-    try:
-        state = stack.start()
+    with own_stack(settings, (RAY,), "skel-") as state:
         dashboard = state.env["ECO2_RAY__DASHBOARD_URL"]
         port = pick_ports(1)[0]
         response = httpx.put(
@@ -111,7 +105,7 @@ def run_skeleton(
         url = f"http://{HOST}:{port}"
         _wait_ready(dashboard, url)
         host = machine()
-        head = [p for p in process.tree(os.getpid()) if p.pid != os.getpid()]
+        head = process.tree(os.getpid())[1:]  # this process (the load generator) apart
         before = cpu_of(head)
         result = loadgen.run(
             loadgen.Target(url, url),
@@ -122,9 +116,6 @@ def run_skeleton(
             "sync",
         )
         cpu_ms = cpu_ms_per_unit(before, cpu_of(head), result["all_completed"])
-    finally:
-        stack.stop()
-        shutil.rmtree(run_dir, ignore_errors=True)
     model_s = vision_s + answer_s
     ideal = users / model_s * 60 if model_s else None  # no model time: no closed-loop ideal
     return {
